@@ -1,0 +1,3 @@
+from blut_core.cli import main
+
+main()

@@ -1,0 +1,211 @@
+"""The one cattrs converter blut uses, and field-by-field error reporting.
+
+``structure(data, cls, where=...)`` turns plain data into attrs instances and raises a
+:class:`ConfigError` whose details name every bad field by its dotted path, the expected
+type, and for unknown keys the list of valid ones.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from blut_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import cattrs
+
+T = TypeVar("T")
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _int(value: Any, _: type) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise TypeError(f"expected an integer, got {type(value).__name__}")
+
+
+def _float(value: Any, _: type) -> float:
+    if isinstance(value, bool):
+        raise TypeError("expected a number, got a boolean")
+    if isinstance(value, (int, float)):
+        result = float(value)
+    elif isinstance(value, str):
+        result = float(value.strip())
+    else:
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(result):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return result
+
+
+def _bool(value: Any, _: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise TypeError(f"expected true or false, got {value!r}")
+
+
+def _str(value: Any, _: type) -> str:
+    if isinstance(value, (dict, list)):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return str(value)
+
+
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The process's converter: strict scalars, extra keys forbidden, enums by value."""
+    import cattrs
+
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(int, _int)
+    conv.register_structure_hook(float, _float)
+    conv.register_structure_hook(bool, _bool)
+    conv.register_structure_hook(str, _str)
+    conv.register_structure_hook(Path, lambda v, _: Path(v).expanduser())
+    conv.register_unstructure_hook(Path, str)
+    conv.register_unstructure_hook(enum.Enum, lambda e: e.value)
+    return conv
+
+
+def structure(data: Any, cls: type[T], *, where: str, hint: str | None = None) -> T:
+    """Structure ``data`` as ``cls`` or raise :class:`ConfigError` listing every bad field."""
+    import cattrs
+
+    try:
+        return converter().structure(data, cls)
+    except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as exc:
+        details = cattrs.transform_error(exc, path="", format_exception=_format)
+        lines = [_tidy(d) for d in details]
+        raise ConfigError(f"invalid {where}: " + "; ".join(lines),
+                          details=lines if len(lines) > 1 else (), hint=hint) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid {where}: {exc}", hint=hint) from None
+
+
+def _tidy(line: str) -> str:
+    """cattrs says 'msg @ $.a.b'; we say 'a.b: msg'."""
+    msg, sep, path = line.rpartition(" @ ")
+    if not sep:
+        return line
+    path = path.removeprefix("$").lstrip(".")
+    return f"{path}: {msg}" if path else msg
+
+
+def _format(exc: BaseException, type_: Any) -> str:
+    import cattrs
+
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        valid = ", ".join(a.name for a in attrs.fields(exc.cl)) if attrs.has(exc.cl) else "?"
+        extra = ", ".join(sorted(exc.extra_fields))
+        return f"unknown key(s) {extra} (valid keys: {valid})"
+    expected = _type_name(type_)
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, (ValueError, TypeError)) and expected:
+        return f"invalid value ({exc}), expected {expected}"
+    return cattrs.v.format_exception(exc, type_)
+
+
+def _type_name(type_: Any) -> str:
+    if type_ is None:
+        return ""
+    if isinstance(type_, type):
+        if issubclass(type_, enum.Enum):
+            return "one of " + ", ".join(repr(m.value) for m in type_)
+        return type_.__name__
+    return str(type_).replace("typing.", "")
+
+
+# --- params from defaults, a file, and -p key=value ------------------------------------
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b=3`` → (["a", "b"], 3). Values are JSON literals when they parse, else strings."""
+    import json
+
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"bad -p value {item!r}", hint="write -p key=value (dotted keys for nesting)")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``-p`` overrides onto nested ``data`` (a copy is returned)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    """Read a TOML or JSON params file; errors name the file and line."""
+    import json
+    import tomllib
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read params file {path}: {exc.strerror}",
+                          hint="check the path given to --params") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"params file {path}, line {exc.lineno}: {exc.msg}",
+                              hint="fix the JSON syntax at that line") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            line = getattr(exc, "lineno", None) or _line_of(str(exc))
+            where = f", line {line}" if line else ""
+            msg = str(exc).split(" (at line")[0]
+            raise ConfigError(f"params file {path}{where}: {msg}",
+                              hint="fix the TOML syntax at that line (or use a .json file)") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"params file {path}: the top level must be a table/object")
+    return data
+
+
+def _line_of(message: str) -> int | None:
+    import re
+
+    m = re.search(r"at line (\d+)", message)
+    return int(m.group(1)) if m else None
+
+
+def unstructure(value: Any) -> Any:
+    """Plain data for ``value`` through the one converter."""
+    return converter().unstructure(value)

@@ -1,0 +1,495 @@
+"""The executor: turns a validated plan into stage attempts, through a launcher.
+
+The executor owns the plumbing — cache checks, attempt directories, the stage context, the
+event stream, classification of exits, atomic promotion, retries — and asks a
+:class:`SchedulingPolicy` only one question: of the ready stages, which may start now?
+A memory-aware policy replaces the bounded one without touching anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from blut_core.cache import Cache, cache_key
+from blut_core.errors import ConfigError
+from blut_core.interfaces import Job, JobHandle, JobState, Launcher
+from blut_core.log import get_logger
+from blut_core.outcome import Classification, RunInfo, RunSummary, StageOutcome, StageState
+from blut_core.plan import Plan
+from blut_core.rundir import RunDir, StatusLog
+from blut_core.stage import Stage
+
+EXIT_DETERMINISTIC = 3  # blut_core.runner's exit code for never-retry failures
+
+
+@attrs.frozen(kw_only=True)
+class ExecOptions:
+    """Switches of one run."""
+
+    no_cache: bool = False
+    fail_fast: bool = False
+    deadline: float | None = None  # seconds for the whole run
+
+
+@attrs.define
+class Attempt:
+    """A stage attempt the executor is following."""
+
+    stage: Stage
+    number: int
+    handle: JobHandle
+    dir: Path
+    tmp_out: Path
+    key: str | None
+    started: float
+    cap: int | None = None
+    events_offset: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    forced: Classification | None = None
+    last_beat: float | None = None
+
+
+class SchedulingPolicy(Protocol):
+    """Decides which ready stages may start now. The executor does everything else."""
+
+    def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Stage]:
+        """Of ``ready`` (in plan order), those to start now, in the order to start them."""
+        ...
+
+    def started(self, attempt: Attempt) -> None:
+        """``attempt`` was submitted (book what it holds)."""
+        ...
+
+    def finished(self, attempt: Attempt) -> None:
+        """``attempt`` ended (release what it held)."""
+        ...
+
+
+@attrs.define
+class BoundedPolicy:
+    """At most ``max_parallel`` stages at once, in plan order."""
+
+    max_parallel: int = 1
+
+    def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Stage]:
+        free = max(0, self.max_parallel - len(running))
+        return list(ready[:free])
+
+    def started(self, attempt: Attempt) -> None:
+        return None
+
+    def finished(self, attempt: Attempt) -> None:
+        return None
+
+
+_RETRYABLE = {
+    "transient": {Classification.ERROR, Classification.OOM, Classification.TIMEOUT,
+                  Classification.STALLED, Classification.LOST},
+    "oom": {Classification.OOM},
+    "any": {Classification.ERROR, Classification.OOM, Classification.TIMEOUT,
+            Classification.STALLED, Classification.LOST},
+}
+
+
+class Executor:
+    """Runs one plan to the end and returns its :class:`RunSummary`."""
+
+    def __init__(self, *, plan: Plan, run: RunInfo, rundir: RunDir, status: StatusLog,
+                 launcher: Launcher, cache: Cache, policy: SchedulingPolicy,
+                 hooks: Any, options: ExecOptions | None = None) -> None:
+        self.plan = plan
+        self.run = run
+        self.rundir = rundir
+        self.status = status
+        self.launcher = launcher
+        self.cache = cache
+        self.policy = policy
+        self.hooks = hooks
+        self.options = options or ExecOptions()
+        self.log = get_logger()
+        self.order = plan.topological()
+        self.outcomes: dict[str, StageOutcome] = {}
+        self.hashes: dict[str, str] = {}
+        self.running: dict[str, Attempt] = {}
+        self.attempts: dict[str, int] = {}
+        self.not_before: dict[str, float] = {}
+        self.cancelled = False
+        self._pythonpath = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def execute(self) -> RunSummary:
+        start = time.monotonic()
+        deadline = start + self.options.deadline if self.options.deadline else None
+        try:
+            while True:
+                self._settle_blocked()
+                started_any = self._start_ready()
+                if not self.running:
+                    if started_any:
+                        continue
+                    if self._waiting_for_backoff():
+                        time.sleep(max(0.0, min(self.not_before.values()) - time.time()))
+                        continue
+                    break
+                timeout = self._next_timeout()
+                self.launcher.wait([a.handle for a in self.running.values()], timeout)
+                for name in list(self.running):
+                    self._follow(self.running[name])
+                if deadline is not None and time.monotonic() > deadline:
+                    self.status.append("run_deadline", seconds=self.options.deadline)
+                    self.cancel("deadline")
+        except KeyboardInterrupt:
+            self.cancel("interrupted")
+        outcome = self._run_outcome()
+        return RunSummary(run_id=self.run.run_id, recipe=self.run.recipe,
+                          run_dir=self.rundir.path, outcome=outcome,
+                          wall=time.monotonic() - start,
+                          stages=tuple(self.outcomes[s.name] for s in self.order
+                                       if s.name in self.outcomes))
+
+    def cancel(self, reason: str) -> None:
+        """Kill every running attempt and mark every unfinished stage cancelled."""
+        self.cancelled = True
+        for name, attempt in list(self.running.items()):
+            self.launcher.cancel(attempt.handle)
+            attempt.forced = Classification.CANCELLED
+            attempt.error = reason
+            state = self.launcher.poll(attempt.handle)
+            self._finish(attempt, state)
+            self.running.pop(name, None)
+        for s in self.order:
+            if s.name not in self.outcomes:
+                self._record(s, StageOutcome(stage=s.name, attempt=self.attempts.get(s.name, 0),
+                                             state=StageState.CANCELLED,
+                                             classification=Classification.CANCELLED,
+                                             error=reason))
+
+    def _run_outcome(self) -> str:
+        if self.cancelled:
+            return "cancelled"
+        bad = {StageState.FAILED, StageState.UPSTREAM_FAILED, StageState.REFUSED,
+               StageState.CANCELLED}
+        return "failed" if any(o.state in bad for o in self.outcomes.values()) else "ok"
+
+    def _waiting_for_backoff(self) -> bool:
+        return any(n not in self.outcomes and n not in self.running for n in self.not_before)
+
+    def _next_timeout(self) -> float:
+        return 0.25
+
+    # -- readiness ----------------------------------------------------------------------
+
+    def _settle_blocked(self) -> None:
+        for s in self.order:
+            if s.name in self.outcomes or s.name in self.running:
+                continue
+            bad = [i for i in s.inputs if i in self.outcomes and not self.outcomes[i].ok]
+            if bad:
+                pruned = any(self.outcomes[i].state is StageState.PRUNED for i in bad)
+                state = StageState.PRUNED if pruned else StageState.UPSTREAM_FAILED
+                self._record(s, StageOutcome(
+                    stage=s.name, attempt=0, state=state,
+                    classification=Classification.PRUNED if pruned else Classification.ERROR,
+                    error=f"input {bad[0]!r} {self.outcomes[bad[0]].state.value}"))
+
+    def _ready(self) -> list[Stage]:
+        now = time.time()
+        return [s for s in self.order
+                if s.name not in self.outcomes and s.name not in self.running
+                and all(i in self.outcomes and self.outcomes[i].ok for i in s.inputs)
+                and self.not_before.get(s.name, 0.0) <= now]
+
+    def _start_ready(self) -> bool:
+        if self.cancelled or (self.options.fail_fast and self._run_outcome() == "failed"):
+            if self.options.fail_fast and not self.cancelled and self._run_outcome() == "failed":
+                self.cancel("fail-fast: another stage failed")
+            return False
+        progressed = False
+        ready = self._ready()
+        # cache hits never need a slot
+        for s in list(ready):
+            if self._try_cached(s):
+                progressed = True
+                ready.remove(s)
+        if progressed:
+            return True
+        for s in self.policy.choose(ready, list(self.running.values())):
+            self._launch(s)
+            progressed = True
+        return progressed
+
+    # -- cache ------------------------------------------------------------------------
+
+    def _key(self, s: Stage) -> str:
+        return cache_key(s.identity(), {i: self.hashes[i] for i in s.inputs})
+
+    def _try_cached(self, s: Stage) -> bool:
+        if s.name in self.attempts:  # already tried in this run: it is running its retries
+            return False
+        key = self._key(s)
+        if self.options.no_cache or not s.cache:
+            return False
+        entry = self.cache.lookup(key)
+        if entry is None:
+            return False
+        self.cache.materialize(entry, self.rundir.out_dir(s.name))
+        self.hashes[s.name] = entry.output_hash
+        outcome = StageOutcome(stage=s.name, attempt=0, state=StageState.CACHED,
+                               classification=Classification.OK, cache_key=key,
+                               output_hash=entry.output_hash)
+        self.status.append("stage_skipped", stage=s.name, cache_key=key,
+                           output_hash=entry.output_hash)
+        self._record(s, outcome, log_event=False)
+        return True
+
+    # -- launching -----------------------------------------------------------------------
+
+    def _launch(self, s: Stage, *, cap: int | None = None, knobs: Mapping[str, int] | None = None) -> Attempt:
+        number = self.attempts.get(s.name, 0) + 1
+        self.attempts[s.name] = number
+        adir = self.rundir.new_attempt(s.name, number)
+        tmp_out = adir / "out.tmp"
+        tmp_out.mkdir()
+        work = adir / "work"
+        work.mkdir()
+        key = self._key(s)
+        inputs = {i: str(self.rundir.out_dir(i)) for i in s.inputs}
+        events = adir / "events.jsonl"
+        ctx = {
+            "run_id": self.run.run_id, "stage": s.name, "attempt": number,
+            "target": s.target, "params": dict(s.params), "inputs": inputs,
+            "out_dir": str(tmp_out), "work_dir": str(work), "events": str(events),
+            "checkpoint_dir": str(self.rundir.checkpoint_dir(s.name)),
+            "knobs": dict(knobs or {}),
+        }
+        ctx_path = adir / "context.json"
+        ctx_path.write_text(json.dumps(ctx), encoding="utf-8")
+        env = self._environment(s, ctx, ctx_path)
+        argv = self._argv(s, ctx, ctx_path)
+        job = Job(run_id=self.run.run_id, stage=s.name, attempt=number, argv=tuple(argv),
+                  env=env, cwd=str(work), stdout=str(adir / "stdout.log"),
+                  stderr=str(adir / "stderr.log"), memory_cap=cap,
+                  label=f"{self.run.run_id}.{s.name}.{number}")
+        handle = self.launcher.submit(job)
+        attempt = Attempt(stage=s, number=number, handle=handle, dir=adir, tmp_out=tmp_out,
+                          key=key, started=time.monotonic(), cap=cap)
+        self.running[s.name] = attempt
+        self.policy.started(attempt)
+        self.status.append("stage_started", stage=s.name, attempt=number, cache_key=key,
+                           job_id=handle.job_id, pid=handle.pid, cap_bytes=cap,
+                           launcher=handle.launcher)
+        self.hooks.stage_started(self.run, s, number)
+        return attempt
+
+    def _environment(self, s: Stage, ctx: Mapping[str, Any], ctx_path: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "BLUT_CONTEXT": str(ctx_path), "BLUT_RUN_ID": self.run.run_id, "BLUT_STAGE": s.name,
+            "BLUT_ATTEMPT": str(ctx["attempt"]), "BLUT_OUT_DIR": str(ctx["out_dir"]),
+            "BLUT_EVENTS": str(ctx["events"]), "BLUT_PARAMS": json.dumps(ctx["params"]),
+        })
+        for name, path in ctx["inputs"].items():
+            env["BLUT_INPUT_" + "".join(c if c.isalnum() else "_" for c in name).upper()] = path
+        if s.kind == "python" and self._pythonpath:
+            env["PYTHONPATH"] = self._pythonpath
+        env.update(s.env)
+        return env
+
+    def _argv(self, s: Stage, ctx: Mapping[str, Any], ctx_path: Path) -> list[str]:
+        if s.target is not None:
+            return [sys.executable, "-m", "blut_core.runner", str(ctx_path)]
+        fields = {"out": ctx["out_dir"], "inputs": ctx["inputs"], "params": ctx["params"],
+                  "attempt": ctx["attempt"], "work": ctx["work_dir"], "python": sys.executable}
+        out = []
+        for item in s.argv or ():
+            try:
+                out.append(item.format(**fields) if "{" in item else item)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigError(f"stage {s.name!r}: argument {item!r} has a bad placeholder ({exc})",
+                                  hint="use {out}, {work}, {inputs[NAME]}, {params[KEY]}, "
+                                       "{attempt}, {python}; double braces for a literal")
+        return out
+
+    # -- following ---------------------------------------------------------------------
+
+    def _follow(self, attempt: Attempt) -> None:
+        self._drain_events(attempt)
+        state = self.launcher.poll(attempt.handle)
+        if state.done:
+            self._drain_events(attempt)
+            self.running.pop(attempt.stage.name, None)
+            self._finish(attempt, state)
+
+    def _drain_events(self, attempt: Attempt) -> None:
+        path = attempt.dir / "events.jsonl"
+        try:
+            with path.open("rb") as fh:
+                fh.seek(attempt.events_offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n")
+        if end < 0:
+            return
+        attempt.events_offset += end + 1
+        for raw in data[: end + 1].splitlines():
+            try:
+                ev = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(ev, dict):
+                self._on_event(attempt, ev)
+
+    def _on_event(self, attempt: Attempt, ev: dict[str, Any]) -> None:
+        kind = ev.get("event")
+        s = attempt.stage
+        if kind == "metric":
+            values = ev.get("values") if isinstance(ev.get("values"), dict) else {}
+            self.status.append("stage_metric", stage=s.name, attempt=attempt.number,
+                               step=ev.get("step"), values=_jsonable(values))
+            metrics = dict(values or {})
+            if ev.get("step") is not None:
+                metrics.setdefault("step", ev.get("step"))
+            if attempt.forced is None and self.hooks.stage_metrics(
+                    self.run, s, attempt.number, metrics) == "prune":
+                self._kill(attempt, Classification.PRUNED,
+                           f"pruned on metrics {_jsonable(values)}")
+        elif kind == "heartbeat":
+            attempt.last_beat = time.monotonic()
+            self.status.append("stage_heartbeat", stage=s.name, attempt=attempt.number)
+        elif kind == "checkpoint":
+            self.status.append("stage_checkpoint", stage=s.name, attempt=attempt.number)
+        elif kind == "error":
+            attempt.error = str(ev.get("message", ""))[:2000]
+            attempt.error_kind = str(ev.get("kind", "error"))
+
+    def _kill(self, attempt: Attempt, why: Classification, message: str) -> None:
+        attempt.forced = why
+        attempt.error = message
+        self.launcher.cancel(attempt.handle)
+
+    # -- finishing ---------------------------------------------------------------------
+
+    def classify(self, attempt: Attempt, state: JobState) -> Classification:
+        if attempt.forced is not None:
+            return attempt.forced
+        if state.oom_killed:
+            return Classification.OOM
+        if state.returncode == 0:
+            return Classification.OK
+        if attempt.error_kind == "deterministic" or (
+                attempt.stage.kind == "python" and state.returncode == EXIT_DETERMINISTIC):
+            return Classification.DETERMINISTIC
+        return Classification.ERROR
+
+    def _finish(self, attempt: Attempt, state: JobState) -> None:
+        s = attempt.stage
+        self.policy.finished(attempt)
+        duration = time.monotonic() - attempt.started
+        cls = self.classify(attempt, state)
+        output_hash = None
+        error = attempt.error
+        if cls is Classification.OK:
+            try:
+                output_hash = self._promote(attempt)
+            except OSError as exc:
+                cls, error = Classification.ERROR, f"could not promote outputs: {exc}"
+        elif error is None:
+            error = self._failure_text(attempt, state)
+        stage_state = {Classification.OK: StageState.OK, Classification.PRUNED: StageState.PRUNED,
+                       Classification.CANCELLED: StageState.CANCELLED}.get(cls, StageState.FAILED)
+        outcome = StageOutcome(stage=s.name, attempt=attempt.number, state=stage_state,
+                               classification=cls, returncode=state.returncode,
+                               duration=duration, peak_bytes=state.peak_bytes,
+                               cap_bytes=attempt.cap, output_hash=output_hash,
+                               cache_key=attempt.key, error=error)
+        if stage_state is StageState.FAILED and self._should_retry(s, attempt.number, cls):
+            wait = s.retry.wait_before(attempt.number + 1)
+            self.status.append("stage_finished", **_outcome_fields(outcome))
+            self.status.append("stage_retrying", stage=s.name, attempt=attempt.number + 1,
+                               max_attempts=s.retry.max_attempts, after=wait,
+                               classification=cls.value, error=error)
+            self.hooks.stage_finished(self.run, s, outcome)
+            self.not_before[s.name] = time.time() + wait
+            return
+        self._record(s, outcome)
+
+    def _should_retry(self, s: Stage, number: int, cls: Classification) -> bool:
+        if self.cancelled or number >= s.retry.max_attempts:
+            return False
+        return cls in _RETRYABLE[s.retry.retry_on.value]
+
+    def _failure_text(self, attempt: Attempt, state: JobState) -> str:
+        if state.oom_killed:
+            return "killed by its memory cap"
+        if state.signal:
+            return f"killed by signal {signal.Signals(state.signal).name}"
+        tail = _tail(attempt.dir / "stderr.log")
+        return f"exit code {state.returncode}" + (f": {tail}" if tail else "")
+
+    def _promote(self, attempt: Attempt) -> str:
+        s = attempt.stage
+        dest = self.rundir.promote(s.name, attempt.tmp_out)
+        if s.cache and attempt.key is not None:
+            entry = self.cache.store(attempt.key, s.name, dest)
+            output_hash = entry.output_hash
+        else:
+            from blut_core.hashing import tree_hash
+
+            output_hash = tree_hash(dest)
+        self.hashes[s.name] = output_hash
+        shutil.rmtree(attempt.dir / "work", ignore_errors=True)
+        return output_hash
+
+    def _record(self, s: Stage, outcome: StageOutcome, *, log_event: bool = True) -> None:
+        self.outcomes[s.name] = outcome
+        self.not_before.pop(s.name, None)
+        if log_event:
+            self.status.append("stage_finished", **_outcome_fields(outcome))
+        self.hooks.stage_finished(self.run, s, outcome)
+        level = "info" if outcome.ok or outcome.state is StageState.PRUNED else "warning"
+        getattr(self.log, level)("stage_" + outcome.state.value, stage=s.name,
+                                 attempt=outcome.attempt, seconds=round(outcome.duration, 3),
+                                 error=outcome.error)
+
+
+def _outcome_fields(o: StageOutcome) -> dict[str, Any]:
+    return {"stage": o.stage, "attempt": o.attempt, "state": o.state.value,
+            "classification": o.classification.value, "returncode": o.returncode,
+            "duration": round(o.duration, 6), "peak_bytes": o.peak_bytes,
+            "cap_bytes": o.cap_bytes, "output_hash": o.output_hash, "cache_key": o.cache_key,
+            "error": o.error}
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics as strict JSON: non-finite floats become their text ("nan", "inf")."""
+    import math
+
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        out[k] = repr(v) if isinstance(v, float) and not math.isfinite(v) else v
+    return out
+
+
+def _tail(path: Path, limit: int = 300) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 4096))
+            lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:limit] if lines else ""

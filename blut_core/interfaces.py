@@ -1,0 +1,157 @@
+"""Small interfaces that plugins implement. Methods return values; no callbacks.
+
+- :class:`Launcher`: where a stage process runs (``submit`` → handle, ``poll`` → state,
+  ``cancel``). The executor only talks to this interface, so ``local``, ``slurm`` and
+  ``ray`` are interchangeable.
+- :class:`Containment` and :class:`Cage`: how one stage's memory is capped by the kernel.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+
+import attrs
+
+
+class JobStatus(enum.Enum):
+    """Where a submitted job is in its life."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    EXITED = "exited"
+
+
+@attrs.frozen(kw_only=True)
+class Job:
+    """Everything a launcher needs to start one attempt of one stage.
+
+    ``argv`` is final (no shell involved unless the stage asked for one and ``argv`` says
+    so); ``stdout`` and ``stderr`` are file paths; ``memory_cap`` is the kernel cap in bytes
+    that containment must enforce (``None``: no cap was decided).
+    """
+
+    run_id: str
+    stage: str
+    attempt: int
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str
+    stdout: str
+    stderr: str
+    memory_cap: int | None = None
+    cpus: float = 1.0
+    label: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class JobHandle:
+    """What ``submit`` returns: enough to poll and cancel the job."""
+
+    launcher: str
+    job_id: str
+    pid: int | None = None
+    submitted_at: float = attrs.field(factory=time.time)
+
+
+@attrs.frozen(kw_only=True)
+class JobState:
+    """What ``poll`` returns. ``returncode`` is set once ``status`` is ``EXITED``.
+
+    ``oom_killed`` comes from kernel evidence (the cgroup's OOM counter), never from
+    guessing at an exit code; ``peak_bytes`` is the kernel's peak for the stage's cgroup
+    when containment can tell, else ``None``.
+    """
+
+    status: JobStatus
+    returncode: int | None = None
+    signal: int | None = None
+    peak_bytes: int | None = None
+    oom_killed: bool = False
+    detail: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status is JobStatus.EXITED
+
+
+class Launcher(ABC):
+    """Runs stage attempts somewhere. One instance per run."""
+
+    name: str = ""
+
+    @abstractmethod
+    def submit(self, job: Job) -> JobHandle:
+        """Start ``job``; return at once with a handle. Raise ``LauncherError`` on refusal."""
+
+    @abstractmethod
+    def poll(self, handle: JobHandle) -> JobState:
+        """Return the job's state now, without blocking."""
+
+    @abstractmethod
+    def cancel(self, handle: JobHandle) -> None:
+        """Stop the job and everything it started. Idempotent."""
+
+    def signal(self, handle: JobHandle, signum: int) -> None:  # noqa: B027 - optional
+        """Send ``signum`` to the job's process group (soft timeouts). Optional."""
+
+    def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
+        """Block until one of ``handles`` may have changed state, or ``timeout`` passed.
+
+        The default sleeps a short while; launchers that can be woken by the kernel (the
+        local launcher uses pidfds) override it so the executor never busy-waits.
+        """
+        time.sleep(min(timeout, 0.05))
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release what the launcher holds at the end of a run."""
+
+
+class Cage(ABC):
+    """One stage's kernel memory cap, for the life of one attempt."""
+
+    @abstractmethod
+    def wrap(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
+        """Return the argv to start and an optional function the child runs before exec."""
+
+    def attach(self, pid: int) -> None:  # noqa: B027 - optional
+        """Called in the parent right after the child started."""
+
+    @abstractmethod
+    def peak_bytes(self) -> int | None:
+        """The kernel's peak memory for the whole process tree, if known."""
+
+    @abstractmethod
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of this cage for hitting its cap."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """Kill every process in the cage (the whole tree, forks included)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Remove what the cage created (e.g. the cgroup). Idempotent."""
+
+
+class Containment(ABC):
+    """A way to cap a stage's memory on this machine (cgroup v2/v1, systemd, rlimit, bare)."""
+
+    name: str = ""
+
+    @abstractmethod
+    def unusable_reason(self) -> str | None:
+        """``None`` when usable here; otherwise one line saying why not."""
+
+    @abstractmethod
+    def cage(self, label: str, cap_bytes: int | None) -> Cage:
+        """Prepare a cage for one attempt, capped at ``cap_bytes``."""
+
+
+def environ_overlay(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with ``extra`` applied: the environment a stage process gets."""
+    env = dict(base)
+    env.update(extra)
+    return env

@@ -1,0 +1,122 @@
+"""The plugin manager: one loader for built-in and third-party plugins.
+
+Plugins are entry points of the ``blut.plugins`` group, loaded in a deterministic order
+(built-ins first, then by name). A plugin that fails to import is skipped and recorded
+with its error (shown by ``blut plugins list``); it is fatal when it is essential, under
+``BLUT_STRICT_PLUGINS=1``, or when a run needs what it would have provided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from importlib import metadata as md
+
+import attrs
+import pluggy
+
+from blut_core import hookspecs
+from blut_core._markers import PROJECT
+from blut_core.errors import PluginError
+from blut_core.records import PluginRecord
+
+ENTRY_POINT_GROUP = "blut.plugins"
+BUILTIN_DISTRIBUTION = "blut"
+#: Built-ins that cannot be disabled: a run and the CLI need them.
+ESSENTIAL = frozenset({"launcher-local", "cli-plugins", "cli-run"})
+
+
+class BlutPluginManager(pluggy.PluginManager):
+    """A pluggy manager that keeps a :class:`PluginRecord` for every entry point it saw."""
+
+    def __init__(self) -> None:
+        super().__init__(PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.records: list[PluginRecord] = []
+
+    def load_entry_points(self, eps: Iterable[md.EntryPoint], *, strict: bool,
+                          blocked: Collection[str] = ()) -> None:
+        seen: set[str] = set()
+        for ep in eps:
+            record = _record_for(ep)
+            if ep.name in seen:
+                self.records.append(attrs.evolve(record, error="duplicate entry-point name"))
+                continue
+            seen.add(ep.name)
+            if ep.name in blocked:
+                self.records.append(attrs.evolve(record, disabled=True))
+                continue
+            try:
+                plugin = ep.load()
+                self.register(plugin, name=ep.name)
+                self._reject_unknown_hooks(ep.name)
+            except Exception as exc:
+                if self.get_plugin(ep.name) is not None:
+                    self.unregister(name=ep.name)
+                if strict or ep.name in ESSENTIAL:
+                    raise PluginError(
+                        f"plugin {ep.name!r} ({record.distribution} {record.version}) "
+                        f"failed to load: {type(exc).__name__}: {exc}",
+                        hint="reinstall that distribution, or disable it with BLUT_DISABLE_PLUGINS",
+                    ) from exc
+                from blut_core.log import get_logger
+
+                get_logger().warning("plugin_skipped", plugin=ep.name,
+                                     distribution=record.distribution, error=str(exc))
+                record = attrs.evolve(record, error=f"{type(exc).__name__}: {exc}")
+            self.records.append(record)
+
+    def record(self, name: str) -> PluginRecord | None:
+        for r in self.records:
+            if r.name == name:
+                return r
+        return None
+
+    def describe(self, name: str) -> str:
+        """``"launcher-slurm (blut-launcher-slurm 0.2.0)"``: used in every plugin message."""
+        r = self.record(name)
+        return f"{r.name} ({r.distribution} {r.version})" if r else name
+
+    def _reject_unknown_hooks(self, name: str) -> None:
+        """A misspelt hook name fails loudly instead of silently never being called."""
+        plugin = self.get_plugin(name)
+        for caller in self.get_hookcallers(plugin) or ():
+            if not caller.has_spec():
+                raise pluggy.PluginValidationError(plugin, f"unknown hook {caller.name!r} (typo?)")
+        self.check_pending()
+
+
+def make_plugin_manager(
+    *,
+    entry_points: Iterable[md.EntryPoint] | None = None,
+    blocked: Collection[str] = (),
+    strict: bool = False,
+) -> BlutPluginManager:
+    """A fresh manager. Tests pass ``entry_points`` instead of patching importlib."""
+    for name in blocked:
+        if name in ESSENTIAL:
+            raise PluginError(f"plugin {name!r} is essential and cannot be disabled",
+                              hint="remove it from BLUT_DISABLE_PLUGINS")
+    pm = BlutPluginManager()
+    found = md.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
+    pm.load_entry_points(sorted(found, key=_load_order), strict=strict, blocked=blocked)
+    return pm
+
+
+def _load_order(ep: md.EntryPoint) -> tuple[bool, str, str]:
+    return (not _is_builtin(ep), ep.name, ep.value)
+
+
+def _is_builtin(ep: md.EntryPoint) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.name == BUILTIN_DISTRIBUTION
+
+
+def _record_for(ep: md.EntryPoint) -> PluginRecord:
+    dist = getattr(ep, "dist", None)
+    return PluginRecord(
+        name=ep.name,
+        distribution=dist.name if dist else "?",
+        version=dist.version if dist else "?",
+        builtin=_is_builtin(ep),
+        module=ep.value,
+    )

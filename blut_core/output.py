@@ -1,0 +1,63 @@
+"""Writing command results to stdout: JSON for ``--json``, aligned plain tables otherwise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(fn: F) -> F:
+    """The ``--json`` flag every read command has."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print the result as JSON on stdout.")(fn)
+
+
+def recipe_options(fn: F) -> F:
+    """``--params FILE`` and ``-p key=value`` for commands that take a recipe."""
+    fn = click.option("-p", "--param", "overrides", multiple=True, metavar="KEY=VALUE",
+                      help="Set a param (dotted keys for nesting; values are JSON literals "
+                           "or plain strings). Repeatable.")(fn)
+    fn = click.option("--params", "params_file",
+                      type=click.Path(path_type=Path, dir_okay=False),
+                      help="A TOML or JSON file of params.")(fn)
+    return fn
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    """Print an aligned table; the last column is never padded."""
+    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, r in enumerate(cells):
+        line = "  ".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r))
+        click.echo(click.style(line, bold=True) if n == 0 else line.rstrip())
+
+
+def human_bytes(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def human_seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 60:
+        return f"{s:.2f}s"
+    m, sec = divmod(int(s), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"

@@ -1,0 +1,91 @@
+"""Provenance of a run: which code, which machine, which versions."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from blut_core._version import __version__
+
+
+def git_state(path: Path) -> dict[str, Any]:
+    """Commit and dirty flag of the git work tree containing ``path`` (``None`` if none)."""
+    where = path if path.is_dir() else path.parent
+    try:
+        top = subprocess.run(["git", "-C", str(where), "rev-parse", "--show-toplevel", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        if top.returncode != 0:
+            return {"commit": None, "dirty": None, "root": None}
+        root, commit = top.stdout.split()[:2]
+        status = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+        return {"commit": commit, "dirty": bool(status.stdout.strip()), "root": root}
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {"commit": None, "dirty": None, "root": None}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def total_ram() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def gpus() -> list[dict[str, Any]]:
+    """Name and memory of NVIDIA GPUs when ``nvidia-smi`` answers; empty otherwise."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total",
+                              "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = []
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        name, _, mem = line.rpartition(",")
+        if name:
+            try:
+                found.append({"name": name.strip(), "memory_bytes": int(mem.strip()) * 1024 * 1024})
+            except ValueError:
+                continue
+    return found
+
+
+def collect(recipe_source: Path | None, plugins: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything ``provenance.json`` records."""
+    blut_src = Path(__file__).resolve().parent
+    return {
+        "recipe_git": git_state(recipe_source) if recipe_source else None,
+        "blut_git": git_state(blut_src),
+        "blut_version": __version__,
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "plugins": plugins,
+        "host": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_bytes": total_ram(),
+        "gpus": gpus(),
+        "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
+        "argv": sys.argv,
+    }

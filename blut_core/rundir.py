@@ -1,0 +1,167 @@
+"""The run directory: the source of truth for a run.
+
+Layout under ``$BLUT_HOME/runs/<run-id>/``::
+
+    plan.json          the validated plan, stages in dependency order
+    params.json        the recipe's structured params
+    provenance.json    git, Python, blut and plugin versions, host, CPU, RAM
+    status.jsonl       append-only lifecycle events (one JSON object per line)
+    driver.json        pid and start time of the blut process driving the run
+    stages/<name>/out/                 promoted outputs (only after success)
+    stages/<name>/checkpoint/          what ctx.checkpoint() saved
+    stages/<name>/attempts/<n>/        context.json, stdout.log, stderr.log, events.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from blut_core.errors import ConfigError
+
+STATUS = "status.jsonl"
+
+
+def new_run_id(recipe: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    short = recipe.split(":")[-1].replace("_", "-")[:24]
+    return f"{stamp}-{short}-{secrets.token_hex(3)}"
+
+
+def ensure_writable(root: Path, *, what: str = "BLUT_HOME") -> None:
+    """Create ``root`` if needed and prove it is writable, or raise a one-line ConfigError."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{what} {root} is not writable: {exc.strerror or exc}",
+                          hint="set BLUT_HOME to a directory you can write to") from None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class StatusLog:
+    """Appends events to ``status.jsonl``; each line is written in one ``write``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        record = {"event": event, "t": round(time.time(), 6), **fields}
+        os.write(self._fd, (json.dumps(record, default=str) + "\n").encode())
+        return record
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Events of a status stream; a torn or garbled line is skipped, never fatal."""
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError:
+        return
+    with fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+class RunDir:
+    """Paths and writers of one run directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.run_id = path.name
+
+    @classmethod
+    def create(cls, runs_root: Path, run_id: str) -> RunDir:
+        path = runs_root / run_id
+        path.mkdir(parents=True)
+        (path / "stages").mkdir()
+        rd = cls(path)
+        write_json_atomic(path / "driver.json", {
+            "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+            "create_time": _proc_start(os.getpid()),
+        })
+        return rd
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / STATUS
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.path / "stages" / stage
+
+    def out_dir(self, stage: str) -> Path:
+        return self.stage_dir(stage) / "out"
+
+    def attempt_dir(self, stage: str, attempt: int) -> Path:
+        return self.stage_dir(stage) / "attempts" / str(attempt)
+
+    def checkpoint_dir(self, stage: str) -> Path:
+        return self.stage_dir(stage) / "checkpoint"
+
+    def new_attempt(self, stage: str, attempt: int) -> Path:
+        path = self.attempt_dir(stage, attempt)
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
+
+    def promote(self, stage: str, tmp_out: Path) -> Path:
+        """Move a successful attempt's output into place with one rename."""
+        dest = self.out_dir(stage)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp_out, dest)
+        return dest
+
+
+def _proc_start(pid: int) -> float | None:
+    """Start time of ``pid`` in clock ticks since boot (tells a reused pid apart)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return float(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def driver_alive(run_path: Path) -> bool:
+    """Whether the blut process that drove this run still exists (same pid, same start)."""
+    try:
+        info = json.loads((run_path / "driver.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if info.get("host") != socket.gethostname():
+        return True  # another machine: we cannot tell, assume alive
+    pid = info.get("pid")
+    if not isinstance(pid, int):
+        return False
+    start = _proc_start(pid)
+    return start is not None and (info.get("create_time") in (None, start))

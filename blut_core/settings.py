@@ -1,0 +1,43 @@
+"""Process settings read once from the environment (``BLUT_*``), never scattered."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+
+def default_home() -> Path:
+    """``$BLUT_HOME``, else the user's data directory (``~/.local/share/blut`` on Linux)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("blut", appauthor=False))
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """What the environment says. ``home`` holds runs, the cache and the lineage DB."""
+
+    home: Path
+    disabled_plugins: tuple[str, ...] = ()
+    strict_plugins: bool = False
+    environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        home_text = env.get("BLUT_HOME", "").strip()
+        home = Path(home_text).expanduser() if home_text else default_home()
+        disabled = tuple(n.strip() for n in env.get("BLUT_DISABLE_PLUGINS", "").split(",") if n.strip())
+        strict = env.get("BLUT_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
+        return cls(home=home, disabled_plugins=disabled, strict_plugins=strict, environ=env)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"

@@ -1,0 +1,79 @@
+"""Opt-in pytest fixtures for blut, its plugins and cookbooks.
+
+Enable with ``pytest_plugins = ["blut_core.testing"]`` in a ``conftest.py``. Every test gets
+a fresh :class:`App` (no module-global plugin manager) and its own ``BLUT_HOME``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from importlib import metadata as md
+from pathlib import Path
+
+import click.testing
+import pytest
+
+from blut_core.app import App
+from blut_core.cli import cli
+from blut_core.cookbooks import COOKBOOK_GROUP
+from blut_core.manager import ENTRY_POINT_GROUP, BlutPluginManager, make_plugin_manager
+from blut_core.settings import Settings
+
+
+def entry_points_of(distribution: str, group: str = ENTRY_POINT_GROUP) -> list[md.EntryPoint]:
+    """The entry points one installed distribution declares in ``group``."""
+    return [ep for ep in md.entry_points(group=group)
+            if getattr(ep, "dist", None) is not None and ep.dist.name == distribution]  # type: ignore[union-attr]
+
+
+def builtin_entry_points() -> list[md.EntryPoint]:
+    return entry_points_of("blut")
+
+
+@pytest.fixture
+def blut_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private BLUT_HOME for this test (also exported, for subprocesses)."""
+    home = tmp_path / "blut-home"
+    monkeypatch.setenv("BLUT_HOME", str(home))
+    monkeypatch.setenv("BLUT_NO_STALE_CHECK", "1")
+    return home
+
+
+@pytest.fixture
+def plugin_manager() -> BlutPluginManager:
+    """A fresh manager with blut's built-in plugins only, strict."""
+    return make_plugin_manager(entry_points=builtin_entry_points(), strict=True)
+
+
+@pytest.fixture
+def cookbook_entry_points() -> list[md.EntryPoint] | None:
+    """Cookbooks the test app sees (``None``: every installed cookbook)."""
+    return None
+
+
+@pytest.fixture
+def app(plugin_manager: BlutPluginManager, blut_home: Path,
+        cookbook_entry_points: list[md.EntryPoint] | None) -> App:
+    """A fresh App over the built-in plugins, with a private home."""
+    settings = Settings.from_environ({"BLUT_HOME": str(blut_home)})
+    return App(plugin_manager, settings, cookbook_entry_points=cookbook_entry_points)
+
+
+@pytest.fixture
+def invoke(app: App) -> Callable[..., click.testing.Result]:
+    """Run the CLI in-process against ``app``: ``invoke("runs", "list", "--json")``."""
+    runner = click.testing.CliRunner()
+
+    def _invoke(*args: str) -> click.testing.Result:
+        return runner.invoke(cli, list(args), obj=app, catch_exceptions=True)
+
+    return _invoke
+
+
+@pytest.fixture
+def no_stale_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("BLUT_NO_STALE_CHECK", "1")
+    yield
+
+
+__all__ = ["COOKBOOK_GROUP", "builtin_entry_points", "entry_points_of"]

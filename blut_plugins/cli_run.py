@@ -1,0 +1,81 @@
+"""``blut run RECIPE``: execute a recipe and print a summary.
+
+Entry point ``cli-run`` (essential). Exit code 0 when every stage succeeded or was cached,
+1 when a stage failed, 2 for bad input, 3 when admission refused a stage, 130 when
+cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from blut_core import App, ExecOptions, RunSummary, StageState, hookimpl
+from blut_core.orchestrate import prepare, start_run
+from blut_core.output import echo_json, human_bytes, human_seconds, json_option, recipe_options
+
+_EXIT = {"ok": 0, "failed": 1, "refused": 3, "cancelled": 130}
+
+
+@click.command(name="run")
+@click.argument("recipe")
+@recipe_options
+@click.option("--no-cache", is_flag=True, help="Run every stage even if its result is cached.")
+@click.option("--launcher", default="local", show_default=True,
+              help="Where stages run (local, or an installed launcher such as slurm or ray).")
+@click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
+@json_option
+@click.pass_obj
+def run_command(app: App, recipe: str, params_file: Path | None, overrides: tuple[str, ...],
+                no_cache: bool, launcher: str, fail_fast: bool, as_json: bool) -> int:
+    """Run RECIPE and print what ran, what was cached, and what failed."""
+    prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
+    options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast)
+    summary = start_run(app, prepared, launcher=launcher, options=options)
+    if as_json:
+        echo_json(summary_json(summary))
+    else:
+        print_summary(summary)
+    return _EXIT.get(summary.outcome, 1)
+
+
+def summary_json(summary: RunSummary) -> dict[str, object]:
+    return {
+        "run_id": summary.run_id, "recipe": summary.recipe, "outcome": summary.outcome,
+        "wall": round(summary.wall, 6), "run_dir": str(summary.run_dir),
+        "counts": {s.value: summary.count(s) for s in StageState},
+        "stages": [{"name": o.stage, "state": o.state.value,
+                    "classification": o.classification.value, "attempts": o.attempt,
+                    "duration": round(o.duration, 6), "peak_bytes": o.peak_bytes,
+                    "output_hash": o.output_hash, "error": o.error} for o in summary.stages],
+    }
+
+
+def print_summary(summary: RunSummary) -> None:
+    ran = summary.count(StageState.OK)
+    cached = summary.count(StageState.CACHED)
+    failed = sum(summary.count(s) for s in (StageState.FAILED, StageState.UPSTREAM_FAILED,
+                                            StageState.REFUSED))
+    pruned = summary.count(StageState.PRUNED)
+    for o in summary.stages:
+        if o.state in (StageState.OK, StageState.CACHED):
+            continue
+        click.echo(f"  {o.state.value:<16} {o.stage}: {o.error or o.classification.value}")
+    parts = [f"{ran} ran", f"{cached} cached", f"{failed} failed"]
+    if pruned:
+        parts.append(f"{pruned} pruned")
+    cancelled = summary.count(StageState.CANCELLED)
+    if cancelled:
+        parts.append(f"{cancelled} cancelled")
+    peak = max((o.peak_bytes or 0 for o in summary.stages), default=0)
+    mem = f", peak stage memory {human_bytes(peak)}" if peak else ""
+    click.echo(f"{summary.outcome}: {', '.join(parts)} in {human_seconds(summary.wall)}{mem}")
+    click.echo(f"run {summary.run_id}")
+    click.echo(f"dir {summary.run_dir}")
+
+
+@hookimpl
+def blut_commands() -> Iterator[click.Command]:
+    yield run_command
