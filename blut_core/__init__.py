@@ -13,44 +13,54 @@ from typing import TYPE_CHECKING, Any
 from blut_core._version import __version__
 
 if TYPE_CHECKING:
-    from blut_core._markers import hookimpl
-    from blut_core.app import App
-    from blut_core.cache import Cache, CacheEntry
-    from blut_core.cookbooks import Cookbook, CookbookIndex, Recipe, RecipeRef
-    from blut_core.declarations import Backoff, RetryOn, RetryPolicy, Timeouts
-    from blut_core.errors import (
-        AdmissionRefused,
-        BlutError,
-        ConfigError,
-        LauncherError,
-        PlanError,
-        PluginConflictError,
-        PluginError,
-        RunFailed,
-    )
-    from blut_core.executor import Attempt, BoundedPolicy, ExecOptions, Executor, SchedulingPolicy
-    from blut_core.footprint import Footprint
-    from blut_core.interfaces import (
-        Cage,
-        Containment,
-        Job,
-        JobHandle,
-        JobState,
-        JobStatus,
-        Launcher,
-    )
-    from blut_core.outcome import Classification, RunInfo, RunSummary, StageOutcome, StageState
-    from blut_core.plan import Plan
-    from blut_core.records import (
-        ContainmentSpec,
-        FootprintModelSpec,
-        LauncherSpec,
-        LineageSinkSpec,
-        PluginRecord,
-    )
-    from blut_core.settings import Settings
-    from blut_core.stage import Stage
-    from blut_core.stagectx import StageContext, StageFailure
+    from blut_core._markers import hookimpl as hookimpl
+    from blut_core.app import App as App
+    from blut_core.cache import Cache as Cache
+    from blut_core.cache import CacheEntry as CacheEntry
+    from blut_core.cookbooks import Cookbook as Cookbook
+    from blut_core.cookbooks import CookbookIndex as CookbookIndex
+    from blut_core.cookbooks import Recipe as Recipe
+    from blut_core.cookbooks import RecipeRef as RecipeRef
+    from blut_core.declarations import Backoff as Backoff
+    from blut_core.declarations import RetryOn as RetryOn
+    from blut_core.declarations import RetryPolicy as RetryPolicy
+    from blut_core.declarations import Timeouts as Timeouts
+    from blut_core.errors import AdmissionRefused as AdmissionRefused
+    from blut_core.errors import BlutError as BlutError
+    from blut_core.errors import ConfigError as ConfigError
+    from blut_core.errors import LauncherError as LauncherError
+    from blut_core.errors import PlanError as PlanError
+    from blut_core.errors import PluginConflictError as PluginConflictError
+    from blut_core.errors import PluginError as PluginError
+    from blut_core.errors import RunFailed as RunFailed
+    from blut_core.executor import Attempt as Attempt
+    from blut_core.executor import BoundedPolicy as BoundedPolicy
+    from blut_core.executor import ExecOptions as ExecOptions
+    from blut_core.executor import Executor as Executor
+    from blut_core.executor import SchedulingPolicy as SchedulingPolicy
+    from blut_core.footprint import Footprint as Footprint
+    from blut_core.interfaces import Cage as Cage
+    from blut_core.interfaces import Containment as Containment
+    from blut_core.interfaces import Job as Job
+    from blut_core.interfaces import JobHandle as JobHandle
+    from blut_core.interfaces import JobState as JobState
+    from blut_core.interfaces import JobStatus as JobStatus
+    from blut_core.interfaces import Launcher as Launcher
+    from blut_core.outcome import Classification as Classification
+    from blut_core.outcome import RunInfo as RunInfo
+    from blut_core.outcome import RunSummary as RunSummary
+    from blut_core.outcome import StageOutcome as StageOutcome
+    from blut_core.outcome import StageState as StageState
+    from blut_core.plan import Plan as Plan
+    from blut_core.records import ContainmentSpec as ContainmentSpec
+    from blut_core.records import FootprintModelSpec as FootprintModelSpec
+    from blut_core.records import LauncherSpec as LauncherSpec
+    from blut_core.records import LineageSinkSpec as LineageSinkSpec
+    from blut_core.records import PluginRecord as PluginRecord
+    from blut_core.settings import Settings as Settings
+    from blut_core.stage import Stage as Stage
+    from blut_core.stagectx import StageContext as StageContext
+    from blut_core.stagectx import StageFailure as StageFailure
 
 _WHERE = {
     "hookimpl": "_markers",
@@ -79,7 +89,57 @@ _WHERE = {
     "StageContext": "stagectx", "StageFailure": "stagectx",
 }
 
-__all__ = sorted([*_WHERE, "__version__"])
+__all__ = [
+    "AdmissionRefused",
+    "App",
+    "Attempt",
+    "Backoff",
+    "BlutError",
+    "BoundedPolicy",
+    "Cache",
+    "CacheEntry",
+    "Cage",
+    "Classification",
+    "ConfigError",
+    "Containment",
+    "ContainmentSpec",
+    "Cookbook",
+    "CookbookIndex",
+    "ExecOptions",
+    "Executor",
+    "Footprint",
+    "FootprintModelSpec",
+    "Job",
+    "JobHandle",
+    "JobState",
+    "JobStatus",
+    "Launcher",
+    "LauncherError",
+    "LauncherSpec",
+    "LineageSinkSpec",
+    "Plan",
+    "PlanError",
+    "PluginConflictError",
+    "PluginError",
+    "PluginRecord",
+    "Recipe",
+    "RecipeRef",
+    "RetryOn",
+    "RetryPolicy",
+    "RunFailed",
+    "RunInfo",
+    "RunSummary",
+    "SchedulingPolicy",
+    "Settings",
+    "Stage",
+    "StageContext",
+    "StageFailure",
+    "StageOutcome",
+    "StageState",
+    "Timeouts",
+    "__version__",
+    "hookimpl",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,7 @@ a miss with a warning, never a crash.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,10 +69,8 @@ class Cache:
             get_logger().warning("cache_entry_corrupt", key=key[:12], path=str(path),
                                  error=str(exc), hint="treated as a miss; it will be rebuilt")
             return None
-        try:
+        with contextlib.suppress(OSError):
             os.utime(meta_path)  # recency for least-recently-used collection
-        except OSError:
-            pass
         return entry
 
     def store(self, key: str, stage: str, out: Path) -> CacheEntry:
@@ -85,9 +84,10 @@ class Cache:
             shutil.rmtree(tmp)
         tmp.mkdir()
         link_tree(out, tmp / "out")
-        meta = {"key": key, "stage": stage, "output_hash": output_hash,
-                "size": sum(s for _, _, s in manifest), "files": len(manifest),
-                "created": time.time(), "manifest": manifest}
+        size = sum(s for _, _, s in manifest)
+        created = time.time()
+        meta = {"key": key, "stage": stage, "output_hash": output_hash, "size": size,
+                "files": len(manifest), "created": created, "manifest": manifest}
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)
@@ -96,7 +96,7 @@ class Cache:
         except OSError:  # another process stored the same key first: theirs is as good
             shutil.rmtree(tmp, ignore_errors=True)
         return CacheEntry(key=key, path=final, output_hash=output_hash, stage=stage,
-                          size=int(meta["size"]), files=len(manifest), created=float(meta["created"]))
+                          size=size, files=len(manifest), created=created)
 
     def materialize(self, entry: CacheEntry, dest: Path) -> None:
         """Put a cached output at ``dest`` (hard links; a copy across file systems)."""

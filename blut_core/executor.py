@@ -319,7 +319,7 @@ class Executor:
             except (KeyError, IndexError, ValueError) as exc:
                 raise ConfigError(f"stage {s.name!r}: argument {item!r} has a bad placeholder ({exc})",
                                   hint="use {out}, {work}, {inputs[NAME]}, {params[KEY]}, "
-                                       "{attempt}, {python}; double braces for a literal")
+                                       "{attempt}, {python}; double braces for a literal") from None
         return out
 
     # -- following ---------------------------------------------------------------------
@@ -356,7 +356,8 @@ class Executor:
         kind = ev.get("event")
         s = attempt.stage
         if kind == "metric":
-            values = ev.get("values") if isinstance(ev.get("values"), dict) else {}
+            raw = ev.get("values")
+            values: dict[str, Any] = raw if isinstance(raw, dict) else {}
             self.status.append("stage_metric", stage=s.name, attempt=attempt.number,
                                step=ev.get("step"), values=_jsonable(values))
             metrics = dict(values or {})

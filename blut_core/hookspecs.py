@@ -55,6 +55,7 @@ def blut_commands() -> Iterable[click.Command]:
 
     .. versionadded:: 0.1
     """
+    return ()
 
 
 @hookspec
@@ -72,6 +73,7 @@ def blut_launchers() -> Iterable[LauncherSpec]:
 
     .. versionadded:: 0.1
     """
+    return ()
 
 
 @hookspec
@@ -89,6 +91,7 @@ def blut_containments() -> Iterable[ContainmentSpec]:
 
     .. versionadded:: 0.1
     """
+    return ()
 
 
 @hookspec
@@ -105,6 +108,7 @@ def blut_footprint_models() -> Iterable[FootprintModelSpec]:
 
     .. versionadded:: 0.1
     """
+    return ()
 
 
 @hookspec
@@ -121,6 +125,7 @@ def blut_lineage_sinks() -> Iterable[LineageSinkSpec]:
 
     .. versionadded:: 0.1
     """
+    return ()
 
 
 # ---------------------------------------------------------------------------
@@ -147,6 +152,7 @@ def blut_stage_metrics(
 
     .. versionadded:: 0.1
     """
+    return None
 
 
 # ---------------------------------------------------------------------------

@@ -46,9 +46,11 @@ class Plan:
         if not self.stages:
             raise PlanError("the plan has no stages", hint="a recipe must build at least one stage")
         seen: set[str] = set()
-        dupes = sorted({s.name for s in self.stages if s.name in seen or seen.add(s.name)})
+        dupes: set[str] = set()
+        for s in self.stages:
+            (dupes if s.name in seen else seen).add(s.name)
         if dupes:
-            raise PlanError(f"duplicate stage names: {', '.join(dupes)}",
+            raise PlanError(f"duplicate stage names: {', '.join(sorted(dupes))}",
                             hint="every stage in a plan needs its own name")
         for s in self.stages:
             missing = [i for i in s.inputs if i not in seen]

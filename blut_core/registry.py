@@ -8,6 +8,7 @@ providers.
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -53,11 +54,12 @@ def collect(pm: BlutPluginManager, hook_name: str, kind: type[T] | tuple[type, .
                     f"{type(item).__name__} from {hook_name}",
                     hint="please report this to the plugin's authors",
                 )
-            name = name_of(item)
+            record = typing.cast("T", item)
+            name = name_of(record)
             if name in found:
                 raise PluginConflictError(hook_name, name, pm.describe(found[name].plugin),
                                           pm.describe(impl.plugin_name))
-            found[name] = Provided(item, impl.plugin_name)
+            found[name] = Provided(record, impl.plugin_name)
     return dict(sorted(found.items()))
 
 

@@ -31,7 +31,7 @@ class RunRecord:
     counts: dict[str, int]
 
     def to_json(self, *, with_stages: bool = True) -> dict[str, Any]:
-        data = {"run_id": self.run_id, "recipe": self.recipe, "state": self.state,
+        data: dict[str, Any] = {"run_id": self.run_id, "recipe": self.recipe, "state": self.state,
                 "started": self.started, "ended": self.ended, "wall": self.wall,
                 "path": str(self.path), "counts": self.counts}
         if with_stages:
@@ -72,10 +72,7 @@ def load_run(path: Path) -> RunRecord:
                 if field in ev:
                     st[field] = ev[field]
             st["attempts"] = max(int(st.get("attempts") or 0), int(ev.get("attempt") or 0))
-    if outcome is None:
-        state = "running" if driver_alive(path) else "interrupted"
-    else:
-        state = outcome
+    state = outcome if outcome is not None else ("running" if driver_alive(path) else "interrupted")
     counts: dict[str, int] = {}
     for st in stages.values():
         counts[str(st.get("state"))] = counts.get(str(st.get("state")), 0) + 1

@@ -90,12 +90,12 @@ class Stage:
 def callable_target(fn: Callable[..., Any] | str, *, stage: str) -> str:
     """``module:qualname`` of ``fn``, checked to be importable by that name."""
     if isinstance(fn, str):
-        module_name, _, qualname = fn.partition(":")
-        if not module_name or not qualname:
+        mod, _, name = fn.partition(":")
+        if not mod or not name:
             raise PlanError(f"stage {stage!r}: target {fn!r} is not 'module:function'")
         return fn
-    module_name = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", "")
+    module_name: str | None = getattr(fn, "__module__", None)
+    qualname: str = getattr(fn, "__qualname__", "")
     if not module_name or "<" in qualname or module_name == "__main__":
         raise PlanError(
             f"stage {stage!r}: {qualname or fn!r} cannot be imported by a stage process",

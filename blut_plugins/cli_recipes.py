@@ -51,8 +51,8 @@ def describe_params(cls: type[Any], prefix: str = "") -> list[dict[str, Any]]:
             required = True
         else:
             required = False
-            default = field.default.factory() if isinstance(field.default, attrs.Factory) \
-                else field.default  # type: ignore[attr-defined]
+            fdefault: Any = field.default
+            default = fdefault.factory() if hasattr(fdefault, "factory") else fdefault
             default = unstructure(default)
         tname = ftype.__name__ if isinstance(ftype, type) else str(ftype).replace("typing.", "")
         out.append({"name": key, "type": tname, "default": default, "required": required,

@@ -57,10 +57,10 @@ class LocalLauncher(Launcher):
             argv, preexec = cage.wrap(job.argv)
         try:
             with open(job.stdout, "wb") as out, open(job.stderr, "wb") as err:
-                popen = subprocess.Popen(  # noqa: S603 - argv is the stage's own command
+                popen = subprocess.Popen(
                     list(argv), cwd=job.cwd, env=dict(job.env), stdin=subprocess.DEVNULL,
                     stdout=out, stderr=err, start_new_session=True, close_fds=True,
-                    preexec_fn=preexec,  # noqa: PLW1509 - single-threaded driver
+                    preexec_fn=preexec,
                 )
         except OSError as exc:
             if cage is not None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from blut_core import Cookbook, Recipe
-
 from blut_cookbook_quickstart.wordcount import WordcountParams, build
+from blut_core import Cookbook, Recipe
 
 COOKBOOK = Cookbook(
     name="quickstart",

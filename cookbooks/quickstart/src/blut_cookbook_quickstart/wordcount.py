@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import Counter
@@ -91,7 +92,7 @@ def count(ctx: StageContext) -> None:
 def bigrams(ctx: StageContext) -> None:
     """Count adjacent token pairs."""
     tokens = (ctx.input("tokenize") / "tokens.txt").read_text(encoding="utf-8").split("\n")
-    pairs = Counter(zip(tokens, tokens[1:], strict=False))
+    pairs = Counter(itertools.pairwise(tokens))
     top = [[f"{a} {b}", n] for (a, b), n in pairs.most_common(ctx.params["top"]) if a and b]
     (ctx.out_dir / "bigrams.json").write_text(json.dumps(top), encoding="utf-8")
     ctx.log(distinct=len(pairs))
