@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from blut_core.executor import BoundedPolicy as BoundedPolicy
     from blut_core.executor import ExecOptions as ExecOptions
     from blut_core.executor import Executor as Executor
+    from blut_core.executor import Launch as Launch
+    from blut_core.executor import Refusal as Refusal
     from blut_core.executor import SchedulingPolicy as SchedulingPolicy
     from blut_core.footprint import Footprint as Footprint
     from blut_core.interfaces import Cage as Cage
@@ -74,6 +76,7 @@ _WHERE = {
     "LauncherError": "errors", "PlanError": "errors", "PluginConflictError": "errors",
     "PluginError": "errors", "RunFailed": "errors",
     "Attempt": "executor", "BoundedPolicy": "executor", "ExecOptions": "executor",
+    "Launch": "executor", "Refusal": "executor",
     "Executor": "executor", "SchedulingPolicy": "executor",
     "Footprint": "footprint",
     "Cage": "interfaces", "Containment": "interfaces", "Job": "interfaces",
@@ -115,6 +118,7 @@ __all__ = [
     "JobStatus",
     "Launcher",
     "LauncherError",
+    "Launch",
     "LauncherSpec",
     "LineageSinkSpec",
     "Plan",
@@ -124,6 +128,7 @@ __all__ = [
     "PluginRecord",
     "Recipe",
     "RecipeRef",
+    "Refusal",
     "RetryOn",
     "RetryPolicy",
     "RunFailed",

@@ -60,36 +60,73 @@ class Attempt:
     last_beat: float | None = None
 
 
-class SchedulingPolicy(Protocol):
-    """Decides which ready stages may start now. The executor does everything else."""
+@attrs.frozen(kw_only=True)
+class Launch:
+    """A policy's decision to start ``stage`` now, with what it was admitted at.
 
-    def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Stage]:
-        """Of ``ready`` (in plan order), those to start now, in the order to start them."""
+    ``cap`` is the kernel memory cap in bytes (``None``: uncapped); ``knobs`` are right-sized
+    values (e.g. ``{"workers": 3}``) the stage must run with (``ctx.knobs``); ``footprint``
+    is what was booked; ``decision`` is ``admit`` or ``right_size``; ``reason`` says why.
+    """
+
+    stage: Stage
+    cap: int | None = None
+    footprint: int | None = None
+    knobs: Mapping[str, int] = attrs.field(factory=dict)
+    decision: str = "admit"
+    reason: str = ""
+    waited: float = 0.0
+    detail: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Refusal:
+    """A policy's decision that ``stage`` can never run here (e.g. larger than the box)."""
+
+    stage: Stage
+    reason: str
+
+
+class SchedulingPolicy(Protocol):
+    """Decides which ready stages may start now, and at what cap. The executor does the rest."""
+
+    def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Launch | Refusal]:
+        """Of ``ready`` (in plan order), those to start now (or refuse), in start order.
+
+        A stage neither launched nor refused waits; it is offered again on the next pass.
+        """
         ...
 
     def started(self, attempt: Attempt) -> None:
         """``attempt`` was submitted (book what it holds)."""
         ...
 
-    def finished(self, attempt: Attempt) -> None:
-        """``attempt`` ended (release what it held)."""
+    def finished(self, attempt: Attempt, outcome: StageOutcome) -> None:
+        """``attempt`` ended (release what it held; learn from its peak or OOM)."""
+        ...
+
+    def next_check(self) -> float | None:
+        """Seconds after which waiting stages should be offered again (``None``: on events only)."""
         ...
 
 
 @attrs.define
 class BoundedPolicy:
-    """At most ``max_parallel`` stages at once, in plan order."""
+    """At most ``max_parallel`` stages at once, in plan order, uncapped."""
 
     max_parallel: int = 1
 
-    def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Stage]:
+    def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Launch | Refusal]:
         free = max(0, self.max_parallel - len(running))
-        return list(ready[:free])
+        return [Launch(stage=s) for s in ready[:free]]
 
     def started(self, attempt: Attempt) -> None:
         return None
 
-    def finished(self, attempt: Attempt) -> None:
+    def finished(self, attempt: Attempt, outcome: StageOutcome) -> None:
+        return None
+
+    def next_check(self) -> float | None:
         return None
 
 
@@ -187,7 +224,8 @@ class Executor:
         return any(n not in self.outcomes and n not in self.running for n in self.not_before)
 
     def _next_timeout(self) -> float:
-        return 0.25
+        wake = self.policy.next_check()
+        return 0.25 if wake is None else max(0.0, min(0.25, wake))
 
     # -- readiness ----------------------------------------------------------------------
 
@@ -225,8 +263,16 @@ class Executor:
                 ready.remove(s)
         if progressed:
             return True
-        for s in self.policy.choose(ready, list(self.running.values())):
-            self._launch(s)
+        for decision in self.policy.choose(ready, list(self.running.values())):
+            if isinstance(decision, Refusal):
+                self.status.append("stage_refused", stage=decision.stage.name,
+                                   reason=decision.reason)
+                self._record(decision.stage, StageOutcome(
+                    stage=decision.stage.name, attempt=self.attempts.get(decision.stage.name, 0),
+                    state=StageState.REFUSED, classification=Classification.ERROR,
+                    error=decision.reason))
+            else:
+                self._launch(decision)
             progressed = True
         return progressed
 
@@ -256,7 +302,8 @@ class Executor:
 
     # -- launching -----------------------------------------------------------------------
 
-    def _launch(self, s: Stage, *, cap: int | None = None, knobs: Mapping[str, int] | None = None) -> Attempt:
+    def _launch(self, decision: Launch) -> Attempt:
+        s, cap, knobs = decision.stage, decision.cap, decision.knobs
         number = self.attempts.get(s.name, 0) + 1
         self.attempts[s.name] = number
         adir = self.rundir.new_attempt(s.name, number)
@@ -287,6 +334,10 @@ class Executor:
                           key=key, started=time.monotonic(), cap=cap)
         self.running[s.name] = attempt
         self.policy.started(attempt)
+        self.status.append("stage_admitted", stage=s.name, attempt=number,
+                           decision=decision.decision, footprint_bytes=decision.footprint,
+                           cap_bytes=cap, knobs=dict(knobs), waited=round(decision.waited, 6),
+                           reason=decision.reason, **dict(decision.detail))
         self.status.append("stage_started", stage=s.name, attempt=number, cache_key=key,
                            job_id=handle.job_id, pid=handle.pid, cap_bytes=cap,
                            launcher=handle.launcher)
@@ -397,7 +448,6 @@ class Executor:
 
     def _finish(self, attempt: Attempt, state: JobState) -> None:
         s = attempt.stage
-        self.policy.finished(attempt)
         duration = time.monotonic() - attempt.started
         cls = self.classify(attempt, state)
         output_hash = None
@@ -416,6 +466,7 @@ class Executor:
                                duration=duration, peak_bytes=state.peak_bytes,
                                cap_bytes=attempt.cap, output_hash=output_hash,
                                cache_key=attempt.key, error=error)
+        self.policy.finished(attempt, outcome)
         if stage_state is StageState.FAILED and self._should_retry(s, attempt.number, cls):
             wait = s.retry.wait_before(attempt.number + 1)
             self.status.append("stage_finished", **_outcome_fields(outcome))
