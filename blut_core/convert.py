@@ -143,7 +143,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"bad -p value {item!r}", hint="write -p key=value (dotted keys for nesting)")
+        raise ConfigError(f"bad -p value {item!r}: expected key=value",
+                          hint="write -p key=value (dotted keys for nesting, e.g. -p report.top=5)")
     try:
         value: Any = json.loads(raw)
     except ValueError:

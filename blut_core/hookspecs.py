@@ -210,6 +210,7 @@ def blut_run_finished(run: RunInfo, summary: RunSummary) -> None:
 def blut_configure(settings: Settings) -> None:
     """Lifecycle: the process's settings (home directory, switches) are final.
 
+    Called once per process, when the App is built, before any command runs.
     Historic: a plugin registered after this call still receives it when it registers.
 
     .. versionadded:: 0.1

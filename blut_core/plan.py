@@ -70,7 +70,7 @@ class Plan:
                                 hint="use str, int, float (finite), bool, lists and dicts") from None
         cycle = self._find_cycle()
         if cycle:
-            raise PlanError(f"the plan has a cycle: {' -> '.join(cycle)}",
+            raise PlanError(f"the plan has a cycle: {' -> '.join(reversed(cycle))}",
                             hint="a stage cannot depend, directly or not, on itself")
 
     def _find_cycle(self) -> list[str] | None:

@@ -98,7 +98,8 @@ def callable_target(fn: Callable[..., Any] | str, *, stage: str) -> str:
     qualname: str = getattr(fn, "__qualname__", "")
     if not module_name or "<" in qualname or module_name == "__main__":
         raise PlanError(
-            f"stage {stage!r}: {qualname or fn!r} cannot be imported by a stage process",
+            f"stage {stage!r}: {qualname or fn!r} is not a module-level function, "
+            "so a stage process cannot import it",
             hint="define the stage function at module level in an importable module",
         )
     return f"{module_name}:{qualname}"

@@ -27,10 +27,12 @@ _EXIT = {"ok": 0, "failed": 1, "refused": 3, "cancelled": 130}
               help="Where stages run (local, or an installed launcher such as slurm or ray).")
 @click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
 @json_option
-@click.pass_obj
-def run_command(app: App, recipe: str, params_file: Path | None, overrides: tuple[str, ...],
-                no_cache: bool, launcher: str, fail_fast: bool, as_json: bool) -> int:
+@click.pass_context
+def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
+                overrides: tuple[str, ...], no_cache: bool, launcher: str, fail_fast: bool,
+                as_json: bool) -> None:
     """Run RECIPE and print what ran, what was cached, and what failed."""
+    app: App = ctx.obj
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
     options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast)
     summary = start_run(app, prepared, launcher=launcher, options=options)
@@ -38,7 +40,7 @@ def run_command(app: App, recipe: str, params_file: Path | None, overrides: tupl
         echo_json(summary_json(summary))
     else:
         print_summary(summary)
-    return _EXIT.get(summary.outcome, 1)
+    ctx.exit(_EXIT.get(summary.outcome, 1))
 
 
 def summary_json(summary: RunSummary) -> dict[str, object]:

@@ -1,1 +1,16 @@
+"""Test configuration: blut's fixtures, and the repository root importable as ``tests.*``.
+
+Stage functions used by tests live in ``tests/support`` so that stage processes (which get
+the driver's ``sys.path`` as ``PYTHONPATH``) can import them by dotted name.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
 pytest_plugins = ["blut_core.testing"]

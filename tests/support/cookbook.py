@@ -1,0 +1,76 @@
+"""A cookbook of small recipes used by the tests."""
+
+from __future__ import annotations
+
+import attrs
+
+from blut_core import Cookbook, Plan, Recipe, RetryPolicy, Stage
+from tests.support import stages
+
+
+@attrs.frozen(kw_only=True)
+class Inner:
+    size: int = 3
+    label: str = "x"
+
+
+@attrs.frozen(kw_only=True)
+class DiamondParams:
+    n: int = 1
+    ratio: float = 0.5
+    verbose: bool = False
+    inner: Inner = attrs.field(factory=Inner)
+
+
+def diamond(p: DiamondParams) -> Plan:
+    """a → (b, c) → d, plus a command stage reading a's output."""
+    return Plan.of(
+        Stage.call("a", stages.emit, params={"n": p.n}),
+        Stage.call("b", stages.emit, inputs=["a"], params={"size": p.inner.size}),
+        Stage.call("c", stages.emit, inputs=["a"], params={"label": p.inner.label}),
+        Stage.call("d", stages.emit, inputs=["b", "c"]),
+        Stage.command("e", ["cp", "{inputs[a]}/data.json", "{out}/copied.json"], inputs=["a"]),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Empty:
+    pass
+
+
+def failing(_: Empty) -> Plan:
+    return Plan.of(
+        Stage.call("a", stages.emit),
+        Stage.call("bad", stages.fail_after_output, inputs=["a"]),
+        Stage.call("after", stages.emit, inputs=["bad"]),
+        Stage.call("side", stages.emit, inputs=["a"]),
+    )
+
+
+def flaky(_: Empty) -> Plan:
+    return Plan.of(Stage.call("f", stages.flaky, retry=RetryPolicy(max_attempts=2, delay=0.0)))
+
+
+def deterministic(_: Empty) -> Plan:
+    return Plan.of(Stage.call("d", stages.deterministic_failure,
+                              retry=RetryPolicy(max_attempts=3, delay=0.0)))
+
+
+def cyclic(_: Empty) -> Plan:
+    return Plan((Stage.call("x", stages.noop, inputs=["z"]), Stage.call("y", stages.noop, inputs=["x"]),
+                 Stage.call("z", stages.noop, inputs=["y"])))
+
+
+COOKBOOK = Cookbook(
+    name="testbook",
+    summary="Recipes for blut's own tests.",
+    recipes=(
+        Recipe(name="diamond", summary="a diamond DAG", params=DiamondParams, build=diamond),
+        Recipe(name="failing", summary="a stage fails after writing output", params=Empty,
+               build=failing),
+        Recipe(name="flaky", summary="fails once, then succeeds", params=Empty, build=flaky),
+        Recipe(name="deterministic", summary="a never-retried failure", params=Empty,
+               build=deterministic),
+        Recipe(name="cyclic", summary="a plan with a cycle", params=Empty, build=cyclic),
+    ),
+)

@@ -1,0 +1,37 @@
+"""Throw-away plugin modules for plugin-loading tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from blut_core import LauncherSpec, hookimpl
+from blut_core.interfaces import Launcher
+
+
+class _Nope(Launcher):
+    def submit(self, job):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def poll(self, handle):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def cancel(self, handle):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
+class DuplicateLocal:
+    """Registers a second launcher called 'local'."""
+
+    @hookimpl
+    def blut_launchers(self) -> Iterator[LauncherSpec]:
+        yield LauncherSpec(name="local", summary="an impostor", factory=_Nope)
+
+
+class Misspelt:
+    @hookimpl
+    def blut_launcherz(self) -> Iterator[LauncherSpec]:
+        yield from ()
+
+
+extra = DuplicateLocal()
+misspelt = Misspelt()
