@@ -1,49 +1,127 @@
-"""``blut runs list`` and ``blut runs show RUN``: past and current runs, from run directories.
+"""``blut runs list|show|diff|top``: past and current runs.
 
-Entry point ``cli-runs``.
+Entry point ``cli-runs``. ``list`` and ``top`` query the lineage database (fast with
+thousands of runs); ``list`` adds runs the database does not know yet (running, or finished
+before it existed) from their directories, and falls back to the directories alone, with a
+hint, when there is no database. ``show`` and ``diff`` read run directories, the source of
+truth, so they work for a run that is still running.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import click
 
 from blut_core import App, hookimpl
+from blut_core.errors import ConfigError
+from blut_core.log import get_logger
 from blut_core.output import echo_json, human_bytes, human_seconds, json_option, table
+from blut_core.rundir import STATUS
 from blut_core.runs import find_run, list_runs, load_run, read_json
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def _when(t: float | None) -> str:
     return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
 
 
+def parse_since(text: str, now: float | None = None) -> float:
+    """``3d``, ``12h``, ``30m``, ``2026-11-01`` or ``2026-11-01T10:00`` → unix time."""
+    m = _AGO.match(text.strip().lower())
+    if m:
+        return (time.time() if now is None else now) - float(m[1]) * _UNIT[m[2]]
+    try:
+        return dt.datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise ConfigError(f"--since {text!r} is not a time",
+                          hint="use a duration such as 3d, 12h, 30m or a date such as "
+                               "2026-11-01 or 2026-11-01T10:00") from None
+
+
 @click.group(name="runs")
 def runs_group() -> None:
-    """Inspect runs: what ran, when, and how it ended."""
+    """Inspect runs: what ran, when, how it ended, and how two runs differ."""
+
+
+def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | None,
+             limit: int) -> list[dict[str, Any]] | None:
+    """Runs from the lineage database merged with unindexed run directories (None: no DB)."""
+    from blut_plugins.lineage_duckdb import DuckDBLineage, LineageMissing
+    from blut_plugins.lineage_queries import list_runs as db_list_runs
+    from blut_plugins.lineage_queries import run_ids
+
+    try:
+        with DuckDBLineage(app.settings.home).reader() as con:
+            rows = db_list_runs(con, recipe=recipe, outcome=None, since=since, limit=None)
+            known = run_ids(con)
+    except LineageMissing:
+        return None
+    runs_root = app.settings.runs_dir
+    try:
+        names = [e.name for e in os.scandir(runs_root) if e.name not in known and e.is_dir()]
+    except FileNotFoundError:
+        names = []
+    extra = []
+    for name in names:
+        path = runs_root / name
+        if (path / STATUS).exists():
+            extra.append(load_run(path).to_json(with_stages=False))
+    if recipe:
+        extra = [r for r in extra if r["recipe"] == recipe or r["recipe"].split(":")[-1] == recipe]
+    if since is not None:
+        extra = [r for r in extra if (r["started"] or 0) >= since]
+    for r in rows:
+        if r["state"] in ("running", "interrupted") and Path(r["path"]).is_dir():
+            r.update(load_run(Path(r["path"])).to_json(with_stages=False))
+    merged = rows + extra
+    if outcome:
+        merged = [r for r in merged if r["state"] == outcome]
+    merged.sort(key=lambda r: (r["started"] or 0.0, r["run_id"]), reverse=True)
+    return merged[:limit]
 
 
 @runs_group.command(name="list")
 @click.option("--recipe", help="Only runs of this recipe (cookbook:recipe or bare name).")
-@click.option("--state", help="Only runs in this state (ok, failed, running, interrupted...).")
-@click.option("-n", "--limit", type=int, default=50, show_default=True, help="At most N runs.")
+@click.option("--outcome", "--state", "outcome",
+              help="Only runs that ended so (ok, failed, cancelled, refused), or are running "
+                   "or interrupted. --state is an alias.")
+@click.option("--since", help="Only runs started since: 3d, 12h, 30m, or a date (2026-11-01).")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="At most N runs.")
 @json_option
 @click.pass_obj
-def list_command(app: App, recipe: str | None, state: str | None, limit: int,
-                 as_json: bool) -> None:
+def list_command(app: App, recipe: str | None, outcome: str | None, since: str | None,
+                 limit: int, as_json: bool) -> None:
     """Runs, newest first."""
-    runs = list_runs(app.settings.runs_dir)
-    if recipe:
-        runs = [r for r in runs if r.recipe == recipe or r.recipe.split(":")[-1] == recipe]
-    if state:
-        runs = [r for r in runs if r.state == state]
-    runs = runs[:limit]
+    since_t = parse_since(since) if since else None
+    runs = _db_runs(app, recipe, outcome, since_t, limit)
+    if runs is None:
+        get_logger().warning("lineage_db_missing", path=str(app.settings.home / "lineage.duckdb"),
+                             hint="listing from run directories (slow with many runs); "
+                                  "`blut lineage reindex` builds the index")
+        records = list_runs(app.settings.runs_dir)
+        if recipe:
+            records = [r for r in records if r.recipe == recipe or r.recipe.split(":")[-1] == recipe]
+        if outcome:
+            records = [r for r in records if r.state == outcome]
+        if since_t is not None:
+            records = [r for r in records if (r.started or 0) >= since_t]
+        runs = [r.to_json(with_stages=False) for r in records[:limit]]
     if as_json:
-        echo_json([r.to_json(with_stages=False) for r in runs])
+        echo_json(runs)
         return
-    table([(r.run_id, r.recipe, r.state, _when(r.started), human_seconds(r.wall),
-            " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))) for r in runs],
+    table([(r["run_id"], r["recipe"], r["state"], _when(r["started"]), human_seconds(r["wall"]),
+            " ".join(f"{k}={v}" for k, v in sorted(r["counts"].items()))) for r in runs],
           ["RUN", "RECIPE", "STATE", "STARTED", "WALL", "STAGES"])
 
 
@@ -72,6 +150,74 @@ def show_command(app: App, run: str, as_json: bool) -> None:
             human_bytes(st.get("peak_bytes")), (st.get("output_hash") or "")[:12],
             st.get("error") or "") for name, st in record.stages.items()],
           ["STAGE", "STATE", "ATTEMPTS", "TIME", "PEAK", "OUTPUT", "ERROR"])
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@runs_group.command(name="diff")
+@click.argument("run_a", metavar="A")
+@click.argument("run_b", metavar="B")
+@click.option("--all", "everything", is_flag=True, help="Also list params and provenance that are equal.")
+@json_option
+@click.pass_obj
+def diff_command(app: App, run_a: str, run_b: str, everything: bool, as_json: bool) -> None:
+    """Two runs side by side: params, provenance, outcome, final metrics, stage peaks."""
+    from blut_core.lineage.diff import diff_runs
+    from blut_core.lineage.extract import extract_run
+
+    a = extract_run(find_run(app.settings.runs_dir, run_a), cache_root=app.settings.cache_dir)
+    b = extract_run(find_run(app.settings.runs_dir, run_b), cache_root=app.settings.cache_dir)
+    data = diff_runs(a, b, everything=everything)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"A {data['a']}\nB {data['b']}\n")
+    rows: list[tuple[str, str, str]] = [("outcome", data["outcome"]["a"], data["outcome"]["b"]),
+                                         ("wall", human_seconds(data["wall"]["a"]),
+                                          human_seconds(data["wall"]["b"]))]
+    rows += [(f"params.{p['key']}", _fmt(p["a"]), _fmt(p["b"])) for p in data["params"]]
+    rows += [(p["key"], _fmt(p["a"]), _fmt(p["b"])) for p in data["provenance"]]
+    rows += [(f"metric {m['key']}", _fmt(m["a"]), _fmt(m["b"])) for m in data["metrics"]]
+    table(rows, ["", "A", "B"])
+    click.echo("")
+    table([(s["stage"], (s["a"] or {}).get("state", "-"), human_bytes((s["a"] or {}).get("peak_bytes")),
+            (s["b"] or {}).get("state", "-"), human_bytes((s["b"] or {}).get("peak_bytes")))
+           for s in data["stages"]], ["STAGE", "A STATE", "A PEAK", "B STATE", "B PEAK"])
+    if not data["params"] and not data["provenance"]:
+        click.echo("\nsame params and provenance")
+
+
+@runs_group.command(name="top")
+@click.option("--metric", required=True, help="A final metric: NAME or STAGE.NAME.")
+@click.option("--min", "direction", flag_value="min", help="Lowest value first.")
+@click.option("--max", "direction", flag_value="max", default=True, help="Highest value first (default).")
+@click.option("--recipe", help="Only runs of this recipe.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), default=10, show_default=True)
+@json_option
+@click.pass_obj
+def top_command(app: App, metric: str, direction: str, recipe: str | None, limit: int,
+                as_json: bool) -> None:
+    """Runs ranked by the final value of a metric."""
+    from blut_plugins.lineage_duckdb import DuckDBLineage
+    from blut_plugins.lineage_queries import metric_names, top_runs
+
+    with DuckDBLineage(app.settings.home).reader() as con:
+        rows = top_runs(con, metric, maximize=direction != "min", limit=limit, recipe=recipe)
+        known = [] if rows else metric_names(con)
+    if not rows and not as_json:
+        raise ConfigError(f"no indexed run has a final value for metric {metric!r}",
+                          hint=f"known metrics: {', '.join(known) or 'none'}")
+    if as_json:
+        echo_json(rows)
+        return
+    table([(r["run_id"], r["recipe"], r["outcome"], f"{r['stage']}.{r['metric']}", _fmt(r["value"]))
+           for r in rows], ["RUN", "RECIPE", "OUTCOME", "METRIC", "VALUE"])
 
 
 @hookimpl
