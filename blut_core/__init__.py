@@ -15,6 +15,25 @@ from blut_core._version import __version__
 if TYPE_CHECKING:
     from blut_core._markers import hookimpl as hookimpl
     from blut_core.app import App as App
+    from blut_core.broker.admission import Admission as Admission
+    from blut_core.broker.admission import Budget as Budget
+    from blut_core.broker.calibration import CalibrationKey as CalibrationKey
+    from blut_core.broker.calibration import CalibrationStore as CalibrationStore
+    from blut_core.broker.cgroupcage import CgroupCage as CgroupCage
+    from blut_core.broker.cgroupcage import CgroupLayout as CgroupLayout
+    from blut_core.broker.cgroupcage import cgroup_base as cgroup_base
+    from blut_core.broker.cgroupcage import cgroup_layout as cgroup_layout
+    from blut_core.broker.cgroupcage import check_cgroup_base as check_cgroup_base
+    from blut_core.broker.config import BrokerConfig as BrokerConfig
+    from blut_core.broker.ledger import Booking as Booking
+    from blut_core.broker.ledger import Ledger as Ledger
+    from blut_core.broker.policy import MemoryPolicy as MemoryPolicy
+    from blut_core.broker.probe import Probe as Probe
+    from blut_core.broker.select import Selection as Selection
+    from blut_core.broker.service import Broker as Broker
+    from blut_core.broker.service import StageEstimate as StageEstimate
+    from blut_core.broker.sizes import format_size as format_size
+    from blut_core.broker.sizes import parse_size as parse_size
     from blut_core.cache import Cache as Cache
     from blut_core.cache import CacheEntry as CacheEntry
     from blut_core.cookbooks import Cookbook as Cookbook
@@ -41,8 +60,10 @@ if TYPE_CHECKING:
     from blut_core.executor import Refusal as Refusal
     from blut_core.executor import SchedulingPolicy as SchedulingPolicy
     from blut_core.footprint import Footprint as Footprint
+    from blut_core.footprint import Knob as Knob
     from blut_core.interfaces import Cage as Cage
     from blut_core.interfaces import Containment as Containment
+    from blut_core.interfaces import FootprintModel as FootprintModel
     from blut_core.interfaces import Job as Job
     from blut_core.interfaces import JobHandle as JobHandle
     from blut_core.interfaces import JobState as JobState
@@ -67,6 +88,18 @@ if TYPE_CHECKING:
 _WHERE = {
     "hookimpl": "_markers",
     "App": "app",
+    "Admission": "broker.admission", "Budget": "broker.admission",
+    "CalibrationKey": "broker.calibration", "CalibrationStore": "broker.calibration",
+    "CgroupCage": "broker.cgroupcage", "CgroupLayout": "broker.cgroupcage",
+    "cgroup_base": "broker.cgroupcage", "cgroup_layout": "broker.cgroupcage",
+    "check_cgroup_base": "broker.cgroupcage",
+    "BrokerConfig": "broker.config",
+    "Booking": "broker.ledger", "Ledger": "broker.ledger",
+    "MemoryPolicy": "broker.policy",
+    "Probe": "broker.probe",
+    "Selection": "broker.select",
+    "Broker": "broker.service", "StageEstimate": "broker.service",
+    "format_size": "broker.sizes", "parse_size": "broker.sizes",
     "Cache": "cache", "CacheEntry": "cache",
     "Cookbook": "cookbooks", "CookbookIndex": "cookbooks", "Recipe": "cookbooks",
     "RecipeRef": "cookbooks",
@@ -78,8 +111,9 @@ _WHERE = {
     "Attempt": "executor", "BoundedPolicy": "executor", "ExecOptions": "executor",
     "Launch": "executor", "Refusal": "executor",
     "Executor": "executor", "SchedulingPolicy": "executor",
-    "Footprint": "footprint",
-    "Cage": "interfaces", "Containment": "interfaces", "Job": "interfaces",
+    "Footprint": "footprint", "Knob": "footprint",
+    "Cage": "interfaces", "Containment": "interfaces", "FootprintModel": "interfaces",
+    "Job": "interfaces",
     "JobHandle": "interfaces", "JobState": "interfaces", "JobStatus": "interfaces",
     "Launcher": "interfaces",
     "Classification": "outcome", "RunInfo": "outcome", "RunSummary": "outcome",
@@ -93,15 +127,24 @@ _WHERE = {
 }
 
 __all__ = [
+    "Admission",
     "AdmissionRefused",
     "App",
     "Attempt",
     "Backoff",
     "BlutError",
+    "Booking",
     "BoundedPolicy",
+    "Broker",
+    "BrokerConfig",
+    "Budget",
     "Cache",
     "CacheEntry",
     "Cage",
+    "CalibrationKey",
+    "CalibrationStore",
+    "CgroupCage",
+    "CgroupLayout",
     "Classification",
     "ConfigError",
     "Containment",
@@ -111,21 +154,26 @@ __all__ = [
     "ExecOptions",
     "Executor",
     "Footprint",
+    "FootprintModel",
     "FootprintModelSpec",
     "Job",
     "JobHandle",
     "JobState",
     "JobStatus",
+    "Knob",
     "Launch",
     "Launcher",
     "LauncherError",
     "LauncherSpec",
+    "Ledger",
     "LineageSinkSpec",
+    "MemoryPolicy",
     "Plan",
     "PlanError",
     "PluginConflictError",
     "PluginError",
     "PluginRecord",
+    "Probe",
     "Recipe",
     "RecipeRef",
     "Refusal",
@@ -135,15 +183,22 @@ __all__ = [
     "RunInfo",
     "RunSummary",
     "SchedulingPolicy",
+    "Selection",
     "Settings",
     "Stage",
     "StageContext",
+    "StageEstimate",
     "StageFailure",
     "StageOutcome",
     "StageState",
     "Timeouts",
     "__version__",
+    "cgroup_base",
+    "cgroup_layout",
+    "check_cgroup_base",
+    "format_size",
     "hookimpl",
+    "parse_size",
 ]
 
 

@@ -4,6 +4,7 @@
   ``cancel``). The executor only talks to this interface, so ``local``, ``slurm`` and
   ``ray`` are interchangeable.
 - :class:`Containment` and :class:`Cage`: how one stage's memory is capped by the kernel.
+- :class:`FootprintModel`: how a stage's declaration and drivers become bytes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -110,7 +112,13 @@ class Launcher(ABC):
 
 
 class Cage(ABC):
-    """One stage's kernel memory cap, for the life of one attempt."""
+    """One stage's kernel memory cap, for the life of one attempt.
+
+    ``cgroup`` is the cage's cgroup directory when it has one (the ledger reads how much of
+    a booking is already in use from it).
+    """
+
+    cgroup: str | None = None
 
     @abstractmethod
     def wrap(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
@@ -137,9 +145,16 @@ class Cage(ABC):
 
 
 class Containment(ABC):
-    """A way to cap a stage's memory on this machine (cgroup v2/v1, systemd, rlimit, bare)."""
+    """A way to cap a stage's memory on this machine (cgroup v2/v1, systemd, rlimit, bare).
+
+    ``enforces`` is ``False`` for a backend that sets no cap at all (``bare``): ``plan`` and
+    ``run`` warn loudly when it is the one in use. ``kernel_evidence`` says whether cages
+    report the kernel's peak and OOM kills (cgroups) or not (rlimit, bare).
+    """
 
     name: str = ""
+    enforces: bool = True
+    kernel_evidence: bool = True
 
     @abstractmethod
     def unusable_reason(self) -> str | None:
@@ -148,6 +163,24 @@ class Containment(ABC):
     @abstractmethod
     def cage(self, label: str, cap_bytes: int | None) -> Cage:
         """Prepare a cage for one attempt, capped at ``cap_bytes``."""
+
+
+class FootprintModel(ABC):
+    """Turns a stage's footprint declaration and drivers into bytes.
+
+    Estimates must be conservative-high (an estimate too small ends as an OOM kill and a
+    retry) and monotone non-decreasing in every driver (right-sizing relies on it).
+    """
+
+    name: str = ""
+
+    @abstractmethod
+    def check(self, spec: Mapping[str, Any], drivers: Mapping[str, int]) -> None:
+        """Raise ``ConfigError`` (one line, with a hint) when ``spec`` is not valid."""
+
+    @abstractmethod
+    def estimate(self, spec: Mapping[str, Any], drivers: Mapping[str, int]) -> int:
+        """Peak bytes of a stage declared by ``spec`` running with ``drivers``."""
 
 
 def environ_overlay(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ from blut_core.records import PluginRecord
 ENTRY_POINT_GROUP = "blut.plugins"
 BUILTIN_DISTRIBUTION = "blut"
 #: Built-ins that cannot be disabled: a run and the CLI need them.
-ESSENTIAL = frozenset({"launcher-local", "cli-plugins", "cli-run"})
+ESSENTIAL = frozenset({"launcher-local", "cli-plugins", "cli-run", "containment-bare"})
 
 
 class BlutPluginManager(pluggy.PluginManager):

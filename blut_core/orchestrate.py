@@ -79,13 +79,30 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
               options: ExecOptions | None = None,
-              policy: SchedulingPolicy | None = None) -> RunSummary:
-    """Create the run directory, run the plan, and return the summary."""
+              policy: SchedulingPolicy | None = None,
+              no_calibration: bool = False) -> RunSummary:
+    """Create the run directory, run the plan, and return the summary.
+
+    Without an explicit ``policy`` the memory broker schedules the run: every declaration
+    is checked and a stage that can never fit this box refuses the whole run
+    (:class:`AdmissionRefused`, exit 3) before anything is written or started.
+    """
+    from blut_core.broker.service import Broker
+
     settings = app.settings
     ensure_writable(settings.home)
     runs_root = settings.runs_dir
     ensure_writable(runs_root, what="runs directory")
-    the_launcher = make_launcher(app, launcher)
+    broker = Broker(app, no_calibration=no_calibration)
+    if policy is None:
+        broker.preflight(prepared.plan, prepared.ref.qualname,
+                         skip=lambda: _cached_stages(app, prepared, options))
+        policy = broker.policy(prepared.ref.qualname)
+    if broker.selection.warning:
+        from blut_core.log import get_logger
+
+        get_logger().warning("containment_bare", message=broker.selection.warning)
+    the_launcher = make_launcher(app, launcher, broker.selection.containment)
     cache = Cache(settings.cache_dir)
     run_id = new_run_id(prepared.ref.qualname)
     rundir = RunDir.create(runs_root, run_id)
@@ -113,6 +130,15 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     status.close()
     app.hooks.run_finished(info, summary)
     return summary
+
+
+def _cached_stages(app: App, prepared: Prepared, options: ExecOptions | None) -> set[str]:
+    """Stages a run would skip as cached (they need no memory)."""
+    from blut_core.planning import CacheState, cache_states
+
+    states = cache_states(prepared.plan, Cache(app.settings.cache_dir),
+                          no_cache=bool(options and options.no_cache))
+    return {name for name, st in states.items() if st.state is CacheState.CACHED}
 
 
 def _provenance(app: App, prepared: Prepared, launcher: str) -> dict[str, Any]:

@@ -1,0 +1,267 @@
+"""The calibration store: measured peaks per calibration key, and OOM lower bounds.
+
+Key: (recipe, stage, sorted drivers). Sources rank ``default < measured < oom_corrected``:
+
+- a clean peak merges by max; under an ``oom_corrected`` bound, a clean run peaking under
+  90 % of its cap replaces the (stale) bound, one that rode its cap only raises it;
+- an OOM kill records the cap it hit as a lower bound (``oom_corrected``);
+- resolving a bound escalates it: ``max(bound × 1.25, bound + step, model)``, clamped to
+  what the box can ever give; a bound already at that ceiling cannot grow: exhausted.
+
+The file (``$BLUT_HOME/calibration.json``) is written atomically under an ``flock``; a
+corrupt file is set aside (``calibration.json.corrupt-<time>``) and rebuilt, never fatal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from blut_core.log import get_logger
+
+DEFAULT, MEASURED, OOM_CORRECTED = "default", "measured", "oom_corrected"
+RANK = {DEFAULT: 0, MEASURED: 1, OOM_CORRECTED: 2}
+VERSION = 1
+
+
+@attrs.frozen(kw_only=True)
+class CalibrationKey:
+    """What determines a stage's memory: its recipe, its name and its drivers."""
+
+    recipe: str
+    stage: str
+    drivers: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def of(cls, recipe: str, stage: str, drivers: Mapping[str, int]) -> CalibrationKey:
+        return cls(recipe=recipe, stage=stage, drivers=tuple(sorted(drivers.items())))
+
+    @property
+    def text(self) -> str:
+        """``recipe|stage|a=1,b=2``: how the key is stored."""
+        return f"{self.recipe}|{self.stage}|" + ",".join(f"{k}={v}" for k, v in self.drivers)
+
+
+@attrs.frozen(kw_only=True)
+class Entry:
+    """What is known about one key. ``peak`` is a lower bound when ``oom_corrected``."""
+
+    recipe: str
+    stage: str
+    drivers: Mapping[str, int]
+    peak: int
+    source: str
+    samples: int = 1
+    updated: float = 0.0
+    cap: int | None = None
+
+    @property
+    def key(self) -> CalibrationKey:
+        return CalibrationKey.of(self.recipe, self.stage, self.drivers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key.text, "recipe": self.recipe, "stage": self.stage,
+                "drivers": dict(self.drivers), "peak_bytes": self.peak, "source": self.source,
+                "samples": self.samples, "updated": self.updated, "cap_bytes": self.cap}
+
+
+# -- pure rules -------------------------------------------------------------------------
+
+
+def merge_peak(old: Entry | None, key: CalibrationKey, peak: int, cap: int | None, *,
+               now: float, clean_share: float = 0.90) -> Entry:
+    """Fold a clean run's kernel peak (run under ``cap``) into ``old``."""
+    if old is None or old.source == DEFAULT:
+        return Entry(recipe=key.recipe, stage=key.stage, drivers=dict(key.drivers), peak=peak,
+                     source=MEASURED, samples=(old.samples + 1) if old else 1, updated=now, cap=cap)
+    if old.source == OOM_CORRECTED:
+        if cap is not None and peak < clean_share * cap:  # self-heal a stale bound
+            return Entry(recipe=key.recipe, stage=key.stage, drivers=dict(key.drivers), peak=peak,
+                         source=MEASURED, samples=old.samples + 1, updated=now, cap=cap)
+        return attrs.evolve(old, peak=max(old.peak, peak), samples=old.samples + 1, updated=now)
+    return attrs.evolve(old, peak=max(old.peak, peak), samples=old.samples + 1, updated=now,
+                        cap=cap if cap is not None else old.cap)
+
+
+def merge_oom(old: Entry | None, key: CalibrationKey, cap: int, *, now: float) -> Entry:
+    """An OOM kill at ``cap``: the stage needs more than ``cap`` (a lower bound)."""
+    bound = max(cap, old.peak if old is not None and old.source == OOM_CORRECTED else 0)
+    return Entry(recipe=key.recipe, stage=key.stage, drivers=dict(key.drivers), peak=bound,
+                 source=OOM_CORRECTED, samples=(old.samples + 1) if old else 1, updated=now,
+                 cap=cap)
+
+
+def escalate(bound: int, *, factor: float, step: int) -> int:
+    """The next footprint to try above an OOM bound: ``max(bound × factor, bound + step)``."""
+    return max(math.ceil(bound * factor), bound + step)
+
+
+@attrs.frozen(kw_only=True)
+class Resolved:
+    """A footprint resolved from calibration and the model.
+
+    ``source``: ``model`` (no calibration), ``default`` (the stage declared nothing),
+    ``measured`` or ``oom_corrected``; ``exhausted``: an OOM bound already at the ceiling.
+    """
+
+    bytes: int
+    source: str
+    model: int
+    calibrated: int | None = None
+    bound: int | None = None
+    exhausted: bool = False
+
+
+def resolve(entry: Entry | None, model: int, *, ceiling: int, factor: float, step: int,
+            model_source: str = "model") -> Resolved:
+    """The footprint to admit for a key with ``entry`` whose model estimate is ``model``."""
+    if entry is None or entry.source == DEFAULT:
+        return Resolved(bytes=model, source=model_source, model=model)
+    if entry.source == MEASURED:
+        return Resolved(bytes=entry.peak, source=MEASURED, model=model, calibrated=entry.peak)
+    grown = max(escalate(entry.peak, factor=factor, step=step), model)
+    if ceiling > 0 and grown > ceiling:
+        if entry.peak >= ceiling:
+            return Resolved(bytes=grown, source=OOM_CORRECTED, model=model, calibrated=grown,
+                            bound=entry.peak, exhausted=True)
+        grown = ceiling
+    return Resolved(bytes=grown, source=OOM_CORRECTED, model=model, calibrated=grown,
+                    bound=entry.peak)
+
+
+# -- the store --------------------------------------------------------------------------
+
+
+class CalibrationStore:
+    """Entries by key text, kept in ``path`` (``None``: in memory only, for one run)."""
+
+    def __init__(self, path: Path | None, *, clean_share: float = 0.90) -> None:
+        self.path = path
+        self.clean_share = clean_share
+        self._entries: dict[str, Entry] | None = None
+
+    def get(self, key: CalibrationKey) -> Entry | None:
+        return self._load().get(key.text)
+
+    def entries(self) -> list[Entry]:
+        return sorted(self._load().values(), key=lambda e: e.key.text)
+
+    def record_peak(self, key: CalibrationKey, peak: int, cap: int | None) -> Entry:
+        """Record a clean run's kernel peak."""
+        return self._update(key, lambda old: merge_peak(old, key, peak, cap, now=time.time(),
+                                                        clean_share=self.clean_share))
+
+    def record_oom(self, key: CalibrationKey, cap: int) -> Entry:
+        """Record that the stage was OOM-killed at ``cap``."""
+        return self._update(key, lambda old: merge_oom(old, key, cap, now=time.time()))
+
+    def forget(self, match: Callable[[Entry], bool]) -> list[Entry]:
+        """Remove the entries ``match`` selects; return them."""
+        with self._locked():
+            entries = self._read()
+            gone = [e for e in entries.values() if match(e)]
+            for e in gone:
+                entries.pop(e.key.text, None)
+            if gone:
+                self._write(entries)
+            self._entries = entries
+        return gone
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _update(self, key: CalibrationKey, merge: Callable[[Entry | None], Entry]) -> Entry:
+        with self._locked():
+            entries = self._read()
+            entry = merge(entries.get(key.text))
+            entries[key.text] = entry
+            self._write(entries)
+            self._entries = entries
+        return entry
+
+    def _load(self) -> dict[str, Entry]:
+        if self._entries is None:
+            self._entries = self._read()
+        return self._entries
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self.path is None:
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _read(self) -> dict[str, Entry]:
+        if self.path is None:
+            return dict(self._entries or {})
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            get_logger().warning("calibration_unreadable", path=str(self.path), error=str(exc))
+            return {}
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
+                raise ValueError("not a calibration file")
+            return {k: _entry(v) for k, v in data["entries"].items()}
+        except (ValueError, TypeError, KeyError) as exc:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            with contextlib.suppress(OSError):
+                os.replace(self.path, aside)
+            get_logger().warning("calibration_corrupt", path=str(self.path),
+                                 set_aside=str(aside), error=str(exc))
+            return {}
+
+    def _write(self, entries: Mapping[str, Entry]) -> None:
+        if self.path is None:
+            return
+        data = {"version": VERSION, "entries": {k: _plain(e) for k, e in sorted(entries.items())}}
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=1, sort_keys=True)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            get_logger().warning("calibration_not_saved", path=str(self.path), error=str(exc))
+
+
+def _plain(e: Entry) -> dict[str, Any]:
+    return {"recipe": e.recipe, "stage": e.stage, "drivers": dict(e.drivers), "peak": e.peak,
+            "source": e.source, "samples": e.samples, "updated": e.updated, "cap": e.cap}
+
+
+def _entry(v: Any) -> Entry:
+    if not isinstance(v, dict) or v.get("source") not in RANK:
+        raise ValueError(f"bad entry {v!r}")
+    peak = v["peak"]
+    if isinstance(peak, bool) or not isinstance(peak, int) or peak <= 0:
+        raise ValueError(f"bad peak {peak!r}")
+    drivers = v.get("drivers", {})
+    if not isinstance(drivers, dict):
+        raise ValueError("bad drivers")
+    return Entry(recipe=str(v["recipe"]), stage=str(v["stage"]),
+                 drivers={str(k): int(x) for k, x in drivers.items()}, peak=peak,
+                 source=v["source"], samples=int(v.get("samples", 1)),
+                 updated=float(v.get("updated", 0.0)),
+                 cap=int(v["cap"]) if v.get("cap") is not None else None)

@@ -1,0 +1,146 @@
+"""Where this process's cgroups are, read cheaply from /proc and /sys (no subprocess).
+
+Used by the probe (the memory limit blut itself runs under), by the cgroup containment
+backends (where to create a stage's child cgroup) and by the ledger (how much a booked
+stage already uses). Mount points are looked up once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+UNLIMITED_V1 = 1 << 62  # v1 reports "no limit" as a page-rounded LONG_MAX
+
+
+def read_text(path: str) -> str | None:
+    """The file's text, or ``None`` when it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 65536).decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_int(path: str) -> int | None:
+    """An integer file (``"max"`` → ``None``), or ``None`` when absent or unreadable."""
+    text = read_text(path)
+    if text is None:
+        return None
+    text = text.strip()
+    if not text or text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def read_keyed(path: str) -> dict[str, int]:
+    """A ``key value`` file (memory.events, memory.oom_control, memory.stat) as a dict."""
+    out: dict[str, int] = {}
+    for line in (read_text(path) or "").splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            out[key] = int(value.strip())
+        except ValueError:
+            continue
+    return out
+
+
+def write_text(path: str, value: str) -> None:
+    """Write ``value`` to a cgroup control file in one ``write`` (raises ``OSError``)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def cgroups_of(pid: int | str = "self") -> dict[str, str]:
+    """``/proc/<pid>/cgroup`` as ``{controller: path}``; the v2 hierarchy is ``""``."""
+    out: dict[str, str] = {}
+    for line in (read_text(f"/proc/{pid}/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for controller in parts[1].split(",") if parts[1] else [""]:
+            out[controller] = parts[2]
+    return out
+
+
+@functools.cache
+def _mounts() -> tuple[tuple[str, str, str], ...]:
+    """(fstype, mount point, super options) of every cgroup mount."""
+    found = []
+    for line in (read_text("/proc/self/mountinfo") or "").splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields, tail = left.split(), right.split()
+        if len(fields) >= 5 and len(tail) >= 3 and tail[0] in ("cgroup", "cgroup2"):
+            found.append((tail[0], fields[4], tail[2]))
+    return tuple(found)
+
+
+@functools.cache
+def v1_memory_root() -> str | None:
+    """Mount point of the cgroup v1 memory hierarchy, or ``None``."""
+    for fstype, point, opts in _mounts():
+        if fstype == "cgroup" and "memory" in opts.split(","):
+            return point
+    return None
+
+
+@functools.cache
+def v2_root() -> str | None:
+    """Mount point of the unified (v2) hierarchy, or ``None``."""
+    for fstype, point, _ in _mounts():
+        if fstype == "cgroup2":
+            return point
+    return None
+
+
+def v2_has_memory(path: str) -> bool:
+    """Whether the memory controller is enabled for cgroups under ``path``."""
+    return "memory" in (read_text(os.path.join(path, "cgroup.subtree_control")) or "").split()
+
+
+def own_memory_cgroup() -> tuple[int, str] | None:
+    """(version, absolute directory) of the memory cgroup this process is charged to."""
+    mine = cgroups_of()
+    root1 = v1_memory_root()
+    if root1 is not None and "memory" in mine:
+        return 1, os.path.join(root1, mine["memory"].lstrip("/"))
+    root2 = v2_root()
+    if root2 is not None and "" in mine:
+        path = os.path.join(root2, mine[""].lstrip("/"))
+        if "memory" in (read_text(os.path.join(path, "cgroup.controllers")) or "").split():
+            return 2, path
+    return None
+
+
+def procs(path: str) -> list[int]:
+    """Process ids in the cgroup at ``path`` (empty when it is gone)."""
+    out = []
+    for line in (read_text(os.path.join(path, "cgroup.procs")) or "").split():
+        try:
+            out.append(int(line))
+        except ValueError:
+            continue
+    return out
+
+
+def anon_bytes(path: str) -> int | None:
+    """Anonymous memory (what cannot be reclaimed) charged to the cgroup at ``path``."""
+    stat = read_keyed(os.path.join(path, "memory.stat"))
+    if not stat:
+        return None
+    if "anon" in stat:  # v2
+        return stat["anon"]
+    return stat.get("total_rss", stat.get("rss"))

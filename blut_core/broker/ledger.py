@@ -1,0 +1,196 @@
+"""The booking ledger every blut process on this machine shares.
+
+Admission books each launched stage's footprint here and releases it when the stage ends,
+so two ``blut run``s started at once cannot both give out the same free memory: a decision
+and its booking happen under one exclusive ``flock``.
+
+Where: ``$BLUT_LEDGER`` if set; else ``/run/blut/ledger.json`` when ``/run/blut`` can be
+created and written (root, or a group-writable directory made by the administrator); else
+``/tmp/blut-<uid>/ledger.json``. It is machine-wide on purpose: two processes with
+different ``BLUT_HOME`` still share one machine's memory.
+
+A booking names its process (pid and start time, so a reused pid is not mistaken for the
+booker) and, once the stage started, the stage's cgroup. Every read reclaims bookings of
+dead processes and of stages whose cgroup is gone or empty. A booking counts only for what
+its stage does not use yet (``bytes − anonymous memory of its cgroup``): what it already
+uses is no longer in MemAvailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from blut_core.broker import cgroups
+
+EMPTY_GRACE = 2.0  # seconds a booked cgroup may stay empty (a stage starting) before reclaim
+
+
+def default_ledger_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The machine-wide ledger file (see the module docstring for the order)."""
+    env = os.environ if environ is None else environ
+    given = env.get("BLUT_LEDGER", "").strip()
+    if given:
+        return Path(given).expanduser()
+    run = Path("/run/blut")
+    with contextlib.suppress(OSError):
+        run.mkdir(mode=0o755, exist_ok=True)
+        if os.access(run, os.W_OK):
+            return run / "ledger.json"
+    return Path(f"/tmp/blut-{os.getuid()}") / "ledger.json"
+
+
+def process_start(pid: int | str = "self") -> int | None:
+    """The process's start time in clock ticks since boot (``None``: no such process)."""
+    text = cgroups.read_text(f"/proc/{pid}/stat")
+    if not text:
+        return None
+    try:
+        return int(text[text.rindex(")") + 2:].split()[19])
+    except (ValueError, IndexError):
+        return None
+
+
+def cgroup_dir_of(pid: int) -> str | None:
+    """The memory cgroup directory of ``pid`` when it differs from this process's own."""
+    own = cgroups.own_memory_cgroup()
+    if own is None:
+        return None
+    version, mine = own
+    theirs = cgroups.cgroups_of(pid)
+    rel = theirs.get("memory") if version == 1 else theirs.get("")
+    root = cgroups.v1_memory_root() if version == 1 else cgroups.v2_root()
+    if rel is None or root is None:
+        return None
+    path = os.path.join(root, rel.lstrip("/"))
+    return None if path.rstrip("/") == mine.rstrip("/") else path
+
+
+@attrs.frozen(kw_only=True)
+class Booking:
+    """Memory promised to one running (or starting) stage."""
+
+    id: str
+    bytes: int
+    label: str
+    pid: int
+    start: int | None
+    created: float
+    cgroup: str | None = None
+
+    def alive(self, now: float) -> bool:
+        """Whether the booker lives and its stage's cgroup (when known) is in use."""
+        if process_start(self.pid) != self.start:
+            return False
+        if self.cgroup is not None:
+            if not os.path.isdir(self.cgroup):
+                return False
+            if not cgroups.procs(self.cgroup) and now - self.created > EMPTY_GRACE:
+                return False
+        return True
+
+    def outstanding(self) -> int:
+        """What this booking still holds back: bytes its stage does not use yet."""
+        if self.cgroup is None:
+            return self.bytes
+        used = cgroups.anon_bytes(self.cgroup)
+        return self.bytes if used is None else max(0, self.bytes - used)
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+class Ledger:
+    """The shared file of bookings, and transactions over it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Hold the ledger exclusively: read (reclaiming the dead), change, write back."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            stored = self._read()
+            now = time.time()
+            live = [b for b in stored if b.alive(now)]
+            txn = Transaction(live)
+            yield txn
+            if txn.changed or len(live) != len(stored):
+                self._write(txn.bookings)
+        finally:
+            os.close(fd)
+
+    def bookings(self) -> list[Booking]:
+        """Current bookings (the dead reclaimed on the way)."""
+        with self.transaction() as txn:
+            return list(txn.bookings)
+
+    def release(self, booking_id: str) -> None:
+        """Drop one booking (idempotent)."""
+        with self.transaction() as txn:
+            txn.release(booking_id)
+
+    def attach(self, booking_id: str, cgroup: str | None) -> None:
+        """Record the cgroup the booked stage runs in."""
+        if cgroup is None:
+            return
+        with self.transaction() as txn:
+            txn.attach(booking_id, cgroup)
+
+    def _read(self) -> list[Booking]:
+        try:
+            data = json.loads(self.path.read_bytes())
+            return [Booking(**b) for b in data["bookings"]]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, TypeError, KeyError):
+            return []  # a torn or foreign file: start over; live stages rebook on their next pass
+
+    def _write(self, bookings: list[Booking]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"version": 1, "bookings": [b.to_json() for b in bookings]},
+                                  indent=1), encoding="utf-8")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.path)
+
+
+class Transaction:
+    """The bookings while the ledger is held; ``book`` and ``release`` change them."""
+
+    def __init__(self, bookings: list[Booking]) -> None:
+        self.bookings = bookings
+        self.changed = False
+
+    def outstanding(self) -> int:
+        """Bytes promised and not yet in use, over every live booking."""
+        return sum(b.outstanding() for b in self.bookings)
+
+    def book(self, nbytes: int, label: str) -> Booking:
+        """Promise ``nbytes`` to ``label`` on behalf of this process."""
+        booking = Booking(id=secrets.token_hex(6), bytes=nbytes, label=label, pid=os.getpid(),
+                          start=process_start(), created=time.time())
+        self.bookings.append(booking)
+        self.changed = True
+        return booking
+
+    def release(self, booking_id: str) -> None:
+        before = len(self.bookings)
+        self.bookings = [b for b in self.bookings if b.id != booking_id]
+        self.changed = self.changed or len(self.bookings) != before
+
+    def attach(self, booking_id: str, cgroup: str) -> None:
+        self.bookings = [attrs.evolve(b, cgroup=cgroup, created=time.time())
+                         if b.id == booking_id else b for b in self.bookings]
+        self.changed = True

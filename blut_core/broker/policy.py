@@ -1,0 +1,162 @@
+"""The memory-aware scheduling policy the executor asks which ready stages may start.
+
+For each ready stage: resolve its footprint (calibration or model), decide against the live
+probe and the machine-wide ledger (refuse, wait, right-size, admit with a cap), and book
+what it admits, all under the ledger's lock, so concurrent runs never over-book the box.
+When a stage ends its booking is released and calibration learns: a clean kernel peak, or
+the cap an OOM kill hit as a lower bound, so a retry resolves an escalated cap. An OOM
+bound that can no longer grow within the box becomes a refusal naming the stage, its
+measured lower bound and the box.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from blut_core.broker.admission import REFUSE, WAIT, Admission, Budget, admit
+from blut_core.broker.config import BrokerConfig
+from blut_core.broker.ledger import Ledger, cgroup_dir_of
+from blut_core.broker.probe import Probe, probe
+from blut_core.broker.resolve import Estimator
+from blut_core.broker.sizes import format_size
+from blut_core.executor import Launch, Refusal
+from blut_core.log import get_logger
+from blut_core.outcome import Classification, StageOutcome, StageState
+
+if TYPE_CHECKING:
+    from blut_core.executor import Attempt
+    from blut_core.stage import Stage
+
+RECHECK = 0.25  # seconds between looks while a stage waits for memory
+
+
+def exhausted_reason(stage: str, bound: int, box: int, floor: int) -> str:
+    """The one message of a stage whose OOM bound cannot grow within the box."""
+    return (f"stage {stage!r} was OOM-killed at {format_size(bound)}, its measured lower bound; "
+            f"it needs more than this box can ever give ({format_size(box)} box − "
+            f"{format_size(floor)} floor = {format_size(max(0, box - floor))})")
+
+
+def decide_stage(estimator: Estimator, stage: Stage, snap: Probe, booked: int,
+                 config: BrokerConfig) -> tuple[Admission, dict[str, Any]]:
+    """Admission of ``stage`` now, and the facts behind it (the ``stage_admitted`` detail)."""
+    box = snap.box
+    floor = config.floor_for(box)
+    budget = Budget(box=box, available=snap.available, booked=booked, floor=floor)
+    requested = estimator.requested(stage)
+    resolved = estimator.resolve(stage, requested, box=box, floor=floor)
+    detail: dict[str, Any] = {
+        "source": resolved.source, "model_bytes": resolved.model,
+        "calibrated_bytes": resolved.calibrated, "box_bytes": box,
+        "available_bytes": snap.available, "booked_bytes": booked, "floor_bytes": floor,
+        "calibration_key": estimator.key(stage, requested).text,
+    }
+    if resolved.exhausted and resolved.bound is not None:
+        return Admission(decision=REFUSE, footprint=resolved.bytes, cap=None, drivers=requested,
+                         reason=exhausted_reason(stage.name, resolved.bound, box, floor)), detail
+    knobs = stage.footprint.knobs if stage.footprint else {}
+    adm = admit(stage.name, estimator.need_at(stage, box=box, floor=floor), requested, knobs,
+                budget, config.headroom_for)
+    if adm.drivers != requested:
+        detail["calibration_key"] = estimator.key(stage, adm.drivers).text
+    return adm, detail
+
+
+class MemoryPolicy:
+    """A :class:`blut_core.SchedulingPolicy` that never books more than the box."""
+
+    def __init__(self, *, estimator: Estimator, ledger: Ledger, config: BrokerConfig,
+                 containment: str = "", learn: bool = True,
+                 probe_fn: Callable[[], Probe] = probe,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.estimator = estimator
+        self.ledger = ledger
+        self.config = config
+        self.containment = containment
+        self.learn = learn
+        self._probe = probe_fn
+        self._sleep = sleep
+        self._bookings: dict[str, str] = {}
+        self._admitted: dict[str, Admission] = {}
+        self._waiting: dict[str, float] = {}
+        self._why: dict[str, str] = {}
+        self.log = get_logger()
+
+    # -- SchedulingPolicy ---------------------------------------------------------------
+
+    def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Launch | Refusal]:
+        """Launch, refuse or (by leaving out) keep waiting each ready stage.
+
+        With nothing of this run running, a stage that must wait is waited for here (up to
+        ``BLUT_ADMISSION_TIMEOUT``): the executor stops when nothing runs and nothing starts.
+        """
+        while True:
+            decisions = self._pass(ready)
+            if decisions or running or not ready:
+                return decisions
+            first = min(self._waiting.get(s.name, time.monotonic()) for s in ready)
+            if time.monotonic() - first > self.config.wait_timeout:
+                return [Refusal(stage=s, reason=f"waited {self.config.wait_timeout:.0f}s for "
+                                                f"memory: {self._why.get(s.name, '')}")
+                        for s in ready]
+            self._sleep(RECHECK)
+
+    def started(self, attempt: Attempt) -> None:
+        """Note the stage's cgroup in its booking (the ledger then counts only unused bytes)."""
+        booking = self._bookings.get(attempt.stage.name)
+        if booking is not None and attempt.handle.pid:
+            self.ledger.attach(booking, cgroup_dir_of(attempt.handle.pid))
+
+    def finished(self, attempt: Attempt, outcome: StageOutcome) -> None:
+        """Release the booking; learn from the kernel's peak or from an OOM kill."""
+        name = attempt.stage.name
+        booking = self._bookings.pop(name, None)
+        if booking is not None:
+            self.ledger.release(booking)
+        adm = self._admitted.pop(name, None)
+        if adm is None or not self.learn:
+            return
+        key = self.estimator.key(attempt.stage, adm.drivers)
+        if outcome.classification is Classification.OOM and attempt.cap:
+            entry = self.estimator.store.record_oom(key, attempt.cap)
+            self.log.info("calibration_oom", stage=name, bound=entry.peak, key=key.text)
+        elif outcome.state is StageState.OK and outcome.peak_bytes:
+            self.estimator.store.record_peak(key, outcome.peak_bytes, attempt.cap)
+
+    def next_check(self) -> float | None:
+        """While a stage waits for memory, look again shortly."""
+        return RECHECK if self._waiting else None
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _pass(self, ready: Sequence[Stage]) -> list[Launch | Refusal]:
+        if not ready:
+            return []
+        out: list[Launch | Refusal] = []
+        snap = self._probe()
+        now = time.monotonic()
+        with self.ledger.transaction() as txn:
+            booked = txn.outstanding()
+            for stage in ready:
+                adm, detail = decide_stage(self.estimator, stage, snap, booked, self.config)
+                if adm.decision == REFUSE:
+                    self._waiting.pop(stage.name, None)
+                    out.append(Refusal(stage=stage, reason=adm.reason))
+                    continue
+                if adm.decision == WAIT:
+                    self._waiting.setdefault(stage.name, now)
+                    self._why[stage.name] = adm.reason
+                    continue
+                booking = txn.book(adm.footprint, stage.name)
+                booked += adm.footprint
+                self._bookings[stage.name] = booking.id
+                self._admitted[stage.name] = adm
+                since = self._waiting.pop(stage.name, None)
+                detail["containment"] = self.containment
+                out.append(Launch(stage=stage, cap=adm.cap, footprint=adm.footprint,
+                                  knobs=dict(adm.knobs), decision=adm.decision,
+                                  reason=adm.reason, waited=0.0 if since is None else now - since,
+                                  detail=detail))
+        return out
