@@ -26,21 +26,35 @@ _EXIT = {"ok": 0, "failed": 1, "refused": 3, "cancelled": 130}
 @click.option("--launcher", default="local", show_default=True,
               help="Where stages run (local, or an installed launcher such as slurm or ray).")
 @click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
+@click.option("--no-calibration", is_flag=True,
+              help="Ignore measured memory peaks for this run, and keep what it learns out of "
+                   "the store (also BLUT_NO_CALIBRATION=1).")
 @json_option
 @click.pass_context
 def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
                 overrides: tuple[str, ...], no_cache: bool, launcher: str, fail_fast: bool,
-                as_json: bool) -> None:
+                no_calibration: bool, as_json: bool) -> None:
     """Run RECIPE and print what ran, what was cached, and what failed."""
     app: App = ctx.obj
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
     options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast)
-    summary = start_run(app, prepared, launcher=launcher, options=options)
+    warn_if_uncapped(app)
+    summary = start_run(app, prepared, launcher=launcher, options=options,
+                        no_calibration=no_calibration)
     if as_json:
         echo_json(summary_json(summary))
     else:
         print_summary(summary)
     ctx.exit(_EXIT.get(summary.outcome, 1))
+
+
+def warn_if_uncapped(app: App) -> None:
+    """A loud warning on stderr when no memory containment is usable on this machine."""
+    from blut_core import Broker
+
+    warning = Broker(app).selection.warning
+    if warning:
+        click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
 
 
 def summary_json(summary: RunSummary) -> dict[str, object]:

@@ -121,6 +121,20 @@ class Broker:
                                  stage.footprint is not None, adm, detail))
         return out
 
+    def footprints(self, plan: Plan, recipe: str) -> dict[str, dict[str, Any]]:
+        """Each stage's declaration checked and its footprint resolved (for ``blut plan``)."""
+        estimator = self.estimator(recipe)
+        snap = self.probe()
+        floor = self.config.floor_for(snap.box)
+        out: dict[str, dict[str, Any]] = {}
+        for stage in plan.topological():
+            estimator.check(stage)
+            r = estimator.resolve(stage, estimator.requested(stage), box=snap.box, floor=floor)
+            out[stage.name] = {"model": stage.footprint.model if stage.footprint else None,
+                               "declared": stage.footprint is not None,
+                               "footprint_bytes": r.bytes, "source": r.source}
+        return out
+
     def preflight(self, plan: Plan, recipe: str, *,
                   skip: Callable[[], Collection[str]] | None = None) -> None:
         """Check every declaration, and refuse (exit 3) a run with a stage that can never fit.
