@@ -114,8 +114,8 @@ class CookbookIndex:
                                   hint="use one of: " + ", ".join(m.qualname for m in matches))
         by_candidate = {q: q for q in self.recipes}
         by_candidate.update({r.recipe.name: r.qualname for r in self.recipes.values()})
-        matches = difflib.get_close_matches(name, list(by_candidate), n=6, cutoff=0.5)
-        close = list(dict.fromkeys(by_candidate[m] for m in matches))[:3]
+        similar = difflib.get_close_matches(name, list(by_candidate), n=6, cutoff=0.5)
+        close = list(dict.fromkeys(by_candidate[m] for m in similar))[:3]
         if close:
             hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
         else:

@@ -39,6 +39,7 @@ class ExecOptions:
     no_cache: bool = False
     fail_fast: bool = False
     deadline: float | None = None  # seconds for the whole run
+    grace: float = 5.0             # seconds between SIGTERM and SIGKILL on a soft timeout
 
 
 @attrs.define
@@ -58,6 +59,10 @@ class Attempt:
     error_kind: str | None = None
     forced: Classification | None = None
     last_beat: float | None = None
+    term_sent: float | None = None
+
+    def elapsed(self, now: float) -> float:
+        return now - self.started
 
 
 @attrs.frozen(kw_only=True)
@@ -130,6 +135,10 @@ class BoundedPolicy:
         return None
 
 
+class _Wakeup(Exception):
+    """Raised from a signal handler to end ``launcher.wait`` early."""
+
+
 _RETRYABLE = {
     "transient": {Classification.ERROR, Classification.OOM, Classification.TIMEOUT,
                   Classification.STALLED, Classification.LOST},
@@ -162,33 +171,69 @@ class Executor:
         self.attempts: dict[str, int] = {}
         self.not_before: dict[str, float] = {}
         self.cancelled = False
+        self.cancel_requested: str | None = None
+        self.waiting = False  # True only while blocked in launcher.wait (safe to interrupt)
         self._pythonpath = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
 
     # -- the loop ---------------------------------------------------------------------
+
+    def seed(self, outcomes: Mapping[str, StageOutcome], attempts: Mapping[str, int]) -> None:
+        """Start from a previous driver's results (``blut resume``): finished stages stay."""
+        for name, outcome in outcomes.items():
+            self.outcomes[name] = outcome
+            if outcome.output_hash:
+                self.hashes[name] = outcome.output_hash
+        self.attempts.update(attempts)
+
+    def request_cancel(self, reason: str) -> None:
+        """Ask the loop to cancel at its next safe point (signal handlers call this)."""
+        self.cancel_requested = reason
+        if self.waiting:
+            raise _Wakeup
 
     def execute(self) -> RunSummary:
         start = time.monotonic()
         deadline = start + self.options.deadline if self.options.deadline else None
         try:
             while True:
+                if self.cancel_requested:
+                    self.cancel(self.cancel_requested)
+                    break
                 self._settle_blocked()
                 started_any = self._start_ready()
                 if not self.running:
                     if started_any:
                         continue
-                    if self._waiting_for_backoff():
-                        time.sleep(max(0.0, min(self.not_before.values()) - time.time()))
+                    if self._waiting_for_backoff() or self._policy_waiting():
+                        self.waiting = True
+                        try:
+                            time.sleep(max(0.0, min(self._next_timeout(), 1.0)))
+                        except _Wakeup:
+                            pass
+                        finally:
+                            self.waiting = False
                         continue
+                    self._refuse_stranded()
                     break
                 timeout = self._next_timeout()
-                self.launcher.wait([a.handle for a in self.running.values()], timeout)
+                self.waiting = True
+                try:
+                    self.launcher.wait([a.handle for a in self.running.values()], timeout)
+                except _Wakeup:
+                    continue
+                finally:
+                    self.waiting = False
+                now = time.monotonic()
                 for name in list(self.running):
-                    self._follow(self.running[name])
+                    attempt = self.running[name]
+                    self._follow(attempt)
+                    if name in self.running:
+                        self._enforce_limits(attempt, now)
                 if deadline is not None and time.monotonic() > deadline:
                     self.status.append("run_deadline", seconds=self.options.deadline)
                     self.cancel("deadline")
         except KeyboardInterrupt:
-            self.cancel("interrupted")
+            self.cancel(self.cancel_requested or "interrupted")
         outcome = self._run_outcome()
         return RunSummary(run_id=self.run.run_id, recipe=self.run.recipe,
                           run_dir=self.rundir.path, outcome=outcome,
@@ -220,12 +265,71 @@ class Executor:
                StageState.CANCELLED}
         return "failed" if any(o.state in bad for o in self.outcomes.values()) else "ok"
 
+    def _refuse_stranded(self) -> None:
+        """Ready stages a policy neither started nor refused, with nothing left to wait for."""
+        for s in self._ready():
+            self._record(s, StageOutcome(
+                stage=s.name, attempt=self.attempts.get(s.name, 0), state=StageState.REFUSED,
+                classification=Classification.ERROR,
+                error="never admitted: nothing was running and the scheduler would not start it"))
+
+    def _policy_waiting(self) -> bool:
+        """Ready stages the policy holds back (e.g. waiting for memory another run holds)."""
+        return bool(self._ready()) and self.policy.next_check() is not None
+
     def _waiting_for_backoff(self) -> bool:
         return any(n not in self.outcomes and n not in self.running for n in self.not_before)
 
     def _next_timeout(self) -> float:
-        wake = self.policy.next_check()
-        return 0.25 if wake is None else max(0.0, min(0.25, wake))
+        """Sleep until the next thing that can happen without a process exiting."""
+        now = time.monotonic()
+        wakes = [1.0]
+        policy_wake = self.policy.next_check()
+        if policy_wake is not None:
+            wakes.append(policy_wake)
+        for attempt in self.running.values():
+            wakes += [d - now for d in self._deadlines(attempt)]
+            wakes.append(0.2)  # metrics and heartbeats are read from files
+        if self.not_before:
+            wakes.append(min(self.not_before.values()) - time.time())
+        return max(0.0, min(wakes))
+
+    def _deadlines(self, attempt: Attempt) -> list[float]:
+        t = attempt.stage.timeouts
+        out = []
+        if t.hard is not None:
+            out.append(attempt.started + t.hard)
+        if t.soft is not None:
+            out.append(attempt.started + t.soft if attempt.term_sent is None
+                       else attempt.term_sent + self._grace(attempt))
+        if t.stall_after is not None and attempt.last_beat is not None:
+            out.append(attempt.last_beat + t.stall_after)
+        return out
+
+    def _grace(self, attempt: Attempt) -> float:
+        return attempt.stage.timeouts.grace
+
+    def _enforce_limits(self, attempt: Attempt, now: float) -> None:
+        """Soft and hard timeouts and the heartbeat watchdog of one running attempt."""
+        t = attempt.stage.timeouts
+        elapsed = attempt.elapsed(now)
+        if attempt.forced is not None:
+            return
+        if t.hard is not None and elapsed >= t.hard:
+            self._kill(attempt, Classification.TIMEOUT, f"hard timeout after {t.hard:g}s")
+        elif t.soft is not None and elapsed >= t.soft and attempt.term_sent is None:
+            attempt.term_sent = now
+            self.status.append("stage_soft_timeout", stage=attempt.stage.name,
+                               attempt=attempt.number, after=t.soft, grace=t.grace)
+            self.launcher.signal(attempt.handle, signal.SIGTERM)
+        elif attempt.term_sent is not None and now - attempt.term_sent >= t.grace:
+            self._kill(attempt, Classification.TIMEOUT,
+                       f"soft timeout after {t.soft:g}s (did not stop within {t.grace:g}s)")
+        elif (t.stall_after is not None and attempt.last_beat is not None
+              and now - attempt.last_beat >= t.stall_after):
+            self._kill(attempt, Classification.STALLED,
+                       f"stalled: no heartbeat for {now - attempt.last_beat:.1f}s "
+                       f"(limit {t.stall_after:g}s)")
 
     # -- readiness ----------------------------------------------------------------------
 
@@ -430,6 +534,8 @@ class Executor:
     def _kill(self, attempt: Attempt, why: Classification, message: str) -> None:
         attempt.forced = why
         attempt.error = message
+        self.status.append("stage_killed", stage=attempt.stage.name, attempt=attempt.number,
+                           classification=why.value, reason=message)
         self.launcher.cancel(attempt.handle)
 
     # -- finishing ---------------------------------------------------------------------
@@ -437,6 +543,10 @@ class Executor:
     def classify(self, attempt: Attempt, state: JobState) -> Classification:
         if attempt.forced is not None:
             return attempt.forced
+        if attempt.term_sent is not None:
+            attempt.error = attempt.error or (
+                f"soft timeout after {attempt.stage.timeouts.soft:g}s (stopped on SIGTERM)")
+            return Classification.TIMEOUT
         if state.oom_killed:
             return Classification.OOM
         if state.returncode == 0:

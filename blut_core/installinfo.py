@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from importlib import metadata as md
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from blut_core._version import __version__
 
@@ -39,10 +37,15 @@ def source_checkout(dist: md.Distribution | None = None) -> tuple[Path, bool] | 
         info = json.loads(text)
     except ValueError:
         return None
-    url = urlparse(str(info.get("url", "")))
-    if url.scheme != "file":
+    url = str(info.get("url", ""))
+    if not url.startswith("file://"):
         return None
-    src = Path(unquote(url.path))
+    path = url.removeprefix("file://")
+    if "%" in path:
+        from urllib.parse import unquote
+
+        path = unquote(path)
+    src = Path(path)
     if not (src / ".git").exists():
         return None
     return src, bool(info.get("dir_info", {}).get("editable"))
@@ -54,6 +57,8 @@ def describe_version() -> str:
     where = found[0] if found else Path(__file__).resolve().parent.parent
     if not (where / ".git").exists():
         return __version__
+    import subprocess
+
     try:
         head = subprocess.run(["git", "-C", str(where), "rev-parse", "--short=10", "HEAD"],
                               capture_output=True, text=True, timeout=5)

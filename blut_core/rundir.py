@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +30,7 @@ STATUS = "status.jsonl"
 def new_run_id(recipe: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     short = recipe.split(":")[-1].replace("_", "-")[:24]
-    return f"{stamp}-{short}-{secrets.token_hex(3)}"
+    return f"{stamp}-{short}-{os.urandom(3).hex()}"
 
 
 def ensure_writable(root: Path, *, what: str = "BLUT_HOME") -> None:
@@ -105,7 +103,7 @@ class RunDir:
         (path / "stages").mkdir()
         rd = cls(path)
         write_json_atomic(path / "driver.json", {
-            "pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+            "pid": os.getpid(), "host": os.uname().nodename, "started": time.time(),
             "create_time": _proc_start(os.getpid()),
         })
         return rd
@@ -158,7 +156,7 @@ def driver_alive(run_path: Path) -> bool:
         info = json.loads((run_path / "driver.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if info.get("host") != socket.gethostname():
+    if info.get("host") != os.uname().nodename:
         return True  # another machine: we cannot tell, assume alive
     pid = info.get("pid")
     if not isinstance(pid, int):

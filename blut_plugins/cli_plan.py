@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from blut_core import App, Cache, hookimpl
-from blut_core.orchestrate import Prepared, prepare
+from blut_core import hookimpl
 from blut_core.output import echo_json, json_option, recipe_options, table
-from blut_core.planning import cache_states
+
+if TYPE_CHECKING:
+    from blut_core import App
+    from blut_core.orchestrate import Prepared
 
 
 @click.command(name="plan")
@@ -26,6 +28,10 @@ from blut_core.planning import cache_states
 def plan_command(app: App, recipe: str, params_file: Path | None, overrides: tuple[str, ...],
                  no_cache: bool, as_json: bool) -> None:
     """Show the stages RECIPE would run, in order, and which are cached."""
+    from blut_core import Cache
+    from blut_core.orchestrate import prepare
+    from blut_core.planning import cache_states
+
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
     states = cache_states(prepared.plan, Cache(app.settings.cache_dir), no_cache=no_cache)
     stages = prepared.plan.topological()

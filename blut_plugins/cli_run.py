@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from blut_core import App, ExecOptions, RunSummary, StageState, hookimpl
-from blut_core.orchestrate import prepare, start_run
+from blut_core import hookimpl
 from blut_core.output import echo_json, human_bytes, human_seconds, json_option, recipe_options
+
+if TYPE_CHECKING:
+    from blut_core import App, RunSummary
 
 _EXIT = {"ok": 0, "failed": 1, "refused": 3, "cancelled": 130}
 
@@ -35,6 +38,9 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
                 overrides: tuple[str, ...], no_cache: bool, launcher: str, fail_fast: bool,
                 no_calibration: bool, as_json: bool) -> None:
     """Run RECIPE and print what ran, what was cached, and what failed."""
+    from blut_core import ExecOptions
+    from blut_core.orchestrate import prepare, start_run
+
     app: App = ctx.obj
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
     options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast)
@@ -58,6 +64,8 @@ def warn_if_uncapped(app: App) -> None:
 
 
 def summary_json(summary: RunSummary) -> dict[str, object]:
+    from blut_core import StageState
+
     return {
         "run_id": summary.run_id, "recipe": summary.recipe, "outcome": summary.outcome,
         "wall": round(summary.wall, 6), "run_dir": str(summary.run_dir),
@@ -70,6 +78,8 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
 
 
 def print_summary(summary: RunSummary) -> None:
+    from blut_core import StageState
+
     ran = summary.count(StageState.OK)
     cached = summary.count(StageState.CACHED)
     failed = sum(summary.count(s) for s in (StageState.FAILED, StageState.UPSTREAM_FAILED,

@@ -82,6 +82,7 @@ def test_param_change_invalidates_only_downstream(app, journal) -> None:  # type
 def test_corrupt_cache_entry_is_a_miss_not_a_crash(app, journal) -> None:  # type: ignore[no-untyped-def]
     first = run(app, "diamond")
     key = next(o.cache_key for o in first.stages if o.stage == "a")
+    assert key is not None
     meta = app.settings.cache_dir / key[:2] / key / "meta.json"
     meta.write_text("{not json")
     journal.unlink()
