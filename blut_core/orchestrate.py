@@ -64,12 +64,15 @@ def make_launcher(app: App, name: str, containment: Any = None) -> Launcher:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP cancel the run like Ctrl-C does."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+def _signals_cancel(executor: Executor) -> Iterator[None]:
+    """Ctrl-C, SIGTERM (``blut cancel``) and SIGHUP cancel the run at a safe point."""
+    names = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "cancelled (SIGTERM)",
+             signal.SIGHUP: "cancelled (terminal closed)"}
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    def handler(signum: int, frame: Any) -> None:
+        executor.request_cancel(names.get(signal.Signals(signum), "cancelled"))
+
+    old = {s: signal.signal(s, handler) for s in names}
     try:
         yield
     finally:
@@ -120,11 +123,17 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     executor = Executor(plan=plan, run=info, rundir=rundir, status=status,
                         launcher=the_launcher, cache=cache,
                         policy=policy or BoundedPolicy(1), hooks=app.hooks, options=options)
+    return drive(app, executor, info, status, the_launcher)
+
+
+def drive(app: App, executor: Executor, info: RunInfo, status: StatusLog,
+          launcher: Launcher) -> RunSummary:
+    """Run ``executor`` to the end, then close the status stream and notify plugins."""
     try:
-        with _sigterm_as_interrupt():
+        with _signals_cancel(executor):
             summary = executor.execute()
     finally:
-        the_launcher.close()
+        launcher.close()
     status.append("run_finished", outcome=summary.outcome, wall=round(summary.wall, 6),
                   counts={s.value: summary.count(s) for s in StageState if summary.count(s)})
     status.close()

@@ -102,11 +102,15 @@ class RunDir:
         path.mkdir(parents=True)
         (path / "stages").mkdir()
         rd = cls(path)
-        write_json_atomic(path / "driver.json", {
+        rd.claim()
+        return rd
+
+    def claim(self) -> None:
+        """Record this process as the run's driver (``driver.json``)."""
+        write_json_atomic(self.path / "driver.json", {
             "pid": os.getpid(), "host": os.uname().nodename, "started": time.time(),
             "create_time": _proc_start(os.getpid()),
         })
-        return rd
 
     @property
     def status_path(self) -> Path:

@@ -53,6 +53,8 @@ def load_run(path: Path) -> RunRecord:
             started = ev.get("t")
             for s in ev.get("stages") or ():
                 stages.setdefault(str(s), {"state": "pending", "attempts": 0})
+        elif kind == "run_resumed":
+            outcome = ended = wall = None
         elif kind == "run_finished":
             outcome = str(ev.get("outcome"))
             ended = ev.get("t")

@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING
 import click
 
 from blut_core import hookimpl
-from blut_core.output import echo_json, human_bytes, human_seconds, json_option, recipe_options
+from blut_core.output import echo_json, json_option, recipe_options
 
 if TYPE_CHECKING:
-    from blut_core import App, RunSummary
-
-_EXIT = {"ok": 0, "failed": 1, "refused": 3, "cancelled": 130}
+    from blut_core import App
 
 
 @click.command(name="run")
@@ -40,6 +38,7 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
     """Run RECIPE and print what ran, what was cached, and what failed."""
     from blut_core import ExecOptions
     from blut_core.orchestrate import prepare, start_run
+    from blut_core.report import EXIT_CODES, print_summary, summary_json
 
     app: App = ctx.obj
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
@@ -51,7 +50,7 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
         echo_json(summary_json(summary))
     else:
         print_summary(summary)
-    ctx.exit(_EXIT.get(summary.outcome, 1))
+    ctx.exit(EXIT_CODES.get(summary.outcome, 1))
 
 
 def warn_if_uncapped(app: App) -> None:
@@ -61,45 +60,6 @@ def warn_if_uncapped(app: App) -> None:
     warning = Broker(app).selection.warning
     if warning:
         click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
-
-
-def summary_json(summary: RunSummary) -> dict[str, object]:
-    from blut_core import StageState
-
-    return {
-        "run_id": summary.run_id, "recipe": summary.recipe, "outcome": summary.outcome,
-        "wall": round(summary.wall, 6), "run_dir": str(summary.run_dir),
-        "counts": {s.value: summary.count(s) for s in StageState},
-        "stages": [{"name": o.stage, "state": o.state.value,
-                    "classification": o.classification.value, "attempts": o.attempt,
-                    "duration": round(o.duration, 6), "peak_bytes": o.peak_bytes,
-                    "output_hash": o.output_hash, "error": o.error} for o in summary.stages],
-    }
-
-
-def print_summary(summary: RunSummary) -> None:
-    from blut_core import StageState
-
-    ran = summary.count(StageState.OK)
-    cached = summary.count(StageState.CACHED)
-    failed = sum(summary.count(s) for s in (StageState.FAILED, StageState.UPSTREAM_FAILED,
-                                            StageState.REFUSED))
-    pruned = summary.count(StageState.PRUNED)
-    for o in summary.stages:
-        if o.state in (StageState.OK, StageState.CACHED):
-            continue
-        click.echo(f"  {o.state.value:<16} {o.stage}: {o.error or o.classification.value}")
-    parts = [f"{ran} ran", f"{cached} cached", f"{failed} failed"]
-    if pruned:
-        parts.append(f"{pruned} pruned")
-    cancelled = summary.count(StageState.CANCELLED)
-    if cancelled:
-        parts.append(f"{cancelled} cancelled")
-    peak = max((o.peak_bytes or 0 for o in summary.stages), default=0)
-    mem = f", peak stage memory {human_bytes(peak)}" if peak else ""
-    click.echo(f"{summary.outcome}: {', '.join(parts)} in {human_seconds(summary.wall)}{mem}")
-    click.echo(f"run {summary.run_id}")
-    click.echo(f"dir {summary.run_dir}")
 
 
 @hookimpl

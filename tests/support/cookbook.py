@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from blut_core import Cookbook, Plan, Recipe, RetryPolicy, Stage
+from blut_core import Cookbook, Plan, Recipe, RetryPolicy, Stage, Timeouts
 from tests.support import stages
 
 
@@ -61,6 +61,46 @@ def cyclic(_: Empty) -> Plan:
                  Stage.call("z", stages.noop, inputs=["y"])))
 
 
+def timeouts(_: Empty) -> Plan:
+    return Plan.of(
+        Stage.call("polite", stages.stops_on_term, timeouts=Timeouts(soft=0.5, grace=5.0)),
+        Stage.call("stubborn", stages.ignores_term, timeouts=Timeouts(soft=0.5, grace=0.5)),
+        Stage.call("hard", stages.stops_on_term, timeouts=Timeouts(hard=0.5)),
+        Stage.call("stall", stages.beats_then_hangs, timeouts=Timeouts(stall_after=0.5)),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class NanParams:
+    bad: str = "nan"
+
+
+def nan(p: NanParams) -> Plan:
+    return Plan.of(
+        Stage.call("a", stages.emit),
+        Stage.call("train", stages.reports_nan, inputs=["a"], params={"bad": p.bad}),
+        Stage.call("evaluate", stages.emit, inputs=["train"]),
+        Stage.call("report", stages.emit, inputs=["evaluate"]),
+        Stage.call("other", stages.emit, inputs=["a"]),
+    )
+
+
+def long(_: Empty) -> Plan:
+    return Plan.of(
+        Stage.call("quick", stages.emit),
+        Stage.call("slow1", stages.forks_and_sleeps, inputs=["quick"]),
+        Stage.call("slow2", stages.forks_and_sleeps, inputs=["quick"]),
+    )
+
+
+def resumable(_: Empty) -> Plan:
+    return Plan.of(
+        Stage.call("first", stages.emit),
+        Stage.call("train", stages.counts_with_checkpoints, inputs=["first"]),
+        Stage.call("last", stages.emit, inputs=["train"]),
+    )
+
+
 COOKBOOK = Cookbook(
     name="testbook",
     summary="Recipes for blut's own tests.",
@@ -72,5 +112,10 @@ COOKBOOK = Cookbook(
         Recipe(name="deterministic", summary="a never-retried failure", params=Empty,
                build=deterministic),
         Recipe(name="cyclic", summary="a plan with a cycle", params=Empty, build=cyclic),
+        Recipe(name="timeouts", summary="soft, hard and stall limits", params=Empty,
+               build=timeouts),
+        Recipe(name="nan", summary="a stage reports NaN", params=NanParams, build=nan),
+        Recipe(name="long", summary="long stages that fork", params=Empty, build=long),
+        Recipe(name="resumable", summary="a checkpointing stage", params=Empty, build=resumable),
     ),
 )

@@ -63,3 +63,62 @@ def read_input(ctx: StageContext) -> None:
     _mark(ctx)
     text = "".join(p.read_text(encoding="utf-8") for p in sorted(Path(ctx.input("a")).iterdir()))
     (ctx.out_dir / "copy.txt").write_text(text, encoding="utf-8")
+
+
+def stops_on_term(ctx: StageContext) -> None:
+    """Sleeps; the default SIGTERM action ends it."""
+    _mark(ctx)
+    time.sleep(60)
+
+
+def ignores_term(ctx: StageContext) -> None:
+    """Ignores SIGTERM, so only the SIGKILL after the grace period stops it."""
+    import signal
+
+    _mark(ctx)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(60)
+
+
+def beats_then_hangs(ctx: StageContext) -> None:
+    _mark(ctx)
+    for _ in range(3):
+        ctx.heartbeat()
+        time.sleep(0.05)
+    time.sleep(60)
+
+
+def reports_nan(ctx: StageContext) -> None:
+    _mark(ctx)
+    for step, loss in enumerate([1.0, 0.5, float(ctx.params.get("bad", "nan"))]):
+        ctx.log(step=step, loss=loss)
+        time.sleep(0.05)
+    time.sleep(60)  # the driver must kill it: it never finishes on its own
+
+
+def forks_and_sleeps(ctx: StageContext) -> None:
+    """Starts a grandchild in its own right, then sleeps; writes both pids to a file."""
+    import subprocess
+
+    _mark(ctx)
+    child = subprocess.Popen(["sleep", "300"])
+    pids = os.environ.get("BLUT_TEST_PIDS")
+    if pids:
+        with open(pids, "a", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()} {child.pid}\n")
+    time.sleep(300)
+
+
+def counts_with_checkpoints(ctx: StageContext) -> None:
+    """Ten steps of 0.3 s each, checkpointing after every step; resumes where it stopped."""
+    _mark(ctx)
+    state = ctx.restore() or {"step": 0}
+    journal = os.environ.get("BLUT_TEST_JOURNAL")
+    for step in range(int(state["step"]), 10):
+        if journal:
+            with open(journal, "a", encoding="utf-8") as fh:
+                fh.write(f"step{step}\n")
+        time.sleep(0.3)
+        ctx.heartbeat(step=step)
+        ctx.checkpoint({"step": step + 1})
+    (ctx.out_dir / "steps.txt").write_text("10", encoding="utf-8")

@@ -1,0 +1,43 @@
+"""``blut resume RUN``: continue a run whose driver was killed, cancelled, or that failed.
+
+Entry point ``cli-resume``. Finished stages are not run again; interrupted ones restart, or
+continue from their last ``ctx.checkpoint()``. Exit codes as for ``blut run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import click
+
+from blut_core import hookimpl
+from blut_core.output import echo_json, json_option
+
+if TYPE_CHECKING:
+    from blut_core import App
+
+
+@click.command(name="resume")
+@click.argument("run")
+@click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
+@json_option
+@click.pass_context
+def resume_command(ctx: click.Context, run: str, fail_fast: bool, as_json: bool) -> None:
+    """Continue RUN (id, unique prefix, or 'latest') in its own run directory."""
+    from blut_core import ExecOptions
+    from blut_core.report import EXIT_CODES, print_summary, summary_json
+    from blut_core.resume import resume_run
+
+    app: App = ctx.obj
+    summary = resume_run(app, run, options=ExecOptions(fail_fast=fail_fast))
+    if as_json:
+        echo_json(summary_json(summary))
+    else:
+        print_summary(summary)
+    ctx.exit(EXIT_CODES.get(summary.outcome, 1))
+
+
+@hookimpl
+def blut_commands() -> Iterator[click.Command]:
+    yield resume_command

@@ -1,0 +1,43 @@
+"""Running the real ``blut`` console script in tests, with the test cookbook installed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def blut_argv() -> list[str]:
+    exe = Path(sys.executable).with_name("blut")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "blut_core"]
+
+
+def testbook_site(tmp: Path) -> Path:
+    """A directory that, on PYTHONPATH, makes the test cookbook an installed entry point."""
+    site = tmp / "testbook-site"
+    dist = site / "blut_testbook-0.0.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: blut-testbook\nVersion: 0.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[blut.cookbooks]\ntestbook = tests.support.cookbook:COOKBOOK\n")
+    return site
+
+
+def blut_env(home: Path, tmp: Path, **extra: str) -> dict[str, str]:
+    path = os.pathsep.join([str(testbook_site(tmp)), str(ROOT)])
+    return {**os.environ, "BLUT_HOME": str(home), "BLUT_NO_STALE_CHECK": "1",
+            "PYTHONPATH": path, **extra}
+
+
+def run_blut(*args: str, home: Path, tmp: Path, timeout: float = 120,
+             **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*blut_argv(), *args], capture_output=True, text=True,
+                          env=blut_env(home, tmp, **extra), timeout=timeout)
+
+
+def start_blut(*args: str, home: Path, tmp: Path, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*blut_argv(), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=blut_env(home, tmp, **extra))
