@@ -103,7 +103,7 @@ def test_cancel_kills_every_stage_process(tmp_path: Path, how: str) -> None:
     else:
         r = run_blut("cancel", run_dir.name, home=home, tmp=tmp_path)
         assert r.returncode == 0 and f"{run_dir.name}: cancelled" in r.stdout, r.stderr
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     _wait_for(lambda: not any(_alive(p) for p in seen), timeout=10)
     states = {e["stage"]: e["state"] for e in _events(run_dir) if e["event"] == "stage_finished"}
