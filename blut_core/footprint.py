@@ -46,10 +46,9 @@ def _driver_value(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"footprint driver {name!r}: expected a whole number, got {value!r}",
                           hint="drivers are counts such as workers=4 or batch=32")
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise ConfigError(f"footprint driver {name!r}: expected a whole number, got {value!r}",
-                              hint="drivers are counts such as workers=4 or batch=32")
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        raise ConfigError(f"footprint driver {name!r}: expected a whole number, got {value!r}",
+                          hint="drivers are counts such as workers=4 or batch=32")
     result = int(value)
     if result < 0:
         raise ConfigError(f"footprint driver {name!r} must not be negative, got {result}",

@@ -1,0 +1,28 @@
+"""Fixtures of the broker's tests: a private ledger, the memtest cookbook, cgroup checks."""
+
+from __future__ import annotations
+
+from importlib import metadata as md
+from pathlib import Path
+
+import pytest
+
+from blut_core.testing import COOKBOOK_GROUP
+
+MEMTEST = md.EntryPoint(name="memtest", value="tests.broker.memcook:COOKBOOK", group=COOKBOOK_GROUP)
+
+
+@pytest.fixture(autouse=True)
+def private_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test books in its own ledger and starts from the default broker settings."""
+    path = tmp_path / "ledger" / "ledger.json"
+    monkeypatch.setenv("BLUT_LEDGER", str(path))
+    for name in ("BLUT_CONTAINMENT", "BLUT_NO_CALIBRATION", "BLUT_FLOOR", "BLUT_HEADROOM",
+                 "BLUT_ESCALATION_STEP", "BLUT_DEFAULT_FOOTPRINT", "BLUT_ADMISSION_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+@pytest.fixture
+def cookbook_entry_points() -> list[md.EntryPoint]:
+    return [MEMTEST]

@@ -1,0 +1,78 @@
+"""A cookbook of memory-hungry recipes for the broker's tests."""
+
+from __future__ import annotations
+
+import attrs
+
+from blut_core import Cookbook, Footprint, Knob, Plan, Recipe, RetryOn, RetryPolicy, Stage
+from tests.broker import stages_mem
+
+
+@attrs.frozen(kw_only=True)
+class HogParams:
+    mb: int = 192
+    declared: str = "64M"
+    attempts: int = 3
+
+
+def hog(p: HogParams) -> Plan:
+    """One stage that declares ``declared`` and touches ``mb`` MiB."""
+    return Plan.of(Stage.call("hog", stages_mem.hog, params={"mb": p.mb}, cache=False,
+                              footprint=Footprint.fixed(p.declared),
+                              retry=RetryPolicy(max_attempts=p.attempts, delay=0.0,
+                                                retry_on=RetryOn.OOM)))
+
+
+@attrs.frozen(kw_only=True)
+class ForkParams:
+    pid_file: str = ""
+    children: int = 2
+    child_mb: int = 96
+    linger: float = 0.0
+    declared: str = "64M"
+
+
+def forks(p: ForkParams) -> Plan:
+    """One stage whose detached children hold memory together."""
+    return Plan.of(Stage.call("forker", stages_mem.forker, cache=False,
+                              params={"pid_file": p.pid_file, "children": p.children,
+                                      "child_mb": p.child_mb, "linger": p.linger},
+                              footprint=Footprint.fixed(p.declared)))
+
+
+@attrs.frozen(kw_only=True)
+class KnobParams:
+    workers: int = 64
+    per_worker: str = "1G"
+
+
+def knobs(p: KnobParams) -> Plan:
+    """A stage whose footprint scales with workers, which admission may lower to 1."""
+    fp = Footprint.scaling("16M", {"workers": p.per_worker}, drivers={"workers": p.workers},
+                           knobs={"workers": Knob(minimum=1)})
+    return Plan.of(Stage.call("train", stages_mem.knobbed, cache=False, footprint=fp))
+
+
+@attrs.frozen(kw_only=True)
+class BadParams:
+    memory: str = "12Gb"
+
+
+def bad(p: BadParams) -> Plan:
+    """A stage with whatever memory declaration the test passes."""
+    return Plan.of(Stage.call("bad", stages_mem.hog, params={"mb": 16},
+                              footprint=Footprint.fixed(p.memory)))
+
+
+def undeclared(_: BadParams) -> Plan:
+    """A stage that declares no footprint."""
+    return Plan.of(Stage.call("plain", stages_mem.hog, params={"mb": 16}))
+
+
+COOKBOOK = Cookbook(name="memtest", summary="Recipes for the broker's tests.", recipes=(
+    Recipe(name="hog", summary="Touch memory.", params=HogParams, build=hog),
+    Recipe(name="forks", summary="Fork memory-holding children.", params=ForkParams, build=forks),
+    Recipe(name="knobs", summary="A right-sizable stage.", params=KnobParams, build=knobs),
+    Recipe(name="bad", summary="A bad declaration.", params=BadParams, build=bad),
+    Recipe(name="undeclared", summary="No footprint.", params=BadParams, build=undeclared),
+))

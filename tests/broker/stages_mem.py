@@ -1,0 +1,49 @@
+"""Stage functions for the broker's tests (module level, importable by stage processes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from blut_core import StageContext
+
+CHUNK = 16 << 20
+
+
+def hog(ctx: StageContext) -> None:
+    """Touch ``params["mb"]`` MiB (really written, so it is resident), then succeed."""
+    held = [b"\x01" * CHUNK for _ in range(int(ctx.params["mb"]) * (1 << 20) // CHUNK)]
+    (ctx.out_dir / "held.txt").write_text(str(len(held) * 16), encoding="utf-8")
+
+
+def knobbed(ctx: StageContext) -> None:
+    """Record the knobs the stage was admitted with."""
+    import json
+
+    (ctx.out_dir / "knobs.json").write_text(json.dumps(ctx.knobs), encoding="utf-8")
+
+
+_CHILD = (
+    "import os, sys, time\n"
+    "held = [b'\\x01' * (16 << 20) for _ in range(int(sys.argv[1]) // 16)]\n"
+    "open(sys.argv[2], 'a').write(f'{os.getpid()}\\n')\n"
+    "time.sleep(120)\n"
+)
+
+
+def forker(ctx: StageContext) -> None:
+    """Start detached children (own sessions) that each hold ``child_mb`` MiB, then wait."""
+    pids = Path(ctx.params["pid_file"])
+    for _ in range(int(ctx.params["children"])):
+        subprocess.Popen([sys.executable, "-c", _CHILD, str(ctx.params["child_mb"]), str(pids)],
+                         start_new_session=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + float(ctx.params.get("linger", 0.0))
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    (ctx.out_dir / "started.txt").write_text(str(os.getpid()), encoding="utf-8")
