@@ -1,0 +1,325 @@
+"""Lineage: live ingest, reindex, trace, diff, migrations, sinks, cache and artifacts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blut_core.errors import ConfigError
+from blut_core.lineage.model import TABLES
+from blut_plugins.lineage_duckdb import SCHEMA_VERSION, DuckDBLineage
+from tests.lineage.conftest import as_json
+
+
+def snapshot(home: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with DuckDBLineage(home).reader() as con:
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TABLES}
+
+
+def out_hash(summary: Any, stage: str) -> str:
+    return next(s.output_hash for s in summary.stages if s.stage == stage)
+
+
+def test_reindex_gives_the_rows_of_live_ingest_and_restores_a_deleted_db(run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+    first = run("lbook:merge")
+    run("lbook:merge")                    # all cached
+    run("lbook:merge", "left=5")          # left and merged recomputed
+    failed = run("lbook:failing")
+    assert first.outcome == "ok" and failed.outcome == "failed"
+    live = snapshot(blut_home)
+    assert len(live["runs"]) == 4
+    assert {r[0]: r[4] for r in live["runs"]}[failed.run_id] == "failed"
+    (blut_home / "lineage.duckdb").unlink()
+    data = as_json(invoke("lineage", "reindex", "--json"))
+    assert data["runs"] == 4 and data["skipped"] == []
+    assert snapshot(blut_home) == live
+    as_json(invoke("lineage", "reindex", "--json"))           # idempotent
+    assert snapshot(blut_home) == live
+
+
+def test_trace_walks_every_input_of_a_merge(run, invoke) -> None:  # type: ignore[no-untyped-def]
+    summary = run("lbook:merge")
+    merged = out_hash(summary, "merged")
+    t = as_json(invoke("lineage", "trace", merged[:10], "--json"))
+    hops = {h["stage"]: h for h in t["hops"]}
+    assert set(hops) == {"merged", "left", "right", "source"}
+    assert {i["stage"] for i in hops["merged"]["inputs"]} == {"left", "right"}
+    assert {i["hash"] for i in hops["merged"]["inputs"]} == {out_hash(summary, "left"),
+                                                              out_hash(summary, "right")}
+    assert hops["source"]["depth"] == 2 and hops["source"]["inputs"] == []
+    prov = t["runs"][summary.run_id]
+    assert prov["recipe"] == "lbook:merge" and prov["host"] and prov["params_fingerprint"]
+    # a file hash traces through its directory
+    files = as_json(invoke("artifacts", "ls", summary.run_id, "--json"))["artifacts"]
+    readme = next(a for a in files if a["kind"] == "file" and a["path"] == "readme.txt")
+    t2 = as_json(invoke("lineage", "trace", readme["hash"][:12], "--json"))
+    assert t2["artifact"]["kind"] == "file" and [h["stage"] for h in t2["hops"]] == ["source"]
+    g = as_json(invoke("lineage", "graph", merged, "--json"))
+    assert {n["stage"] for n in g["nodes"] if n["type"] == "stage"} == set(hops)
+    dot = invoke("lineage", "graph", merged)
+    assert dot.exit_code == 0 and dot.output.startswith("digraph lineage {")
+
+
+def test_unknown_or_ambiguous_hash_prefix_is_one_clear_error(run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+    from blut_core.lineage.model import RunLineage
+
+    run("lbook:merge")
+    fake = RunLineage(run={"run_id": "fake", "outcome": "ok"}, artifacts=tuple(
+        {"run_id": "fake", "stage": s, "kind": "dir", "hash": h, "path": s}
+        for s, h in (("x", "abcd" + "1" * 60), ("y", "abcd" + "2" * 60))))
+    DuckDBLineage(blut_home).ingest(fake)
+    result = invoke("lineage", "trace", "abcd")
+    assert isinstance(result.exception, ConfigError)
+    assert "ambiguous" in result.exception.message and "abcd1111" in (result.exception.hint or "")
+    result = invoke("lineage", "trace", "ffff0000")
+    assert isinstance(result.exception, ConfigError) and "no indexed artifact" in result.exception.message
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def test_diff_of_runs_differing_in_params_and_in_code(tmp_path, monkeypatch, app, invoke) -> None:  # type: ignore[no-untyped-def]
+    """The recipe lives in a temporary git repository; the second run is of a new commit."""
+    from importlib import metadata as md
+
+    from blut_core.orchestrate import prepare, start_run
+    from blut_core.testing import COOKBOOK_GROUP
+
+    repo = tmp_path / "recipes"
+    repo.mkdir()
+    module = f"lineage_diff_{tmp_path.name.replace('-', '_')}"
+    source = (Path(__file__).parent / "book.py").read_text(encoding="utf-8").replace(
+        'name="lbook"', 'name="dbook"')
+    (repo / f"{module}.py").write_text(source, encoding="utf-8")
+    _git(repo, "init", "-q")
+    _git(repo, "-c", "user.email=t@example.org", "-c", "user.name=t", "add", ".")
+    _git(repo, "-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-q", "-m", "one")
+    monkeypatch.syspath_prepend(str(repo))
+    monkeypatch.setenv("PYTHONPATH", str(repo))
+    app._cookbook_eps = [md.EntryPoint(name="dbook", value=f"{module}:COOKBOOK", group=COOKBOOK_GROUP)]
+    a = start_run(app, prepare(app, "dbook:merge"))
+    (repo / f"{module}.py").write_text(source.replace("total = sum(left) + sum(right)",
+                                                      "total = sum(left) + 2 * sum(right)"))
+    _git(repo, "-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-qam", "two")
+    b = start_run(app, prepare(app, "dbook:merge", overrides=["n=4"]))
+    d = as_json(invoke("runs", "diff", a.run_id, b.run_id, "--json"))
+    assert d["params"] == [{"key": "n", "a": 3, "b": 4}]
+    commits = {p["key"]: p for p in d["provenance"]}
+    assert commits["recipe_commit"]["a"] != commits["recipe_commit"]["b"]
+    assert d["outcome"] == {"a": "ok", "b": "ok"}
+    metrics = {m["key"]: m for m in d["metrics"]}
+    assert metrics["merged.total"]["a"] == 15 and metrics["merged.total"]["b"] == 12 + 2 * 18
+    assert [s["stage"] for s in d["stages"]] == ["left", "merged", "right", "source"]
+    assert "peak_bytes" in d["stages"][0]["a"]
+    text = invoke("runs", "diff", a.run_id, b.run_id)
+    assert text.exit_code == 0 and "recipe_commit" in text.output and "params.n" in text.output
+
+
+V1_DDL = """
+CREATE TABLE blut_meta (key VARCHAR, value VARCHAR);
+INSERT INTO blut_meta VALUES ('schema_version', '1');
+CREATE TABLE runs (run_id VARCHAR, recipe VARCHAR, params_fingerprint VARCHAR, params VARCHAR,
+  outcome VARCHAR, started DOUBLE, ended DOUBLE, wall DOUBLE, recipe_commit VARCHAR,
+  recipe_dirty BOOLEAN, recipe_root VARCHAR, blut_commit VARCHAR, blut_dirty BOOLEAN,
+  blut_version VARCHAR, python VARCHAR, host VARCHAR, cpu_model VARCHAR, cores BIGINT,
+  ram_bytes BIGINT, gpu_name VARCHAR, gpu_memory_bytes BIGINT, gpu_count BIGINT,
+  launcher VARCHAR, user_name VARCHAR, run_dir VARCHAR, stage_count BIGINT, counts VARCHAR);
+CREATE TABLE plugins (run_id VARCHAR, name VARCHAR, distribution VARCHAR, version VARCHAR,
+  state VARCHAR);
+CREATE TABLE stages (run_id VARCHAR, stage VARCHAR, attempt BIGINT, state VARCHAR,
+  classification VARCHAR, returncode BIGINT, cached BOOLEAN, retried BOOLEAN, decision VARCHAR,
+  waited DOUBLE, admit_reason VARCHAR, knobs VARCHAR, footprint_bytes BIGINT, cap_bytes BIGINT,
+  peak_bytes BIGINT, started DOUBLE, finished DOUBLE, duration DOUBLE, cache_key VARCHAR,
+  output_hash VARCHAR, job_id VARCHAR, launcher VARCHAR, error VARCHAR);
+CREATE TABLE artifacts (run_id VARCHAR, stage VARCHAR, kind VARCHAR, hash VARCHAR, size BIGINT,
+  files BIGINT, path VARCHAR, parent_hash VARCHAR, produced DOUBLE);
+CREATE TABLE edges (run_id VARCHAR, stage VARCHAR, input_stage VARCHAR, input_hash VARCHAR,
+  output_hash VARCHAR);
+CREATE TABLE metrics (run_id VARCHAR, stage VARCHAR, attempt BIGINT, step BIGINT, name VARCHAR,
+  value DOUBLE, text_value VARCHAR, t DOUBLE, final BOOLEAN);
+INSERT INTO runs (run_id, recipe, outcome, started, run_dir, counts)
+  VALUES ('old-run', 'lbook:merge', 'ok', 1.0, '/nowhere/old-run', '{"ok": 4}');
+"""
+
+
+def test_a_database_of_an_older_schema_migrates(run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+    import duckdb
+
+    blut_home.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(blut_home / "lineage.duckdb"))
+    for statement in V1_DDL.split(";"):
+        if statement.strip():
+            con.execute(statement)
+    con.close()
+    listed = as_json(invoke("runs", "list", "--json"))          # a reader migrates first
+    assert [r["run_id"] for r in listed] == ["old-run"]
+    status = as_json(invoke("lineage", "status", "--json"))
+    assert status["duckdb"]["schema_version"] == SCHEMA_VERSION == 2
+    summary = run("lbook:merge")                                # and the writer ingests
+    with DuckDBLineage(blut_home).reader() as con:
+        cols = [r[0] for r in con.execute("DESCRIBE runs").fetchall()]
+        assert "containment" in cols
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM calibration").fetchone()[0] == 0
+    assert summary.outcome == "ok"
+
+
+def test_a_database_from_a_newer_blut_is_refused(invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+    import duckdb
+
+    blut_home.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(blut_home / "lineage.duckdb"))
+    con.execute("CREATE TABLE blut_meta (key VARCHAR, value VARCHAR)")
+    con.execute("INSERT INTO blut_meta VALUES ('schema_version', '99')")
+    con.close()
+    result = invoke("runs", "top", "--metric", "loss")
+    assert isinstance(result.exception, ConfigError)
+    assert "schema version 99" in result.exception.message and "upgrade blut" in (result.exception.hint or "")
+
+
+def test_damaged_run_directory_is_skipped_with_a_warning(run, blut_home, cli_env) -> None:  # type: ignore[no-untyped-def]
+    good = run("lbook:merge")
+    bad = blut_home / "runs" / "20200101-000000-broken-000000"
+    bad.mkdir(parents=True)
+    (bad / "plan.json").write_text("{not json", encoding="utf-8")
+    proc = subprocess.run(["blut", "lineage", "reindex", "--json"], env=cli_env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["runs"] == 1 and [s["run_dir"] for s in data["skipped"]] == [str(bad)]
+    assert "run_dir_skipped" in proc.stderr and "plan.json" in proc.stderr
+    listed = json.loads(subprocess.run(["blut", "runs", "list", "--json"], env=cli_env,
+                                       capture_output=True, text=True, check=True).stdout)
+    assert good.run_id in [r["run_id"] for r in listed]
+
+
+def test_a_failing_sink_never_fails_the_run(blut_home, cli_env) -> None:  # type: ignore[no-untyped-def]
+    (blut_home / "lineage.duckdb").mkdir(parents=True)      # DuckDB cannot open a directory
+    proc = subprocess.run(["blut", "run", "quickstart:wordcount", "-p", "docs=5"], env=cli_env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "lineage_sink_failed" in proc.stderr and "reindex" in proc.stderr
+
+
+def test_an_unknown_sink_is_a_clear_error_not_silence(blut_home, cli_env, invoke, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    env = {**cli_env, "BLUT_LINEAGE_SINKS": "duckdb,nosuch"}
+    proc = subprocess.run(["blut", "run", "quickstart:wordcount", "-p", "docs=5"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0
+    assert "lineage sink 'nosuch'" in proc.stderr and "not installed" in proc.stderr
+    assert (blut_home / "lineage.duckdb").exists()             # the other sink still ingested
+    result = invoke("lineage", "reindex", "--sink", "nosuch")
+    assert result.exception is not None and "'nosuch'" in str(result.exception)
+    proc = subprocess.run(["blut", "lineage", "reindex", "--sink", "nosuch"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("Error: lineage sink 'nosuch'")
+    monkeypatch.setenv("BLUT_LINEAGE_SINKS", "duckdb,nosuch")
+    status = as_json(invoke("lineage", "status", "--json"))
+    assert [s["ok"] for s in status["sinks"]] == [True, False]
+
+
+def test_jsonl_sink_writes_what_the_duckdb_sink_does(run, blut_home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("BLUT_LINEAGE_SINKS", "duckdb,jsonl")
+    summary = run("lbook:merge")
+    docs = [json.loads(line) for line in (blut_home / "lineage.jsonl").read_text().splitlines()]
+    assert [d["run_id"] for d in docs] == [summary.run_id]
+    with DuckDBLineage(blut_home).reader() as con:
+        for table in TABLES:
+            cur = con.execute(f"SELECT * FROM {table} WHERE run_id = ?", [summary.run_id])
+            names = [c[0] for c in cur.description]
+            db_rows = sorted(json.dumps(dict(zip(names, r, strict=True)), sort_keys=True)
+                             for r in cur.fetchall())
+            js_rows = sorted(json.dumps(r, sort_keys=True) for r in docs[0][table])
+            assert db_rows == js_rows, table
+
+
+def test_read_commands_and_their_json(run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+    a = run("lbook:merge")
+    b = run("lbook:merge", "right=7")
+    run("lbook:failing")
+    listed = as_json(invoke("runs", "list", "--json"))
+    assert [r["run_id"] for r in listed][1:] == [b.run_id, a.run_id]
+    assert set(listed[0]) >= {"run_id", "recipe", "state", "started", "ended", "wall", "path", "counts"}
+    assert [r["run_id"] for r in as_json(invoke("runs", "list", "--outcome", "failed", "--json"))] \
+        == [listed[0]["run_id"]]
+    assert len(as_json(invoke("runs", "list", "--recipe", "merge", "--since", "1h", "--json"))) == 2
+    assert as_json(invoke("runs", "list", "--since", "2999-01-01", "--json")) == []
+    top = as_json(invoke("runs", "top", "--metric", "merged.total", "--json"))
+    assert [(r["run_id"], r["value"]) for r in top] == [(b.run_id, 2 * 3 + 7 * 3), (a.run_id, 15)]
+    assert [r["run_id"] for r in as_json(invoke("runs", "top", "--metric", "total", "--min", "--json"))] \
+        == [a.run_id, b.run_id]
+    m = as_json(invoke("metrics", a.run_id, "--json"))
+    assert m["final"]["merged.total"] == 15 and m["final"]["left.loss"] == pytest.approx(1 / 5)
+    assert [s["step"] for s in m["steps"] if s["stage"] == "left"] == [0, 1, 2]
+    stats = as_json(invoke("cache", "stats", "--json"))
+    per = {s["stage"]: s for s in stats["stages"]}
+    assert per["source"]["hits"] == 1 and per["source"]["misses"] == 2
+    assert per["right"]["misses"] == 2 and per["left"]["hits"] == 1 and per["source"]["bytes"] > 0
+    run_stats = as_json(invoke("cache", "stats", b.run_id, "--json"))
+    assert {s["stage"]: s["hits"] for s in run_stats["stages"]}["source"] == 1
+    show = as_json(invoke("artifacts", "show", out_hash(a, "source")[:8], "--json"))
+    assert show["kind"] == "dir" and {f["path"] for f in show["files"]} == {"numbers.json", "readme.txt"}
+    assert show["occurrence_count"] == 2 and show["cache_entries"]      # ran in a, cached in b
+    assert {(c["run_id"], c["stage"]) for c in show["consumed_by"]} == {
+        (r, s) for r in (a.run_id, b.run_id) for s in ("left", "right")}
+    shown = as_json(invoke("runs", "show", a.run_id, "--json"))
+    assert shown["run_id"] == a.run_id and shown["params"] == {"n": 3, "left": 2, "right": 3}
+    for args in (("runs", "list"), ("runs", "top", "--metric", "total"), ("metrics", a.run_id),
+                 ("cache", "stats"), ("artifacts", "ls", a.run_id),
+                 ("artifacts", "show", out_hash(a, "merged")[:8]), ("lineage", "status")):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output, result.exception)
+
+
+def test_runs_list_without_a_database_falls_back_to_run_directories(run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+    summary = run("lbook:merge")
+    (blut_home / "lineage.duckdb").unlink()
+    assert [r["run_id"] for r in as_json(invoke("runs", "list", "--json"))] == [summary.run_id]
+
+
+def test_cache_gc_is_lru_and_keeps_entries_of_a_running_run(run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+    """The running run is a hand-written run directory whose driver is this test process."""
+    import os
+    import time
+
+    first = run("lbook:merge")
+    run("lbook:merge", "n=5")
+    keys = {s.stage: s.cache_key for s in first.stages}
+    meta = {p.parent.name: p for p in (blut_home / "cache").glob("*/*/meta.json")}
+    old = time.time() - 3600
+    for n, path in enumerate(sorted(meta.values())):
+        os.utime(path, (old + n, old + n))
+    live = blut_home / "runs" / "20990101-000000-live-000000"
+    live.mkdir()
+    (live / "plan.json").write_text(json.dumps({"recipe": "lbook:merge", "stages": []}))
+    from blut_core.rundir import StatusLog, _proc_start
+
+    # the driver.json RunDir.create writes, naming this (alive) test process
+    (live / "driver.json").write_text(json.dumps({
+        "pid": os.getpid(), "host": __import__("socket").gethostname(), "started": time.time(),
+        "create_time": _proc_start(os.getpid())}))
+    log = StatusLog(live / "status.jsonl")
+    log.append("run_started", run_id=live.name, recipe="lbook:merge", launcher="local",
+               stages=["source"])
+    log.append("stage_started", stage="source", attempt=1, cache_key=keys["source"])
+    log.close()
+    shown = as_json(invoke("runs", "show", live.name, "--json"))
+    assert shown["state"] == "running"
+    dry = as_json(invoke("cache", "gc", "--max-size", "0", "--dry-run", "--json"))
+    assert dry["removed"] and len(meta) == len(list((blut_home / "cache").glob("*/*/meta.json")))
+    lru = [r["key"] for r in dry["removed"]]
+    assert lru == [k for k in sorted(meta, key=lambda k: os.stat(meta[k]).st_mtime)
+                   if k != keys["source"]]
+    data = as_json(invoke("cache", "gc", "--max-size", "0", "--json"))
+    assert data["protected"] == 1 and data["running_runs"] == 1
+    left = [p.parent.name for p in (blut_home / "cache").glob("*/*/meta.json")]
+    assert left == [keys["source"]]
+    result = invoke("cache", "gc", "--max-size", "lots")
+    assert isinstance(result.exception, ConfigError)
+    shutil.rmtree(live)
