@@ -1,9 +1,9 @@
 """A stage's own memory cgroup (v1 or v2), the shared machinery of the cgroup backends.
 
 A cage is a child cgroup created under blut's own memory cgroup (or ``BLUT_CGROUP_PARENT``)
-for one attempt: the cap is written before the stage starts, the stage joins it in the
-child before ``exec`` (so it never runs uncapped, and everything it forks is charged and
-capped with it), the kernel's peak and OOM counter are read after it exits, every process
+for one attempt: the cap is written before the stage starts, the stage joins it before it
+``exec``s the stage's command (so it never runs uncapped, and everything it forks is
+charged and capped with it), the kernel's peak and OOM counter are read after it exits, every process
 left in it is killed, and the directory is removed.
 """
 
@@ -25,6 +25,7 @@ from blut_core.interfaces import Cage
 from blut_core.log import get_logger
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_SHELL = "/bin/sh"
 
 
 @attrs.frozen(kw_only=True)
@@ -139,8 +140,15 @@ class CgroupCage(Cage):
         return os.path.join(self.path, name)
 
     def wrap(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
-        """The argv unchanged, and a pre-exec step that moves the child into the cgroup."""
+        """Start ``argv`` inside the cgroup: it joins before ``exec``, so nothing runs uncapped.
+
+        Where ``/bin/sh`` exists the child joins through a one-line shell shim (``echo $$ >
+        cgroup.procs && exec argv``): that keeps the parent's fast spawn path, which a
+        Python pre-exec function would disable. Otherwise a pre-exec function joins.
+        """
         procs = self._file("cgroup.procs")
+        if os.path.exists(_SHELL):
+            return [_SHELL, "-c", 'echo $$ > "$0" && exec "$@"', procs, *argv], None
 
         def join() -> None:
             fd = os.open(procs, os.O_WRONLY)
@@ -154,6 +162,12 @@ class CgroupCage(Cage):
     def attach(self, pid: int) -> None:
         """Remember the stage's pid (it joined the cgroup before exec)."""
         self._pid = pid
+
+    def adopt(self, pid: int) -> bool:
+        """Move ``pid`` (a forked stage that has not started yet) into the cgroup."""
+        cgroups.write_text(self._file("cgroup.procs"), str(pid))
+        self._pid = pid
+        return True
 
     def peak_bytes(self) -> int | None:
         """The kernel's peak for the whole cgroup (``None`` before kernel 5.19 on v2)."""
