@@ -62,7 +62,9 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
 
     try:
         with DuckDBLineage(app.settings.home).reader() as con:
-            rows = db_list_runs(con, recipe=recipe, outcome=None, since=since, limit=None)
+            # running/interrupted rows are re-read from their directories (they may have ended)
+            rows = db_list_runs(con, recipe=recipe, outcome=outcome, since=since, limit=limit,
+                                unfinished=True)
             known = run_ids(con)
     except LineageMissing:
         return None

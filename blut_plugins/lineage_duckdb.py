@@ -39,6 +39,8 @@ _TYPES = {"text": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEA
 _ADDED: dict[int, dict[str, tuple[str, ...] | None]] = {
     2: {"runs": ("containment",), "calibration": None},   # None: the whole table
 }
+#: Row order written by a rebuild (lookups by hash prefix and by run skip row groups).
+SORT_KEYS = {"artifacts": "hash", "runs": "started, run_id"}
 WRITE_TIMEOUT = 300.0
 READ_TIMEOUT = 30.0
 
@@ -200,7 +202,7 @@ class DuckDBLineage:
             con = self._connect(fresh, read_only=False, timeout=timeout)
             try:
                 migrate(con, fresh)
-                files.load(con)
+                files.load(con, sort=True)
             finally:
                 con.close()
             with contextlib.suppress(FileNotFoundError):
@@ -284,14 +286,17 @@ class _Spool:
         for fh in self._files.values():
             fh.close()
 
-    def load(self, con: Any) -> None:
+    def load(self, con: Any, *, sort: bool = False) -> None:
+        """Insert every spooled table; ``sort`` orders rows so DuckDB's per-row-group min/max
+        statistics skip most of a table in lookups (artifacts by hash, the rest by run)."""
         for table in TABLES:
             if not self.counts[table]:
                 continue
             path = str(self.root / f"{table}.jsonl").replace("'", "''")
             spec = ", ".join(f"'{c}': '{_TYPES[t]}'" for c, t in COLUMNS[table])
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_json('{path}', "
-                        f"format='newline_delimited', columns={{{spec}}})")
+                        f"format='newline_delimited', columns={{{spec}}})"
+                        + (f" ORDER BY {SORT_KEYS.get(table, 'run_id')}" if sort else ""))
 
 
 def open_lineage(home: Path) -> DuckDBLineage:

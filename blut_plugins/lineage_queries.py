@@ -37,15 +37,21 @@ def _select(con: Any, sql: str, params: Sequence[Any] = ()) -> list[dict[str, An
 
 
 def list_runs(con: Any, *, recipe: str | None = None, outcome: str | None = None,
-              since: float | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Runs newest first, in the shape of ``blut runs list --json``."""
+              since: float | None = None, limit: int | None = None,
+              unfinished: bool = False) -> list[dict[str, Any]]:
+    """Runs newest first, in the shape of ``blut runs list --json``.
+
+    ``unfinished`` also returns rows recorded as running or interrupted whatever ``outcome``
+    asks for (the caller re-reads those from their run directories).
+    """
     where: list[str] = ["TRUE"]
     params: list[Any] = []
     if recipe:
         where.append("(recipe = ? OR split_part(recipe, ':', -1) = ?)")
         params += [recipe, recipe]
     if outcome:
-        where.append("outcome = ?")
+        where.append("(outcome = ? OR outcome IN ('running', 'interrupted'))" if unfinished
+                     else "outcome = ?")
         params.append(outcome)
     if since is not None:
         where.append("started >= ?")
@@ -54,7 +60,7 @@ def list_runs(con: Any, *, recipe: str | None = None, outcome: str | None = None
            f"counts FROM runs WHERE {' AND '.join(where)} "
            f"ORDER BY started DESC NULLS LAST, run_id DESC")
     if limit is not None:
-        sql += f" LIMIT {int(limit)}"
+        sql += f" LIMIT {int(limit) + (20 if unfinished else 0)}"
     rows = _select(con, sql, params)
     for r in rows:
         r["counts"] = json.loads(r["counts"]) if r["counts"] else {}
@@ -100,7 +106,8 @@ def resolve_hash(con: Any, prefix: str) -> str:
                           hint="give at least 4 hex digits of an artifact's content hash")
     rows = con.execute("""
         SELECT hash, any_value(kind), any_value(stage), count(*) FROM artifacts
-        WHERE starts_with(hash, ?) GROUP BY hash ORDER BY hash LIMIT 11""", [text]).fetchall()
+        WHERE hash >= ? AND hash < ? GROUP BY hash ORDER BY hash LIMIT 11""",
+                       [text, text + "g"]).fetchall()       # a range: row groups get skipped
     if not rows:
         raise ConfigError(f"no indexed artifact has a hash starting with {text!r}",
                           hint="see `blut artifacts ls RUN`; runs older than the index: "
@@ -154,9 +161,7 @@ def trace(con: Any, digest: str) -> dict[str, Any]:
     (``origin_run_id``), whose provenance is included.
     """
     occ = occurrences(con, digest)
-    computed = {(r[0], r[1]) for r in con.execute(
-        "SELECT run_id, stage FROM stages WHERE output_hash = ? AND state = 'ok' AND NOT cached",
-        [occ[0]["hash"] if occ[0]["kind"] == "dir" else occ[0]["parent_hash"]]).fetchall()}
+    computed = _computed(con, {(o["run_id"], o["stage"]) for o in occ})
     art = next((o for o in occ if (o["run_id"], o["stage"]) in computed), occ[0])
     run_id, root_stage = art["run_id"], art["stage"]
     stage_rows = _select(con, f"""
@@ -184,21 +189,36 @@ def trace(con: Any, digest: str) -> dict[str, Any]:
                      "inputs": hop_inputs, "origin_run_id": None})
         for inp in hop_inputs:
             queue.append((inp["stage"], depth + 1))
-    cached = [h["output_hash"] for h in hops if h["cached"] and h["output_hash"]]
+    cached = sorted({h["output_hash"] for h in hops if h["cached"] and h["output_hash"]})
     if cached:
-        origin = {r["output_hash"]: r["run_id"] for r in _select(con, f"""
-            SELECT output_hash, arg_min(run_id, finished) AS run_id FROM stages
-            WHERE NOT cached AND state = 'ok'
-            AND output_hash IN ({', '.join('?' * len(cached))}) GROUP BY output_hash""", cached)}
+        made = _select(con, f"""SELECT hash, run_id, stage, produced FROM artifacts
+            WHERE kind = 'dir' AND hash IN ({', '.join('?' * len(cached))})""", cached)
+        computed = _computed(con, {(m["run_id"], m["stage"]) for m in made})
+        origin: dict[str, tuple[float, str]] = {}
+        for m in made:
+            if (m["run_id"], m["stage"]) in computed:
+                first = (m["produced"] or 0.0, m["run_id"])
+                origin[m["hash"]] = min(origin.get(m["hash"], first), first)
         for h in hops:
-            if h["cached"]:
-                h["origin_run_id"] = origin.get(h["output_hash"])
+            if h["cached"] and h["output_hash"] in origin:
+                h["origin_run_id"] = origin[h["output_hash"]][1]
     wanted = sorted({run_id} | {h["origin_run_id"] for h in hops if h["origin_run_id"]})
     runs = {r["run_id"]: r for r in _select(con, f"""
         SELECT {', '.join(RUN_FIELDS)} FROM runs
         WHERE run_id IN ({', '.join('?' * len(wanted))})""", wanted)}
     return {"artifact": {f: art[f] for f in ARTIFACT_FIELDS}, "occurrence_count": len(occ),
             "hops": hops, "runs": runs}
+
+
+def _computed(con: Any, places: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which ``(run_id, stage)`` places really ran (rather than took the cache)."""
+    places = sorted(set(places))
+    if not places:
+        return set()
+    runs = sorted({r for r, _ in places})
+    rows = con.execute(f"""SELECT run_id, stage FROM stages WHERE run_id IN
+        ({', '.join('?' * len(runs))}) AND state = 'ok' AND NOT cached""", runs).fetchall()
+    return {(r, s) for r, s in rows} & set(places)
 
 
 def graph(traced: dict[str, Any]) -> dict[str, Any]:
