@@ -86,6 +86,7 @@ def check_cgroup_base(layout: CgroupLayout, base: str) -> str | None:
             have = (cgroups.read_text(os.path.join(base, "cgroup.controllers")) or "").split()
             return (f"the memory controller is not delegated to {base} "
                     f"(controllers: {', '.join(have) or 'none'})")
+    sweep_stale(base)
     probe = os.path.join(base, f"blut-probe-{os.getpid()}-{secrets.token_hex(2)}")
     try:
         os.mkdir(probe)
@@ -101,6 +102,34 @@ def check_cgroup_base(layout: CgroupLayout, base: str) -> str | None:
         with contextlib.suppress(OSError):
             os.rmdir(probe)
     return None
+
+
+STALE_AFTER = 60.0  # seconds an empty cage may exist before a new process removes it
+
+
+def sweep_stale(base: str, *, older_than: float = STALE_AFTER) -> list[str]:
+    """Remove empty ``blut-*`` cages under ``base`` left by a driver that died (SIGKILL).
+
+    A live cage always holds its stage's processes (it is empty only for the instant before
+    the stage joins and after it exited, while its driver reaps it), so an empty cage older
+    than ``older_than`` seconds belongs to nobody. Returns the directories removed.
+    """
+    removed = []
+    now = time.time()
+    try:
+        names = [n for n in os.listdir(base) if n.startswith("blut-")]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(base, name)
+        try:
+            if now - os.stat(path).st_mtime < older_than or cgroups.procs(path):
+                continue
+            os.rmdir(path)
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def cage_name(label: str) -> str:

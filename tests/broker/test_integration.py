@@ -120,3 +120,36 @@ def test_knobs_are_right_sized_and_passed_to_the_stage(app: App, caged: str) -> 
     assert adm["decision"] == "right_size"
     knobs = json.loads((summary.run_dir / "stages/train/out/knobs.json").read_text())
     assert knobs == adm["knobs"] and 1 <= knobs["workers"] < 4096
+
+
+def test_cages_adopt_and_describe_how_to_join(app: App, caged: str) -> None:
+    import subprocess
+
+    sel = select_containment(app.registry, os.environ)
+    cage = sel.containment.cage("adopt-test", 64 << 20)
+    if getattr(cage, "adopt", None) is None:
+        cage.release()
+        pytest.skip("this Cage interface has no adopt()")
+    try:
+        proc = subprocess.Popen(["sleep", "30"])
+        assert cage.adopt(proc.pid)  # type: ignore[attr-defined]
+        assert cage.cgroup and str(proc.pid) in Path(cage.cgroup, "cgroup.procs").read_text()
+        assert "cgroup_procs" in cage.join_spec()  # type: ignore[attr-defined]
+    finally:
+        cage.release()
+    assert proc.wait(timeout=5) != 0 and not os.path.exists(cage.cgroup)
+
+
+def test_empty_cages_of_dead_drivers_are_swept(caged: str) -> None:
+    from blut_core.broker.cgroupcage import cgroup_base, sweep_stale
+
+    base = cgroup_base(1 if caged == "cgroup-v1" else 2)
+    assert base is not None
+    stale = Path(base, "blut-stale-sweep-test")
+    stale.mkdir()
+    try:
+        assert sweep_stale(base, older_than=60) == [] or str(stale) not in sweep_stale(base)
+        assert str(stale) in sweep_stale(base, older_than=0)
+    finally:
+        if stale.exists():
+            stale.rmdir()
