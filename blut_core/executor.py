@@ -170,6 +170,7 @@ class Executor:
         self.running: dict[str, Attempt] = {}
         self.attempts: dict[str, int] = {}
         self.not_before: dict[str, float] = {}
+        self.cache_checked: set[str] = set()
         self.cancelled = False
         self.cancel_requested: str | None = None
         self.waiting = False  # True only while blocked in launcher.wait (safe to interrupt)
@@ -261,9 +262,12 @@ class Executor:
     def _run_outcome(self) -> str:
         if self.cancelled:
             return "cancelled"
-        bad = {StageState.FAILED, StageState.UPSTREAM_FAILED, StageState.REFUSED,
-               StageState.CANCELLED}
-        return "failed" if any(o.state in bad for o in self.outcomes.values()) else "ok"
+        states = {o.state for o in self.outcomes.values()}
+        if states & {StageState.FAILED, StageState.CANCELLED}:
+            return "failed"
+        if StageState.REFUSED in states:
+            return "refused"
+        return "failed" if StageState.UPSTREAM_FAILED in states else "ok"
 
     def _refuse_stranded(self) -> None:
         """Ready stages a policy neither started nor refused, with nothing left to wait for."""
@@ -386,11 +390,13 @@ class Executor:
         return cache_key(s.identity(), {i: self.hashes[i] for i in s.inputs})
 
     def _try_cached(self, s: Stage) -> bool:
-        if s.name in self.attempts:  # already tried in this run: it is running its retries
+        """Skip ``s`` if its result is cached. Each stage is looked up once per run."""
+        if s.name in self.cache_checked:
+            return False
+        self.cache_checked.add(s.name)
+        if self.options.no_cache or not s.cache or s.name in self.attempts:
             return False
         key = self._key(s)
-        if self.options.no_cache or not s.cache:
-            return False
         entry = self.cache.lookup(key)
         if entry is None:
             return False
@@ -432,7 +438,9 @@ class Executor:
         job = Job(run_id=self.run.run_id, stage=s.name, attempt=number, argv=tuple(argv),
                   env=env, cwd=str(work), stdout=str(adir / "stdout.log"),
                   stderr=str(adir / "stderr.log"), memory_cap=cap,
-                  label=f"{self.run.run_id}.{s.name}.{number}")
+                  label=f"{self.run.run_id}.{s.name}.{number}",
+                  python_context=str(ctx_path) if s.target is not None else None,
+                  python_module=s.target.partition(":")[0] if s.target is not None else None)
         handle = self.launcher.submit(job)
         attempt = Attempt(stage=s, number=number, handle=handle, dir=adir, tmp_out=tmp_out,
                           key=key, started=time.monotonic(), cap=cap)

@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from blut_core import Cage, Containment, ContainmentSpec, hookimpl
 
@@ -28,6 +29,15 @@ class BareCage(Cage):
     def attach(self, pid: int) -> None:
         """Remember the stage's pid (its process group)."""
         self._pid = pid
+
+    def join_spec(self) -> dict[str, Any] | None:
+        """Nothing to join."""
+        return {}
+
+    def adopt(self, pid: int) -> bool:
+        """Nothing to set up: remember the pid."""
+        self._pid = pid
+        return True
 
     def peak_bytes(self) -> int | None:
         """Unknown."""

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from blut_core import Cage, Containment, ContainmentSpec, hookimpl
 
@@ -39,6 +40,19 @@ class RlimitCage(Cage):
     def attach(self, pid: int) -> None:
         """Remember the stage's pid (its process group)."""
         self._pid = pid
+
+    def join_spec(self) -> dict[str, Any] | None:
+        """A forked stage sets ``RLIMIT_AS`` on itself before it runs."""
+        return {} if self.cap is None else {"rlimit_as": self.cap}
+
+    def adopt(self, pid: int) -> bool:
+        """Set ``RLIMIT_AS`` on a forked stage before it starts."""
+        if self.cap is not None:
+            import resource
+
+            resource.prlimit(pid, resource.RLIMIT_AS, (self.cap, self.cap))
+        self._pid = pid
+        return True
 
     def peak_bytes(self) -> int | None:
         """Unknown: rlimits keep no peak."""

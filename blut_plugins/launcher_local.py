@@ -1,8 +1,11 @@
-"""The ``local`` launcher: each stage attempt is a subprocess on this machine.
+"""The ``local`` launcher: each stage attempt is a process on this machine.
 
 Entry point ``launcher-local`` (essential). Every attempt runs in its own session (so a
 cancel reaches its whole process group) and, when containment is available, in its own
-memory cage. The executor is woken by the kernel through pidfds, never by busy polling.
+memory cage. Python stages are forked from a pre-imported fork server (see
+:mod:`blut_core.forkserver`; ``BLUT_FORKSERVER=0`` turns it off) when the cage can adopt a
+running process; everything else is started with ``subprocess``. The executor is woken by
+the kernel through pidfds, never by busy polling.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import select
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -30,27 +33,45 @@ from blut_core import (
     hookimpl,
 )
 
+if TYPE_CHECKING:
+    from blut_core.forkserver import ForkClient
+
 
 @attrs.define
 class _Proc:
-    popen: subprocess.Popen[bytes]
+    pid: int
+    popen: subprocess.Popen[bytes] | None
     cage: Cage | None
     pidfd: int | None
     state: JobState | None = None
 
 
 class LocalLauncher(Launcher):
-    """Runs attempts as contained subprocesses here."""
+    """Runs attempts as contained processes here."""
 
     name = "local"
 
     def __init__(self, options: Any = None, containment: Containment | None = None) -> None:
         self._containment = containment
         self._procs: dict[str, _Proc] = {}
+        self._forks: ForkClient | None = None
+        self._use_forks = os.environ.get("BLUT_FORKSERVER", "1") != "0"
 
     def submit(self, job: Job) -> JobHandle:
         cage = self._containment.cage(job.label or job.stage, job.memory_cap) \
             if self._containment else None
+        try:
+            if job.python_context and self._use_forks:
+                forked = self._submit_forked(job, cage)
+                if forked is not None:
+                    return forked
+            return self._submit_spawned(job, cage)
+        except BaseException:
+            if cage is not None:
+                cage.release()
+            raise
+
+    def _submit_spawned(self, job: Job, cage: Cage | None) -> JobHandle:
         argv: Sequence[str] = job.argv
         preexec = None
         if cage is not None:
@@ -63,19 +84,72 @@ class LocalLauncher(Launcher):
                     preexec_fn=preexec,
                 )
         except OSError as exc:
-            if cage is not None:
-                cage.release()
             raise LauncherError(f"stage {job.stage!r}: cannot start {argv[0]!r}: {exc.strerror}",
                                 hint="check the command exists and is executable") from None
         if cage is not None:
             cage.attach(popen.pid)
+        return self._track(popen.pid, popen, cage)
+
+    def _submit_forked(self, job: Job, cage: Cage | None) -> JobHandle | None:
+        """Fork the stage from the pre-imported server; ``None`` if its cage cannot adopt."""
+        if self._forks is None:
+            from blut_core.forkserver import ForkClient
+
+            self._forks = ForkClient(dict(job.env))
+        join = {} if cage is None else cage.join_spec()
+        pid = self._forks.spawn(context=str(job.python_context), cwd=job.cwd, env=dict(job.env),
+                                stdout=job.stdout, stderr=job.stderr,
+                                preload=job.python_module,
+                                join=None if join is None else dict(join))
+        if join is not None:  # the child joins its cage itself before it runs anything
+            if cage is not None:
+                cage.attach(pid)
+            return self._track(pid, None, cage)
         try:
-            pidfd: int | None = os.pidfd_open(popen.pid)
+            adopted = cage is None or cage.adopt(pid)
+        except OSError as exc:
+            self._abandon(pid)
+            raise LauncherError(f"stage {job.stage!r}: cannot cap process {pid}: {exc}",
+                                hint="set BLUT_FORKSERVER=0 or choose another BLUT_CONTAINMENT") from None
+        if not adopted:
+            self._abandon(pid)
+            self._use_forks = False
+            return None
+        handle = self._track(pid, None, cage)
+        self._forks.go(pid)
+        return handle
+
+    def _abandon(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+        if self._forks is not None:
+            self._forks.go(pid)
+            self._forks.wait_exit(pid, 5.0)
+
+    def _track(self, pid: int, popen: subprocess.Popen[bytes] | None, cage: Cage | None) -> JobHandle:
+        try:
+            pidfd: int | None = os.pidfd_open(pid)
         except (OSError, AttributeError):
             pidfd = None
-        job_id = str(popen.pid)
-        self._procs[job_id] = _Proc(popen=popen, cage=cage, pidfd=pidfd)
-        return JobHandle(launcher=self.name, job_id=job_id, pid=popen.pid)
+        self._procs[str(pid)] = _Proc(pid=pid, popen=popen, cage=cage, pidfd=pidfd)
+        return JobHandle(launcher=self.name, job_id=str(pid), pid=pid)
+
+    def _returncode(self, proc: _Proc, *, block: bool) -> int | None:
+        if proc.popen is not None:
+            return proc.popen.wait() if block else proc.popen.poll()
+        assert self._forks is not None
+        self._forks.drain()
+        rc = self._forks.exited.get(proc.pid)
+        if rc is None and (block or self._pidfd_ready(proc)):
+            rc = self._forks.wait_exit(proc.pid, 30.0 if block else 2.0)
+        return rc
+
+    @staticmethod
+    def _pidfd_ready(proc: _Proc) -> bool:
+        if proc.pidfd is None:
+            return False
+        ready, _, _ = select.select([proc.pidfd], [], [], 0)
+        return bool(ready)
 
     def poll(self, handle: JobHandle) -> JobState:
         proc = self._procs.get(handle.job_id)
@@ -83,7 +157,7 @@ class LocalLauncher(Launcher):
             return JobState(status=JobStatus.EXITED, returncode=None, detail="unknown job")
         if proc.state is not None:
             return proc.state
-        rc = proc.popen.poll()
+        rc = self._returncode(proc, block=False)
         if rc is None:
             return JobState(status=JobStatus.RUNNING)
         return self._reap(proc, rc)
@@ -91,7 +165,7 @@ class LocalLauncher(Launcher):
     def _reap(self, proc: _Proc, rc: int) -> JobState:
         # A stage's own children may outlive it; they belong to the attempt: end them.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.popen.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
         peak = oom = None
         if proc.cage is not None:
             proc.cage.kill()
@@ -109,18 +183,18 @@ class LocalLauncher(Launcher):
         proc = self._procs.get(handle.job_id)
         if proc is not None and proc.state is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.popen.pid, signum)
+                os.killpg(proc.pid, signum)
 
     def cancel(self, handle: JobHandle) -> None:
         proc = self._procs.get(handle.job_id)
         if proc is None or proc.state is not None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.popen.pid, signal.SIGKILL)
+            os.killpg(proc.pid, signal.SIGKILL)
         if proc.cage is not None:
             proc.cage.kill()
-        rc = proc.popen.wait()
-        self._reap(proc, rc)
+        rc = self._returncode(proc, block=True)
+        self._reap(proc, -signal.SIGKILL if rc is None else rc)
 
     def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
         fds = [p.pidfd for h in handles if (p := self._procs.get(h.job_id)) and p.pidfd is not None]
@@ -134,12 +208,16 @@ class LocalLauncher(Launcher):
         for proc in self._procs.values():
             if proc.state is None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
-                self._reap(proc, proc.popen.wait())
+                    os.killpg(proc.pid, signal.SIGKILL)
+                rc = self._returncode(proc, block=True)
+                self._reap(proc, -signal.SIGKILL if rc is None else rc)
         self._procs.clear()
+        if self._forks is not None:
+            self._forks.close()
+            self._forks = None
 
 
 @hookimpl
 def blut_launchers() -> Iterator[LauncherSpec]:
-    yield LauncherSpec(name="local", summary="Run stages as contained subprocesses on this machine.",
+    yield LauncherSpec(name="local", summary="Run stages as contained processes on this machine.",
                        factory=LocalLauncher)

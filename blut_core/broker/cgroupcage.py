@@ -16,6 +16,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
@@ -114,7 +115,7 @@ def sweep_stale(base: str, *, older_than: float = STALE_AFTER) -> list[str]:
     the stage joins and after it exited, while its driver reaps it), so an empty cage older
     than ``older_than`` seconds belongs to nobody. Returns the directories removed.
     """
-    removed = []
+    removed: list[str] = []
     now = time.time()
     try:
         names = [n for n in os.listdir(base) if n.startswith("blut-")]
@@ -191,6 +192,10 @@ class CgroupCage(Cage):
     def attach(self, pid: int) -> None:
         """Remember the stage's pid (it joined the cgroup before exec)."""
         self._pid = pid
+
+    def join_spec(self) -> dict[str, Any] | None:
+        """A forked stage writes its own pid to ``cgroup.procs`` before it runs."""
+        return {"cgroup_procs": self._file("cgroup.procs")}
 
     def adopt(self, pid: int) -> bool:
         """Move ``pid`` (a forked stage that has not started yet) into the cgroup."""

@@ -69,15 +69,13 @@ class MemoryPolicy:
 
     def __init__(self, *, estimator: Estimator, ledger: Ledger, config: BrokerConfig,
                  containment: str = "", learn: bool = True,
-                 probe_fn: Callable[[], Probe] = probe,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 probe_fn: Callable[[], Probe] = probe) -> None:
         self.estimator = estimator
         self.ledger = ledger
         self.config = config
         self.containment = containment
         self.learn = learn
         self._probe = probe_fn
-        self._sleep = sleep
         self._bookings: dict[str, str] = {}
         self._admitted: dict[str, Admission] = {}
         self._waiting: dict[str, float] = {}
@@ -89,19 +87,19 @@ class MemoryPolicy:
     def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Launch | Refusal]:
         """Launch, refuse or (by leaving out) keep waiting each ready stage.
 
-        With nothing of this run running, a stage that must wait is waited for here (up to
-        ``BLUT_ADMISSION_TIMEOUT``): the executor stops when nothing runs and nothing starts.
+        Never blocks: a stage that must wait is offered again after :meth:`next_check`.
+        With nothing of this run running, a stage that has waited longer than
+        ``BLUT_ADMISSION_TIMEOUT`` for memory other processes hold is refused.
         """
-        while True:
-            decisions = self._pass(ready)
-            if decisions or running or not ready:
-                return decisions
-            first = min(self._waiting.get(s.name, time.monotonic()) for s in ready)
-            if time.monotonic() - first > self.config.wait_timeout:
-                return [Refusal(stage=s, reason=f"waited {self.config.wait_timeout:.0f}s for "
-                                                f"memory: {self._why.get(s.name, '')}")
-                        for s in ready]
-            self._sleep(RECHECK)
+        decisions = self._pass(ready)
+        if decisions or running or not ready:
+            return decisions
+        first = min(self._waiting.get(s.name, time.monotonic()) for s in ready)
+        if time.monotonic() - first > self.config.wait_timeout:
+            return [Refusal(stage=s, reason=f"waited {self.config.wait_timeout:.0f}s for "
+                                            f"memory: {self._why.get(s.name, '')}")
+                    for s in ready]
+        return []
 
     def started(self, attempt: Attempt) -> None:
         """Note the stage's cgroup in its booking (the ledger then counts only unused bytes)."""

@@ -34,7 +34,7 @@ def _policy(app: App, tmp_path: Path, box: int, available: int, **cfg: Any) -> M
     snap = Probe(mem_total=box, mem_available=available)
     return MemoryPolicy(estimator=Estimator(app.registry, "memtest:x", store, config),
                         ledger=Ledger(tmp_path / "ledger.json"), config=config,
-                        probe_fn=lambda: snap, sleep=lambda s: None)
+                        probe_fn=lambda: snap)
 
 
 def _stage(name: str, memory: str) -> Stage:

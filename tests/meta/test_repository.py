@@ -55,7 +55,7 @@ def test_hook_reference_is_up_to_date() -> None:
 def test_every_plugin_module_has_an_entry_point_and_back() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     declared = project["project"]["entry-points"]["blut.plugins"]
-    modules = {p.stem for p in (ROOT / "blut_plugins").glob("*.py") if p.stem != "__init__"}
+    modules = {p.stem for p in (ROOT / "blut_plugins").glob("*.py") if not p.stem.startswith("_")}
     targets = {v.split(":")[0].removeprefix("blut_plugins.") for v in declared.values()}
     assert modules - targets == set(), "modules without an entry point (re-run pip install -e .)"
     assert targets - modules == set(), "entry points naming missing modules"

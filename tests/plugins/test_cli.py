@@ -22,16 +22,16 @@ def test_help_lists_builtin_commands(invoke) -> None:  # type: ignore[no-untyped
 
 
 def test_plugins_list_json(invoke) -> None:  # type: ignore[no-untyped-def]
-    rows = json.loads(invoke("plugins", "list", "--json").output)
+    rows = json.loads(invoke("plugins", "list", "--json").stdout)
     names = {r["name"]: r for r in rows}
     assert names["launcher-local"]["state"] == "ok" and names["launcher-local"]["builtin"]
     assert names["testbook"]["kind"] == "cookbook"
 
 
 def test_recipes_list_and_show(invoke) -> None:  # type: ignore[no-untyped-def]
-    listed = json.loads(invoke("recipes", "list", "--json").output)
+    listed = json.loads(invoke("recipes", "list", "--json").stdout)
     assert {"testbook:diamond", "quickstart:wordcount"} <= {r["name"] for r in listed}
-    shown = json.loads(invoke("recipes", "show", "diamond", "--json").output)
+    shown = json.loads(invoke("recipes", "show", "diamond", "--json").stdout)
     params = {p["name"]: p for p in shown["params"]}
     assert params["inner.size"] == {"name": "inner.size", "type": "int", "default": 3,
                                     "required": False, "help": ""}
@@ -40,13 +40,13 @@ def test_recipes_list_and_show(invoke) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_plan_shows_cache_state_and_runs_nothing(invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
-    before = json.loads(invoke("plan", "diamond", "--json").output)
+    before = json.loads(invoke("plan", "diamond", "--json").stdout)
     assert [s["cache"] for s in before["stages"]] == ["will_run", "depends", "depends", "depends", "depends"]
     assert not (blut_home / "runs").exists()
     assert invoke("run", "diamond").exit_code == 0
-    after = json.loads(invoke("plan", "diamond", "--json").output)
+    after = json.loads(invoke("plan", "diamond", "--json").stdout)
     assert {s["cache"] for s in after["stages"]} == {"cached"}
-    changed = json.loads(invoke("plan", "diamond", "-p", "inner.label=y", "--json").output)
+    changed = json.loads(invoke("plan", "diamond", "-p", "inner.label=y", "--json").stdout)
     assert {s["name"]: s["cache"] for s in changed["stages"]} == {
         "a": "cached", "b": "cached", "c": "will_run", "d": "depends", "e": "cached"}
 
@@ -56,11 +56,11 @@ def test_run_summary_and_runs_commands(invoke) -> None:  # type: ignore[no-untyp
     assert result.exit_code == 0, result.output
     assert re.search(r"^ok: 5 ran, 0 cached, 0 failed in [\d.]+s", result.output, re.M)
     run_id = re.search(r"^run (\S+)", result.output, re.M).group(1)  # type: ignore[union-attr]
-    again = json.loads(invoke("run", "diamond", "--json").output)
+    again = json.loads(invoke("run", "diamond", "--json").stdout)
     assert again["counts"]["cached"] == 5 and again["outcome"] == "ok"
-    runs = json.loads(invoke("runs", "list", "--json").output)
+    runs = json.loads(invoke("runs", "list", "--json").stdout)
     assert [r["run_id"] for r in runs] == [again["run_id"], run_id]
-    shown = json.loads(invoke("runs", "show", run_id[:-1], "--json").output)
+    shown = json.loads(invoke("runs", "show", run_id[:-1], "--json").stdout)
     assert shown["state"] == "ok" and shown["stages"]["d"]["state"] == "ok"
     assert shown["params"]["n"] == 1
 
