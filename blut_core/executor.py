@@ -114,12 +114,19 @@ class SchedulingPolicy(Protocol):
         """Seconds after which waiting stages should be offered again (``None``: on events only)."""
         ...
 
+    def size_hint(self, stage: Stage) -> int:
+        """Bytes ``stage`` would book now (orders the ready set: larger first), 0 if unknown."""
+        ...
+
 
 @attrs.define
 class BoundedPolicy:
-    """At most ``max_parallel`` stages at once, in plan order, uncapped."""
+    """At most ``max_parallel`` stages at once, in priority order, uncapped."""
 
     max_parallel: int = 1
+
+    def size_hint(self, stage: Stage) -> int:
+        return 0
 
     def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Launch | Refusal]:
         free = max(0, self.max_parallel - len(running))
@@ -165,6 +172,7 @@ class Executor:
         self.options = options or ExecOptions()
         self.log = get_logger()
         self.order = plan.topological()
+        self.depth = _depths(plan)
         self.outcomes: dict[str, StageOutcome] = {}
         self.hashes: dict[str, str] = {}
         self.running: dict[str, Attempt] = {}
@@ -351,11 +359,15 @@ class Executor:
                     error=f"input {bad[0]!r} {self.outcomes[bad[0]].state.value}"))
 
     def _ready(self) -> list[Stage]:
+        """Stages whose inputs are done, in priority order (see :func:`priority`)."""
         now = time.time()
-        return [s for s in self.order
-                if s.name not in self.outcomes and s.name not in self.running
-                and all(i in self.outcomes and self.outcomes[i].ok for i in s.inputs)
-                and self.not_before.get(s.name, 0.0) <= now]
+        ready = [s for s in self.order
+                 if s.name not in self.outcomes and s.name not in self.running
+                 and all(i in self.outcomes and self.outcomes[i].ok for i in s.inputs)
+                 and self.not_before.get(s.name, 0.0) <= now]
+        if len(ready) > 1:
+            ready.sort(key=lambda s: (-self.depth[s.name], -self.policy.size_hint(s)))
+        return ready
 
     def _start_ready(self) -> bool:
         if self.cancelled or (self.options.fail_fast and self._run_outcome() == "failed"):
@@ -633,6 +645,23 @@ class Executor:
         getattr(self.log, level)("stage_" + outcome.state.value, stage=s.name,
                                  attempt=outcome.attempt, seconds=round(outcome.duration, 3),
                                  error=outcome.error)
+
+
+def _depths(plan: Plan) -> dict[str, int]:
+    """Critical-path rank of each stage: the number of stages on its longest way to a sink.
+
+    The ready set is started longest-chain first (so the critical path is never left
+    waiting), then largest memory first (big stages are hard to fit later; small ones fill
+    the gaps they leave).
+    """
+    children: dict[str, list[str]] = {s.name: [] for s in plan}
+    for s in plan:
+        for i in s.inputs:
+            children[i].append(s.name)
+    depth: dict[str, int] = {}
+    for s in reversed(plan.topological()):
+        depth[s.name] = 1 + max((depth[c] for c in children[s.name]), default=0)
+    return depth
 
 
 def _outcome_fields(o: StageOutcome) -> dict[str, Any]:

@@ -46,8 +46,8 @@ def ls_command(app: App, run: str, dirs_only: bool, as_json: bool) -> None:
 @click.pass_obj
 def show_command(app: App, hash_prefix: str, as_json: bool) -> None:
     """One artifact: kind, size, the runs that produced and consumed it, its files."""
+    from blut_plugins._lineage_queries import resolve_hash, show_artifact
     from blut_plugins.lineage_duckdb import DuckDBLineage
-    from blut_plugins.lineage_queries import resolve_hash, show_artifact
 
     with DuckDBLineage(app.settings.home).reader() as con:
         data = show_artifact(con, resolve_hash(con, hash_prefix))

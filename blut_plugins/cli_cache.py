@@ -102,8 +102,8 @@ def _counts(app: App, run: str | None) -> tuple[str | None, dict[str, dict[str, 
             elif s["cache_key"] and s["attempt"] == 1:
                 c["misses"] += 1
         return lineage.run_id, counts
+    from blut_plugins._lineage_queries import cache_counts
     from blut_plugins.lineage_duckdb import DuckDBLineage
-    from blut_plugins.lineage_queries import cache_counts
 
     with DuckDBLineage(app.settings.home).reader() as con:
         return None, cache_counts(con)

@@ -76,8 +76,8 @@ def reindex_command(app: App, sink_names: tuple[str, ...], as_json: bool) -> Non
 
 
 def _resolve_and_trace(app: App, prefix: str) -> dict[str, Any]:
+    from blut_plugins._lineage_queries import resolve_hash, trace
     from blut_plugins.lineage_duckdb import DuckDBLineage
-    from blut_plugins.lineage_queries import resolve_hash, trace
 
     with DuckDBLineage(app.settings.home).reader() as con:
         return trace(con, resolve_hash(con, prefix))
@@ -133,7 +133,7 @@ def trace_command(app: App, hash_prefix: str, as_json: bool) -> None:
 @click.pass_obj
 def graph_command(app: App, digest: str, fmt: str, as_json: bool) -> None:
     """The upstream DAG of an artifact as DOT (pipe it to `dot -Tsvg`) or JSON."""
-    from blut_plugins.lineage_queries import graph, to_dot
+    from blut_plugins._lineage_queries import graph, to_dot
 
     g = graph(_resolve_and_trace(app, digest))
     if as_json or fmt == "json":

@@ -56,9 +56,9 @@ def runs_group() -> None:
 def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | None,
              limit: int) -> list[dict[str, Any]] | None:
     """Runs from the lineage database merged with unindexed run directories (None: no DB)."""
+    from blut_plugins._lineage_queries import list_runs as db_list_runs
+    from blut_plugins._lineage_queries import run_ids
     from blut_plugins.lineage_duckdb import DuckDBLineage, LineageMissing
-    from blut_plugins.lineage_queries import list_runs as db_list_runs
-    from blut_plugins.lineage_queries import run_ids
 
     try:
         with DuckDBLineage(app.settings.home).reader() as con:
@@ -206,8 +206,8 @@ def diff_command(app: App, run_a: str, run_b: str, everything: bool, as_json: bo
 def top_command(app: App, metric: str, direction: str, recipe: str | None, limit: int,
                 as_json: bool) -> None:
     """Runs ranked by the final value of a metric."""
+    from blut_plugins._lineage_queries import metric_names, top_runs
     from blut_plugins.lineage_duckdb import DuckDBLineage
-    from blut_plugins.lineage_queries import metric_names, top_runs
 
     with DuckDBLineage(app.settings.home).reader() as con:
         rows = top_runs(con, metric, maximize=direction != "min", limit=limit, recipe=recipe)

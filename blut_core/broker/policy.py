@@ -11,6 +11,7 @@ measured lower bound and the box.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -69,13 +70,17 @@ class MemoryPolicy:
 
     def __init__(self, *, estimator: Estimator, ledger: Ledger, config: BrokerConfig,
                  containment: str = "", learn: bool = True,
-                 probe_fn: Callable[[], Probe] = probe) -> None:
+                 probe_fn: Callable[[], Probe] = probe, max_parallel: int | None = None,
+                 reserve_after: float = 30.0) -> None:
         self.estimator = estimator
         self.ledger = ledger
         self.config = config
         self.containment = containment
         self.learn = learn
         self._probe = probe_fn
+        self.max_parallel = max_parallel if max_parallel is not None else (os.cpu_count() or 1)
+        self.reserve_after = reserve_after
+        self._sizes: dict[str, int] = {}
         self._bookings: dict[str, str] = {}
         self._admitted: dict[str, Admission] = {}
         self._waiting: dict[str, float] = {}
@@ -91,7 +96,8 @@ class MemoryPolicy:
         With nothing of this run running, a stage that has waited longer than
         ``BLUT_ADMISSION_TIMEOUT`` for memory other processes hold is refused.
         """
-        decisions = self._pass(ready)
+        free = self.max_parallel - len(running)
+        decisions = self._pass(ready, free) if free > 0 else []
         if decisions or running or not ready:
             return decisions
         first = min(self._waiting.get(s.name, time.monotonic()) for s in ready)
@@ -127,9 +133,26 @@ class MemoryPolicy:
         """While a stage waits for memory, look again shortly."""
         return RECHECK if self._waiting else None
 
+    def size_hint(self, stage: Stage) -> int:
+        """The stage's footprint as calibration or its model gives it (cached per run)."""
+        size = self._sizes.get(stage.name)
+        if size is None:
+            snap = self._probe()
+            floor = self.config.floor_for(snap.box)
+            size = self.estimator.resolve(stage, self.estimator.requested(stage),
+                                          box=snap.box, floor=floor).bytes
+            self._sizes[stage.name] = size
+        return size
+
     # -- internals ----------------------------------------------------------------------
 
-    def _pass(self, ready: Sequence[Stage]) -> list[Launch | Refusal]:
+    def _pass(self, ready: Sequence[Stage], free: int) -> list[Launch | Refusal]:
+        """One admission pass over ``ready`` (in priority order), starting at most ``free``.
+
+        A stage that must wait does not hold back smaller ones behind it (they fill the
+        gap), unless it has waited longer than ``reserve_after`` seconds: then nothing after
+        it is admitted until it fits, so a big stage is never starved.
+        """
         if not ready:
             return []
         out: list[Launch | Refusal] = []
@@ -144,11 +167,16 @@ class MemoryPolicy:
                     out.append(Refusal(stage=stage, reason=adm.reason))
                     continue
                 if adm.decision == WAIT:
-                    self._waiting.setdefault(stage.name, now)
+                    waiting_since = self._waiting.setdefault(stage.name, now)
                     self._why[stage.name] = adm.reason
+                    if now - waiting_since >= self.reserve_after:
+                        break
                     continue
+                if free <= 0:
+                    break
                 booking = txn.book(adm.footprint, stage.name)
                 booked += adm.footprint
+                free -= 1
                 self._bookings[stage.name] = booking.id
                 self._admitted[stage.name] = adm
                 since = self._waiting.pop(stage.name, None)

@@ -99,12 +99,12 @@ class Broker:
     def estimator(self, recipe: str) -> Estimator:
         return Estimator(self.registry, recipe, self.store, self.config)
 
-    def policy(self, recipe: str) -> MemoryPolicy:
-        """The scheduling policy of one run of ``recipe``."""
+    def policy(self, recipe: str, *, max_parallel: int | None = None) -> MemoryPolicy:
+        """The scheduling policy of one run of ``recipe`` (``max_parallel``: CPUs by default)."""
         containment = self.selection.containment
         return MemoryPolicy(estimator=self.estimator(recipe), ledger=self.ledger,
                             config=self.config, containment=containment.name,
-                            learn=containment.kernel_evidence)
+                            learn=containment.kernel_evidence, max_parallel=max_parallel)
 
     def estimates(self, plan: Plan, recipe: str, *, snap: Probe | None = None,
                   booked: int | None = None) -> list[StageEstimate]:

@@ -28,13 +28,14 @@ from blut_core.broker.sizes import GiB, MiB
 from tests.broker import stages_mem
 
 
-def _policy(app: App, tmp_path: Path, box: int, available: int, **cfg: Any) -> MemoryPolicy:
+def _policy(app: App, tmp_path: Path, box: int, available: int, max_parallel: int = 64,
+            **cfg: Any) -> MemoryPolicy:
     store = CalibrationStore(tmp_path / "calibration.json")
     config = BrokerConfig(**cfg)
     snap = Probe(mem_total=box, mem_available=available)
     return MemoryPolicy(estimator=Estimator(app.registry, "memtest:x", store, config),
                         ledger=Ledger(tmp_path / "ledger.json"), config=config,
-                        probe_fn=lambda: snap)
+                        probe_fn=lambda: snap, max_parallel=max_parallel)
 
 
 def _stage(name: str, memory: str) -> Stage:
@@ -93,3 +94,23 @@ def test_oom_escalates_then_refuses_with_one_message(app: App, tmp_path: Path) -
     assert "'grow'" in d.reason and "824.0 MiB" in d.reason and "1.0 GiB box" in d.reason
     entry = policy.estimator.store.get(CalibrationKey.of("memtest:x", "grow", {}))
     assert entry is not None and entry.source == "oom_corrected" and entry.peak == 824 * MiB
+
+
+def test_cpu_bound_limits_concurrency_even_when_memory_fits(app: App, tmp_path: Path) -> None:
+    policy = _policy(app, tmp_path, box=64 * GiB, available=64 * GiB, floor=GiB, max_parallel=2)
+    stages = [_stage(f"s{i}", "1G") for i in range(5)]
+    first = policy.choose(stages, running=[])
+    assert [d.stage.name for d in first] == ["s0", "s1"]
+    assert policy.choose(stages[2:], running=["a", "b"]) == []  # type: ignore[list-item]
+    assert len(policy.choose(stages[2:], running=["a"])) == 1  # type: ignore[list-item]
+
+
+def test_a_long_waiting_big_stage_stops_backfill(app: App, tmp_path: Path) -> None:
+    policy = _policy(app, tmp_path, box=8 * GiB, available=8 * GiB, floor=GiB)
+    policy.reserve_after = 0.0
+    big, small = _stage("big", "6G"), _stage("small", "1G")
+    assert [d.stage.name for d in policy.choose([_stage("hold", "3G")], running=[])] == ["hold"]
+    # big does not fit next to hold; it has waited longer than reserve_after, so small waits too
+    assert policy.choose([big, small], running=["hold"]) == []  # type: ignore[list-item]
+    policy.reserve_after = 3600.0
+    assert [d.stage.name for d in policy.choose([big, small], running=["hold"])] == ["small"]  # type: ignore[list-item]
