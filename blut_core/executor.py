@@ -39,7 +39,7 @@ class ExecOptions:
     no_cache: bool = False
     fail_fast: bool = False
     deadline: float | None = None  # seconds for the whole run
-    grace: float = 5.0             # seconds between SIGTERM and SIGKILL on a soft timeout
+    jobs: int | None = None        # stages at once (None: the CPUs this process may use)
 
 
 @attrs.define

@@ -100,7 +100,7 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     if policy is None:
         broker.preflight(prepared.plan, prepared.ref.qualname,
                          skip=lambda: _cached_stages(app, prepared, options))
-        policy = broker.policy(prepared.ref.qualname)
+        policy = broker.policy(prepared.ref.qualname, max_parallel=options.jobs if options else None)
     if broker.selection.warning:
         from blut_core.log import get_logger
 

@@ -120,7 +120,7 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None) -> Run
     provenance = _read(path / "provenance.json")
     launcher_name = str(provenance.get("launcher") or "local")
     broker = Broker(app)
-    policy = broker.policy(recipe)
+    policy = broker.policy(recipe, max_parallel=options.jobs if options else None)
     launcher = make_launcher(app, launcher_name, broker.selection.containment)
     rundir = RunDir(path)
     rundir.claim()

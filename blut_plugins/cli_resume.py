@@ -21,16 +21,19 @@ if TYPE_CHECKING:
 @click.command(name="resume")
 @click.argument("run")
 @click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Stages at once, at most (default: the CPUs blut may use); memory may allow fewer.")
 @json_option
 @click.pass_context
-def resume_command(ctx: click.Context, run: str, fail_fast: bool, as_json: bool) -> None:
+def resume_command(ctx: click.Context, run: str, fail_fast: bool, jobs: int | None,
+                   as_json: bool) -> None:
     """Continue RUN (id, unique prefix, or 'latest') in its own run directory."""
     from blut_core import ExecOptions
     from blut_core.report import EXIT_CODES, print_summary, summary_json
     from blut_core.resume import resume_run
 
     app: App = ctx.obj
-    summary = resume_run(app, run, options=ExecOptions(fail_fast=fail_fast))
+    summary = resume_run(app, run, options=ExecOptions(fail_fast=fail_fast, jobs=jobs))
     if as_json:
         echo_json(summary_json(summary))
     else:
