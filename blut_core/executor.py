@@ -26,6 +26,7 @@ from blut_core.interfaces import Job, JobHandle, JobState, Launcher
 from blut_core.log import get_logger
 from blut_core.outcome import Classification, RunInfo, RunSummary, StageOutcome, StageState
 from blut_core.plan import Plan
+from blut_core.progress import ProgressSink, Snapshot, view_of
 from blut_core.rundir import RunDir, StatusLog
 from blut_core.stage import Stage
 
@@ -54,6 +55,7 @@ class Attempt:
     key: str | None
     started: float
     cap: int | None = None
+    footprint: int | None = None
     events_offset: int = 0
     error: str | None = None
     error_kind: str | None = None
@@ -118,6 +120,20 @@ class SchedulingPolicy(Protocol):
         """Bytes ``stage`` would book now (orders the ready set: larger first), 0 if unknown."""
         ...
 
+    def view(self) -> PolicyView:
+        """What the policy holds: why stages wait, memory booked and available (progress)."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class PolicyView:
+    """A scheduling policy's state, for live progress."""
+
+    waiting: Mapping[str, str] = attrs.field(factory=dict)   # stage -> why it waits
+    booked: int | None = None
+    available: int | None = None
+    box: int | None = None
+
 
 @attrs.define
 class BoundedPolicy:
@@ -127,6 +143,9 @@ class BoundedPolicy:
 
     def size_hint(self, stage: Stage) -> int:
         return 0
+
+    def view(self) -> PolicyView:
+        return PolicyView()
 
     def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Launch | Refusal]:
         free = max(0, self.max_parallel - len(running))
@@ -160,7 +179,8 @@ class Executor:
 
     def __init__(self, *, plan: Plan, run: RunInfo, rundir: RunDir, status: StatusLog,
                  launcher: Launcher, cache: Cache, policy: SchedulingPolicy,
-                 hooks: Any, options: ExecOptions | None = None) -> None:
+                 hooks: Any, options: ExecOptions | None = None,
+                 progress: ProgressSink | None = None) -> None:
         self.plan = plan
         self.run = run
         self.rundir = rundir
@@ -180,6 +200,8 @@ class Executor:
         self.not_before: dict[str, float] = {}
         self.cache_checked: set[str] = set()
         self.cancelled = False
+        self.progress = progress
+        self._last_tick = 0.0
         self.cancel_requested: str | None = None
         self.waiting = False  # True only while blocked in launcher.wait (safe to interrupt)
         self._pythonpath = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
@@ -210,6 +232,8 @@ class Executor:
                     break
                 self._settle_blocked()
                 started_any = self._start_ready()
+                if started_any:
+                    self._tick()
                 if not self.running:
                     if started_any:
                         continue
@@ -238,17 +262,52 @@ class Executor:
                     self._follow(attempt)
                     if name in self.running:
                         self._enforce_limits(attempt, now)
+                self._tick()
                 if deadline is not None and time.monotonic() > deadline:
                     self.status.append("run_deadline", seconds=self.options.deadline)
                     self.cancel("deadline")
         except KeyboardInterrupt:
             self.cancel(self.cancel_requested or "interrupted")
         outcome = self._run_outcome()
+        if self.progress is not None:
+            self.progress.close(self.snapshot())
         return RunSummary(run_id=self.run.run_id, recipe=self.run.recipe,
                           run_dir=self.rundir.path, outcome=outcome,
                           wall=time.monotonic() - start,
                           stages=tuple(self.outcomes[s.name] for s in self.order
                                        if s.name in self.outcomes))
+
+    def _tick(self) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if now - self._last_tick >= 0.25:
+            self._last_tick = now
+            self.progress.update(self.snapshot())
+
+    def snapshot(self) -> Snapshot:
+        """Every stage's state now, with what the policy says about memory and waiting."""
+        view = self.policy.view()
+        now = time.monotonic()
+        stages = []
+        for s in self.order:
+            o = self.outcomes.get(s.name)
+            a = self.running.get(s.name)
+            if o is not None:
+                stages.append(view_of(s.name, o.state.value, info={
+                    "duration": o.duration, "peak": o.peak_bytes,
+                    "note": "" if o.ok else (o.error or o.classification.value)[:80]}))
+            elif a is not None:
+                stages.append(view_of(s.name, "running", started=a.started, now=now,
+                                      info={"cap": a.cap, "footprint": a.footprint}))
+            elif s.name in view.waiting:
+                stages.append(view_of(s.name, "waiting", info={"note": view.waiting[s.name]}))
+            elif s.name in self.not_before:
+                stages.append(view_of(s.name, "retrying"))
+            else:
+                stages.append(view_of(s.name, "pending"))
+        return Snapshot(run_id=self.run.run_id, stages=tuple(stages), booked=view.booked,
+                        available=view.available, box=view.box)
 
     def cancel(self, reason: str) -> None:
         """Kill every running attempt and mark every unfinished stage cancelled."""
@@ -455,7 +514,8 @@ class Executor:
                   python_module=s.target.partition(":")[0] if s.target is not None else None)
         handle = self.launcher.submit(job)
         attempt = Attempt(stage=s, number=number, handle=handle, dir=adir, tmp_out=tmp_out,
-                          key=key, started=time.monotonic(), cap=cap)
+                          key=key, started=time.monotonic(), cap=cap,
+                          footprint=decision.footprint)
         self.running[s.name] = attempt
         self.policy.started(attempt)
         self.status.append("stage_admitted", stage=s.name, attempt=number,

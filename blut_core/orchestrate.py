@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from blut_core.cookbooks import RecipeRef
     from blut_core.interfaces import Launcher
     from blut_core.plan import Plan
+    from blut_core.progress import ProgressSink
 
 
 @attrs.frozen(kw_only=True)
@@ -83,7 +84,8 @@ def _signals_cancel(executor: Executor) -> Iterator[None]:
 def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
               options: ExecOptions | None = None,
               policy: SchedulingPolicy | None = None,
-              no_calibration: bool = False) -> RunSummary:
+              no_calibration: bool = False,
+              progress: ProgressSink | None = None) -> RunSummary:
     """Create the run directory, run the plan, and return the summary.
 
     Without an explicit ``policy`` the memory broker schedules the run: every declaration
@@ -122,7 +124,8 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     app.hooks.run_started(info)
     executor = Executor(plan=plan, run=info, rundir=rundir, status=status,
                         launcher=the_launcher, cache=cache,
-                        policy=policy or BoundedPolicy(1), hooks=app.hooks, options=options)
+                        policy=policy or BoundedPolicy(1), hooks=app.hooks, options=options,
+                        progress=progress)
     return drive(app, executor, info, status, the_launcher)
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from blut_core.executor import ExecOptions
     from blut_core.outcome import RunSummary
     from blut_core.plan import Plan
+    from blut_core.progress import ProgressSink
 
 
 def load_plan(path: Path) -> tuple[str, Plan]:
@@ -98,7 +99,8 @@ def kill_orphans(run_id: str, pids: dict[int, str]) -> list[str]:
     return killed
 
 
-def resume_run(app: App, ref: str, *, options: ExecOptions | None = None) -> RunSummary:
+def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
+               progress: ProgressSink | None = None) -> RunSummary:
     """Continue run ``ref`` (id, prefix or ``latest``) in its own directory."""
     from blut_core.broker.service import Broker
     from blut_core.cache import Cache
@@ -133,7 +135,7 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None) -> Run
     app.hooks.run_started(info)
     executor = Executor(plan=plan, run=info, rundir=rundir, status=status, launcher=launcher,
                         cache=Cache(app.settings.cache_dir), policy=policy, hooks=app.hooks,
-                        options=options)
+                        options=options, progress=progress)
     executor.seed(kept, attempts)
     return drive(app, executor, info, status, launcher)
 

@@ -6,6 +6,7 @@ continue from their last ``ctx.checkpoint()``. Exit codes as for ``blut run``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -23,17 +24,21 @@ if TYPE_CHECKING:
 @click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Stages at once, at most (default: the CPUs blut may use); memory may allow fewer.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Live progress on stderr: a table on a terminal, plain lines otherwise.")
 @json_option
 @click.pass_context
 def resume_command(ctx: click.Context, run: str, fail_fast: bool, jobs: int | None,
-                   as_json: bool) -> None:
+                   progress: bool, as_json: bool) -> None:
     """Continue RUN (id, unique prefix, or 'latest') in its own run directory."""
     from blut_core import ExecOptions
+    from blut_core.progress import sink_for
     from blut_core.report import EXIT_CODES, print_summary, summary_json
     from blut_core.resume import resume_run
 
     app: App = ctx.obj
-    summary = resume_run(app, run, options=ExecOptions(fail_fast=fail_fast, jobs=jobs))
+    summary = resume_run(app, run, options=ExecOptions(fail_fast=fail_fast, jobs=jobs),
+                         progress=sink_for(sys.stdout.isatty(), enabled=progress))
     if as_json:
         echo_json(summary_json(summary))
     else:

@@ -7,6 +7,7 @@ cancelled.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,14 +33,17 @@ if TYPE_CHECKING:
 @click.option("--no-calibration", is_flag=True,
               help="Ignore measured memory peaks for this run, and keep what it learns out of "
                    "the store (also BLUT_NO_CALIBRATION=1).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Live progress on stderr: a table on a terminal, plain lines otherwise.")
 @json_option
 @click.pass_context
 def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
                 overrides: tuple[str, ...], no_cache: bool, launcher: str, fail_fast: bool,
-                jobs: int | None, no_calibration: bool, as_json: bool) -> None:
+                jobs: int | None, no_calibration: bool, progress: bool, as_json: bool) -> None:
     """Run RECIPE and print what ran, what was cached, and what failed."""
     from blut_core import ExecOptions
     from blut_core.orchestrate import prepare, start_run
+    from blut_core.progress import sink_for
     from blut_core.report import EXIT_CODES, print_summary, summary_json
 
     app: App = ctx.obj
@@ -47,7 +51,8 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
     options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast, jobs=jobs)
     warn_if_uncapped(app)
     summary = start_run(app, prepared, launcher=launcher, options=options,
-                        no_calibration=no_calibration)
+                        no_calibration=no_calibration,
+                        progress=sink_for(sys.stdout.isatty(), enabled=progress))
     if as_json:
         echo_json(summary_json(summary))
     else:

@@ -22,7 +22,7 @@ from blut_core.broker.ledger import Ledger, cgroup_dir_of
 from blut_core.broker.probe import Probe, probe
 from blut_core.broker.resolve import Estimator
 from blut_core.broker.sizes import format_size
-from blut_core.executor import Launch, Refusal
+from blut_core.executor import Launch, PolicyView, Refusal
 from blut_core.log import get_logger
 from blut_core.outcome import Classification, StageOutcome, StageState
 
@@ -81,6 +81,7 @@ class MemoryPolicy:
         self.max_parallel = max_parallel if max_parallel is not None else (os.cpu_count() or 1)
         self.reserve_after = reserve_after
         self._sizes: dict[str, int] = {}
+        self._last_probe: Probe | None = None
         self._bookings: dict[str, str] = {}
         self._admitted: dict[str, Admission] = {}
         self._waiting: dict[str, float] = {}
@@ -133,6 +134,17 @@ class MemoryPolicy:
         """While a stage waits for memory, look again shortly."""
         return RECHECK if self._waiting else None
 
+    def view(self) -> PolicyView:
+        """Why stages wait, what this run has booked, and memory available (for progress)."""
+        snap = self._last_probe
+        booked = sum(adm.footprint for adm in self._admitted.values())
+        return PolicyView(waiting=dict(self._why_waiting()), booked=booked,
+                          available=snap.available if snap else None,
+                          box=snap.box if snap else None)
+
+    def _why_waiting(self) -> dict[str, str]:
+        return {name: self._why.get(name, "waiting for memory") for name in self._waiting}
+
     def size_hint(self, stage: Stage) -> int:
         """The stage's footprint as calibration or its model gives it (cached per run)."""
         size = self._sizes.get(stage.name)
@@ -157,6 +169,7 @@ class MemoryPolicy:
             return []
         out: list[Launch | Refusal] = []
         snap = self._probe()
+        self._last_probe = snap
         now = time.monotonic()
         with self.ledger.transaction() as txn:
             booked = txn.outstanding()
