@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -99,12 +100,28 @@ def structure(data: Any, cls: type[T], *, where: str, hint: str | None = None) -
         raise ConfigError(f"invalid {where}: {exc}", hint=hint) from None
 
 
+# attrs validators say "'docs' must be >= 1: 0" (number bounds end in ": VALUE").
+_VALIDATOR = re.compile(r"^'(?P<field>[A-Za-z_][A-Za-z0-9_]*)' (?P<rest>.*)$", re.DOTALL)
+_BOUND = re.compile(r"^(?P<rule>must be [<>=!]+ .+): (?P<value>[^:]+)$", re.DOTALL)
+
+
 def _tidy(line: str) -> str:
-    """cattrs says 'msg @ $.a.b'; we say 'a.b: msg'."""
+    """cattrs says 'msg @ $.a.b'; we say 'a.b: msg'.
+
+    A validator that failed in the class's ``__init__`` carries no field path of its own;
+    its attrs message names the field, which is moved into the path.
+    """
     msg, sep, path = line.rpartition(" @ ")
     if not sep:
         return line
     path = path.removeprefix("$").lstrip(".")
+    named = _VALIDATOR.match(msg)
+    if named:
+        path = f"{path}.{named['field']}" if path else named["field"]
+        msg = named["rest"]
+        bound = _BOUND.match(msg)
+        if bound:
+            msg = f"{bound['rule']}, got {bound['value']}"
     return f"{path}: {msg}" if path else msg
 
 
@@ -118,6 +135,11 @@ def _format(exc: BaseException, type_: Any) -> str:
     expected = _type_name(type_)
     if isinstance(exc, KeyError):
         return "required field missing"
+    if type_ is None and isinstance(exc, (ValueError, TypeError)):
+        # Raised by the class itself: an attrs validator or a post-init check. Some attrs
+        # validators pass (message, attribute, ...) as args; the message comes first.
+        first = exc.args[0] if exc.args else ""
+        return first if isinstance(first, str) and first else str(exc)
     if isinstance(exc, (ValueError, TypeError)) and expected:
         return f"invalid value ({exc}), expected {expected}"
     return cattrs.v.format_exception(exc, type_)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 
 from blut_core import ConfigError
+from blut_core.convert import structure
 from blut_core.orchestrate import prepare
 
 
@@ -80,3 +82,41 @@ def test_unknown_recipe_suggests_close_names(app) -> None:  # type: ignore[no-un
         prepare(app, "diamnod")
     assert "unknown recipe 'diamnod'" in err.value.message
     assert err.value.hint and "diamond" in err.value.hint
+
+
+@attrs.frozen(kw_only=True)
+class _Bounds:
+    top: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    mode: str = attrs.field(default="a", validator=attrs.validators.in_(["a", "b"]))
+
+
+@attrs.frozen(kw_only=True)
+class _Checked:
+    docs: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    bounds: _Bounds = attrs.field(factory=_Bounds)
+
+
+def test_validator_failure_names_the_field() -> None:
+    with pytest.raises(ConfigError) as err:
+        structure({"docs": 0}, _Checked, where="params")
+    assert err.value.message == "invalid params: docs: must be >= 1, got 0"
+    assert err.value.details == ()  # one line: no detail list
+    assert err.value.exit_code == 2
+
+
+def test_nested_validator_failure_names_the_dotted_path() -> None:
+    with pytest.raises(ConfigError) as err:
+        structure({"bounds": {"top": 0}}, _Checked, where="params")
+    assert err.value.message == "invalid params: bounds.top: must be >= 1, got 0"
+    with pytest.raises(ConfigError) as err:
+        structure({"bounds": {"mode": "c"}}, _Checked, where="params")
+    assert err.value.message.startswith("invalid params: bounds.mode: must be in ")
+
+
+def test_validator_and_type_errors_are_reported_together() -> None:
+    with pytest.raises(ConfigError) as err:
+        structure({"docs": "x", "bounds": {"top": -1}}, _Checked, where="params")
+    assert err.value.details == (
+        "docs: invalid value (invalid literal for int() with base 10: 'x'), expected int",
+        "bounds.top: must be >= 1, got -1",
+    )
