@@ -20,6 +20,7 @@ import attrs
 from blut_core.cache import Cache
 from blut_core.convert import apply_overrides, read_params_file, structure, unstructure
 from blut_core.executor import BoundedPolicy, ExecOptions, Executor, SchedulingPolicy
+from blut_core.lineage.ingest import Checked, check_sinks, ingest
 from blut_core.outcome import RunInfo, RunSummary, StageState
 from blut_core.rundir import RunDir, StatusLog, ensure_writable, new_run_id, write_json_atomic
 
@@ -95,6 +96,7 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     from blut_core.broker.service import Broker
 
     settings = app.settings
+    sinks = check_sinks(app)          # a bad BLUT_LINEAGE_SINKS stops here, nothing written
     ensure_writable(settings.home)
     runs_root = settings.runs_dir
     ensure_writable(runs_root, what="runs directory")
@@ -126,12 +128,13 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
                         launcher=the_launcher, cache=cache,
                         policy=policy or BoundedPolicy(1), hooks=app.hooks, options=options,
                         progress=progress)
-    return drive(app, executor, info, status, the_launcher)
+    return drive(app, executor, info, status, the_launcher, sinks=sinks)
 
 
 def drive(app: App, executor: Executor, info: RunInfo, status: StatusLog,
-          launcher: Launcher) -> RunSummary:
-    """Run ``executor`` to the end, then close the status stream and notify plugins."""
+          launcher: Launcher, *, sinks: Checked) -> RunSummary:
+    """Run ``executor`` to the end, close the status stream, feed the lineage ``sinks``
+    (from :func:`check_sinks`; never fails the run), then notify plugins."""
     try:
         with _signals_cancel(executor):
             summary = executor.execute()
@@ -140,6 +143,7 @@ def drive(app: App, executor: Executor, info: RunInfo, status: StatusLog,
     status.append("run_finished", outcome=summary.outcome, wall=round(summary.wall, 6),
                   counts={s.value: summary.count(s) for s in StageState if summary.count(s)})
     status.close()
+    ingest(app, info.run_dir, sinks)
     app.hooks.run_finished(info, summary)
     return summary
 

@@ -105,6 +105,7 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
     from blut_core.broker.service import Broker
     from blut_core.cache import Cache
     from blut_core.executor import Executor
+    from blut_core.lineage.ingest import check_sinks
     from blut_core.orchestrate import drive, make_launcher
     from blut_core.outcome import RunInfo
 
@@ -118,6 +119,7 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
                           hint="start a new run with `blut run`")
     recipe, plan = load_plan(path)
     kept, attempts, orphans = previous_state(path, plan)
+    sinks = check_sinks(app)
     killed = kill_orphans(record.run_id, orphans)
     provenance = _read(path / "provenance.json")
     launcher_name = str(provenance.get("launcher") or "local")
@@ -137,7 +139,7 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
                         cache=Cache(app.settings.cache_dir), policy=policy, hooks=app.hooks,
                         options=options, progress=progress)
     executor.seed(kept, attempts)
-    return drive(app, executor, info, status, launcher)
+    return drive(app, executor, info, status, launcher, sinks=sinks)
 
 
 def cancel_run(app: App, ref: str, *, wait: float = 30.0) -> str:

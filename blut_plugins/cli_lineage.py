@@ -47,7 +47,8 @@ def reindex_command(app: App, sink_names: tuple[str, ...], as_json: bool) -> Non
     from blut_core.lineage.sinks import open_sink
 
     home = app.settings.home
-    targets = [(n, open_sink(app.registry, n, home)) for n in dict.fromkeys(sink_names or ("duckdb",))]
+    targets = [(n, open_sink(app.registry, n, home, records=app.pm.records))
+               for n in dict.fromkeys(sink_names or ("duckdb",))]
     log = get_logger()
     skipped: list[dict[str, str]] = []
     started = time.perf_counter()
@@ -154,9 +155,9 @@ def status_command(app: App, as_json: bool) -> None:
     from blut_plugins.lineage_duckdb import schema_version as db_version
 
     configured: list[dict[str, Any]] = []
-    for name in sinks.configured(os.environ):
+    for name in sinks.configured({**os.environ, **app.settings.environ}):
         try:
-            sinks.open_sink(app.registry, name, app.settings.home)
+            sinks.open_sink(app.registry, name, app.settings.home, records=app.pm.records)
             configured.append({"name": name, "ok": True, "error": None})
         except BlutError as err:
             configured.append({"name": name, "ok": False, "error": err.message})

@@ -1,22 +1,23 @@
 """Which lineage sinks a run feeds: ``BLUT_LINEAGE_SINKS``, resolved against the registry.
 
 ``BLUT_LINEAGE_SINKS=duckdb,jsonl`` (default ``duckdb``; ``none`` turns lineage off). A name
-that is not installed, or whose sink cannot be constructed, is a :class:`PluginError` naming
-it: commands raise it (exit 2); at the end of a run it is logged as an error on stderr and
-the other sinks still ingest, because a run's result never depends on its index.
+that is not installed, or whose plugin or sink cannot load, is a one-line
+:class:`ConfigError` naming it (exit 2): a run does not start with it
+(:mod:`blut_core.lineage.ingest`), and ``blut lineage reindex --sink`` refuses it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blut_core.errors import ConfigError, PluginError
+from blut_core.errors import ConfigError
 from blut_core.lineage.model import LineageSink
 
 if TYPE_CHECKING:
+    from blut_core.records import PluginRecord
     from blut_core.registry import Registry
 
 ENV = "BLUT_LINEAGE_SINKS"
@@ -39,23 +40,39 @@ def configured(environ: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def open_sink(registry: Registry, name: str, home: Path) -> LineageSink:
-    """Construct sink ``name`` for ``home``, or raise a one-line :class:`PluginError`."""
+def open_sink(registry: Registry, name: str, home: Path,
+              records: Iterable[PluginRecord] = ()) -> LineageSink:
+    """Construct sink ``name`` for ``home``, or raise a one-line :class:`ConfigError`.
+
+    ``records`` (the plugin manager's) let the error name a plugin that failed to load.
+    """
     table = registry.lineage_sinks
     if name not in table:
-        raise PluginError(f"lineage sink {name!r} (named in {ENV}) is not installed",
-                          hint=f"installed sinks: {', '.join(table) or 'none'}; "
-                               f"fix {ENV} or install the plugin that provides it")
+        failed = [r for r in records if r.error]
+        culprit = next((r for r in failed if r.name.split("-", 1)[-1] == name), None)
+        if culprit is not None:
+            raise ConfigError(f"lineage sink {name!r} (named in {ENV}) cannot load: plugin "
+                              f"{culprit.name} ({culprit.distribution} {culprit.version}) "
+                              f"failed: {culprit.error}",
+                              hint=f"reinstall {culprit.distribution}, or remove {name!r} "
+                                   f"from {ENV}; installed sinks: {', '.join(table) or 'none'}")
+        hint = f"installed sinks: {', '.join(table) or 'none'}; fix {ENV} or install the " \
+               f"plugin that provides it"
+        if failed:
+            hint += ("; plugin(s) that failed to load: "
+                     + ", ".join(f"{r.name} ({r.error})" for r in failed))
+        raise ConfigError(f"lineage sink {name!r} (named in {ENV}) is not installed", hint=hint)
     provided = table[name]
     try:
         sink = provided.item.factory(home)
     except Exception as exc:
-        raise PluginError(f"lineage sink {name!r} from plugin {provided.plugin!r} cannot load: "
+        raise ConfigError(f"lineage sink {name!r} from plugin {provided.plugin!r} cannot load: "
                           f"{type(exc).__name__}: {exc}",
-                          hint=f"fix or uninstall that plugin, or remove {name!r} from {ENV}"
+                          hint=f"fix or reinstall that plugin, or remove {name!r} from {ENV}"
                           ) from exc
     if not isinstance(sink, LineageSink):
-        raise PluginError(f"lineage sink {name!r} from plugin {provided.plugin!r} does not "
+        raise ConfigError(f"lineage sink {name!r} from plugin {provided.plugin!r} does not "
                           f"implement ingest() and rebuild()",
-                          hint="please report this to the plugin's authors")
+                          hint=f"remove {name!r} from {ENV}, and report this to the "
+                               f"plugin's authors")
     return sink

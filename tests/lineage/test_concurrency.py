@@ -22,8 +22,10 @@ with DuckDBLineage(Path(sys.argv[1])).writer() as con:
 INGEST = """
 import sys
 from pathlib import Path
-from blut_plugins.lineage_ingest import ingest_run
-sys.exit(0 if ingest_run(Path(sys.argv[1]), Path(sys.argv[2])) == 1 else 1)
+from blut_core.app import App
+from blut_core.lineage.ingest import check_sinks, ingest
+app = App.from_environment()
+sys.exit(0 if ingest(app, Path(sys.argv[1]), check_sinks(app)) == 1 else 1)
 """
 
 
@@ -60,7 +62,7 @@ def test_concurrent_ingests_wait_and_both_land(run, blut_home, monkeypatch) -> N
     DuckDBLineage(blut_home).rebuild([])                 # an empty database, then a writer holds it
     holder = _hold(blut_home, 1.0)
     monkeypatch.setenv("BLUT_LINEAGE_SINKS", "duckdb")
-    writers = [subprocess.Popen([sys.executable, "-c", INGEST, str(s.run_dir), str(blut_home)],
+    writers = [subprocess.Popen([sys.executable, "-c", INGEST, str(s.run_dir)],
                                 stderr=subprocess.PIPE, text=True) for s in (a, b)]
     errors = [w.communicate(timeout=60)[1] for w in writers]
     assert holder.wait(timeout=30) == 0

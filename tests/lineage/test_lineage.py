@@ -1,4 +1,4 @@
-"""Lineage: live ingest, reindex, trace, diff, migrations, sinks, cache and artifacts."""
+"""Lineage: ingest at the end of every run, reindex, trace, diff, migrations, sinks, cache and artifacts."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from blut_core.errors import ConfigError
 from blut_core.lineage.model import TABLES
+from blut_core.orchestrate import prepare, start_run
 from blut_plugins.lineage_duckdb import SCHEMA_VERSION, DuckDBLineage
 from tests.lineage.conftest import as_json
 
@@ -204,24 +205,62 @@ def test_a_failing_sink_never_fails_the_run(blut_home, cli_env) -> None:  # type
     proc = subprocess.run(["blut", "run", "quickstart:wordcount", "-p", "docs=5"], env=cli_env,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-    assert "lineage_sink_failed" in proc.stderr and "reindex" in proc.stderr
+    warnings = [json.loads(line) for line in proc.stderr.splitlines()
+                if '"lineage_sink_failed"' in line]
+    assert len(warnings) == 1 and "reindex" in warnings[0]["hint"]
+    assert "plugin_skipped" not in proc.stderr
 
 
-def test_an_unknown_sink_is_a_clear_error_not_silence(blut_home, cli_env, invoke, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    env = {**cli_env, "BLUT_LINEAGE_SINKS": "duckdb,nosuch"}
+def test_an_unknown_sink_stops_the_run_before_any_write(blut_home, cli_env, invoke, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    env = {**cli_env, "BLUT_LINEAGE_SINKS": "duckdb,nosuch", "BLUT_LOG_FORMAT": "console"}
     proc = subprocess.run(["blut", "run", "quickstart:wordcount", "-p", "docs=5"], env=env,
                           capture_output=True, text=True, check=False)
-    assert proc.returncode == 0
-    assert "lineage sink 'nosuch'" in proc.stderr and "not installed" in proc.stderr
-    assert (blut_home / "lineage.duckdb").exists()             # the other sink still ingested
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("Error: lineage sink 'nosuch'") and "not installed" in lines[0]
+    assert any(line.startswith("Hint:") and "duckdb, jsonl" in line for line in lines)
+    assert not (blut_home / "runs").exists() or not any((blut_home / "runs").iterdir())
+    assert not (blut_home / "lineage.duckdb").exists()
     result = invoke("lineage", "reindex", "--sink", "nosuch")
-    assert result.exception is not None and "'nosuch'" in str(result.exception)
+    assert isinstance(result.exception, ConfigError) and "'nosuch'" in result.exception.message
     proc = subprocess.run(["blut", "lineage", "reindex", "--sink", "nosuch"], env=env,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("Error: lineage sink 'nosuch'")
     monkeypatch.setenv("BLUT_LINEAGE_SINKS", "duckdb,nosuch")
     status = as_json(invoke("lineage", "status", "--json"))
     assert [s["ok"] for s in status["sinks"]] == [True, False]
+
+
+def test_a_sink_whose_plugin_failed_to_load_names_its_error(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from blut_core.lineage.ingest import check_sinks
+    from blut_core.records import PluginRecord
+
+    broken = PluginRecord(name="lineage-parquet", distribution="blut-parquet", version="0.3",
+                          builtin=False, error="ImportError: no module named pyarrow")
+    monkeypatch.setattr(app.pm, "records", [*app.pm.records, broken])
+    monkeypatch.setenv("BLUT_LINEAGE_SINKS", "parquet")
+    with pytest.raises(ConfigError) as err:
+        check_sinks(app)
+    assert "lineage sink 'parquet'" in err.value.message
+    assert "lineage-parquet (blut-parquet 0.3) failed: ImportError" in err.value.message
+    assert "duckdb" in (err.value.hint or "")
+    with pytest.raises(ConfigError):
+        start_run(app, prepare(app, "lbook:merge"))
+    assert not (app.settings.runs_dir).exists() or not any(app.settings.runs_dir.iterdir())
+
+
+def test_failed_and_resumed_runs_are_ingested_once_each_time(run, app, blut_home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from blut_core.resume import resume_run
+
+    failed = run("lbook:failing")
+    assert failed.outcome == "failed"
+    with DuckDBLineage(blut_home).reader() as con:
+        assert con.execute("SELECT outcome FROM runs").fetchall() == [("failed",)]
+    calls: list[str] = []
+    monkeypatch.setattr(DuckDBLineage, "ingest",
+                        lambda self, lineage, **kw: calls.append(lineage.run["outcome"]))
+    resumed = resume_run(app, failed.run_id)
+    assert resumed.run_id == failed.run_id and calls == [resumed.outcome]
 
 
 def test_jsonl_sink_writes_what_the_duckdb_sink_does(run, blut_home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
