@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import attrs
 
 from blut_core.cache import Cache, cache_key
-from blut_core.errors import ConfigError
-from blut_core.interfaces import Job, JobHandle, JobState, Launcher
+from blut_core.errors import BlutError, ConfigError
+from blut_core.interfaces import Job, JobHandle, JobState, JobStatus, Launcher
 from blut_core.log import get_logger
 from blut_core.outcome import Classification, RunInfo, RunSummary, StageOutcome, StageState
 from blut_core.plan import Plan
@@ -31,6 +31,7 @@ from blut_core.rundir import RunDir, StatusLog
 from blut_core.stage import Stage
 
 EXIT_DETERMINISTIC = 3  # blut_core.runner's exit code for never-retry failures
+_SHELL_CANNOT_RUN = (126, 127)  # "not executable", "not found": retrying cannot help
 
 
 @attrs.frozen(kw_only=True)
@@ -512,16 +513,24 @@ class Executor:
                   label=f"{self.run.run_id}.{s.name}.{number}",
                   python_context=str(ctx_path) if s.target is not None else None,
                   python_module=s.target.partition(":")[0] if s.target is not None else None)
-        handle = self.launcher.submit(job)
+        self.status.append("stage_admitted", stage=s.name, attempt=number,
+                           decision=decision.decision, footprint_bytes=decision.footprint,
+                           cap_bytes=cap, knobs=dict(knobs), waited=round(decision.waited, 6),
+                           reason=decision.reason, **dict(decision.detail))
+        try:
+            handle = self.launcher.submit(job)
+        except BlutError as exc:  # e.g. the command does not exist: this stage fails, not the run
+            attempt = Attempt(stage=s, number=number, dir=adir, tmp_out=tmp_out, key=key,
+                              handle=JobHandle(launcher=self.launcher.name, job_id=""),
+                              started=time.monotonic(), cap=cap, footprint=decision.footprint,
+                              forced=Classification.DETERMINISTIC, error=exc.message)
+            self._finish(attempt, JobState(status=JobStatus.EXITED, detail=exc.message))
+            return attempt
         attempt = Attempt(stage=s, number=number, handle=handle, dir=adir, tmp_out=tmp_out,
                           key=key, started=time.monotonic(), cap=cap,
                           footprint=decision.footprint)
         self.running[s.name] = attempt
         self.policy.started(attempt)
-        self.status.append("stage_admitted", stage=s.name, attempt=number,
-                           decision=decision.decision, footprint_bytes=decision.footprint,
-                           cap_bytes=cap, knobs=dict(knobs), waited=round(decision.waited, 6),
-                           reason=decision.reason, **dict(decision.detail))
         self.status.append("stage_started", stage=s.name, attempt=number, cache_key=key,
                            job_id=handle.job_id, pid=handle.pid, cap_bytes=cap,
                            launcher=handle.launcher)
@@ -634,6 +643,11 @@ class Executor:
         if attempt.error_kind == "deterministic" or (
                 attempt.stage.kind == "python" and state.returncode == EXIT_DETERMINISTIC):
             return Classification.DETERMINISTIC
+        if attempt.stage.kind == "command" and state.returncode in _SHELL_CANNOT_RUN:
+            attempt.error = attempt.error or (
+                f"exit code {state.returncode}: the command was not found or is not executable"
+                + (f" ({tail})" if (tail := _tail(attempt.dir / "stderr.log")) else ""))
+            return Classification.DETERMINISTIC
         return Classification.ERROR
 
     def _finish(self, attempt: Attempt, state: JobState) -> None:
@@ -656,17 +670,20 @@ class Executor:
                                duration=duration, peak_bytes=state.peak_bytes,
                                cap_bytes=attempt.cap, output_hash=output_hash,
                                cache_key=attempt.key, error=error)
+        # The event is written before the booking is released, so that in the status streams
+        # of concurrent runs an attempt's [stage_admitted, stage_finished] always covers the
+        # time its memory was booked.
+        self.status.append("stage_finished", **_outcome_fields(outcome))
         self.policy.finished(attempt, outcome)
         if stage_state is StageState.FAILED and self._should_retry(s, attempt.number, cls):
             wait = s.retry.wait_before(attempt.number + 1)
-            self.status.append("stage_finished", **_outcome_fields(outcome))
             self.status.append("stage_retrying", stage=s.name, attempt=attempt.number + 1,
                                max_attempts=s.retry.max_attempts, after=wait,
                                classification=cls.value, error=error)
             self.hooks.stage_finished(self.run, s, outcome)
             self.not_before[s.name] = time.time() + wait
             return
-        self._record(s, outcome)
+        self._record(s, outcome, log_event=False)
 
     def _should_retry(self, s: Stage, number: int, cls: Classification) -> bool:
         if self.cancelled or number >= s.retry.max_attempts:

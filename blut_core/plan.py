@@ -12,6 +12,39 @@ from blut_core.errors import PlanError
 from blut_core.hashing import canonical_json
 from blut_core.stage import Stage
 
+_FIELDS = ("out", "work", "inputs", "params", "attempt", "python")
+
+
+class _Probe(dict[str, Any]):
+    """Stands in for ``{inputs[...]}`` / ``{params[...]}`` while argv is checked."""
+
+    def __init__(self, what: str, keys: Iterable[str]) -> None:
+        super().__init__({k: f"<{k}>" for k in keys})
+        self.what = what
+
+    def __missing__(self, key: str) -> str:
+        raise KeyError(f"{self.what}[{key}]")
+
+
+def check_placeholders(s: Stage) -> None:
+    """Every ``{...}`` in a command stage's argv names something the stage will have."""
+    if s.argv is None:
+        return
+    fields: dict[str, Any] = {"out": "", "work": "", "attempt": 1, "python": "",
+                              "inputs": _Probe("inputs", s.inputs),
+                              "params": _Probe("params", s.params)}
+    for item in s.argv:
+        if "{" not in item and "}" not in item:
+            continue
+        try:
+            item.format(**fields)
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise PlanError(
+                f"stage {s.name!r}: argument {item!r} has a bad placeholder ({exc})",
+                hint="use " + ", ".join("{" + f + "}" for f in _FIELDS)
+                     + " ({inputs[NAME]} for an input, {params[KEY]} for a param); "
+                     "write {{ and }} for literal braces") from None
+
 
 @attrs.frozen
 class Plan:
@@ -63,6 +96,7 @@ class Plan:
                 raise PlanError(f"stage {s.name!r} takes its own output as input (a cycle)")
             if len(set(s.inputs)) != len(s.inputs):
                 raise PlanError(f"stage {s.name!r} names the same input twice")
+            check_placeholders(s)
             try:
                 canonical_json(dict(s.params))
             except (TypeError, ValueError) as exc:

@@ -135,3 +135,15 @@ def test_unwritable_home_is_a_config_error_and_leaves_nothing(tmp_path, plugin_m
               cookbook_entry_points=[__import__("tests.core.conftest", fromlist=["TESTBOOK"]).TESTBOOK])
     with pytest.raises(ConfigError, match="not writable"):
         start_run(app, prepare(app, "diamond"))
+
+
+def test_a_missing_command_fails_its_stage_not_the_run(app) -> None:  # type: ignore[no-untyped-def]
+    summary = run(app, "testbook:missing-command")
+    by = {o.stage: o for o in summary.stages}
+    assert by["fine"].state is StageState.OK
+    assert by["ghost"].state is StageState.FAILED
+    assert by["ghost"].classification.value == "deterministic"
+    error = by["ghost"].error or ""
+    assert "/nonexistent/blut-test-command" in error
+    assert "cannot start" in error or "not found" in error
+    assert summary.outcome == "failed"

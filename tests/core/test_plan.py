@@ -72,3 +72,14 @@ def test_inputs_accept_stage_objects() -> None:
     a = s("a")
     b = Stage.call("b", stages.noop, inputs=[a])
     assert b.inputs == ("a",)
+
+
+def test_bad_command_placeholder_is_a_plan_error() -> None:
+    with pytest.raises(PlanError) as err:
+        Plan.of(s("a"), Stage.command("b", ["cat", "{inputs[nope]}/x"], inputs=["a"]))
+    assert "stage 'b'" in err.value.message and "inputs[nope]" in err.value.message
+    with pytest.raises(PlanError, match="bad placeholder"):
+        Plan.of(Stage.command("c", ["echo", "{output}"]))
+    ok = Plan.of(s("a"), Stage.command("b", ["cp", "{inputs[a]}/f", "{out}/{{literal}}"],
+                                       inputs=["a"], params={"k": 1}))
+    assert len(ok) == 2

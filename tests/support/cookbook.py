@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from blut_core import Cookbook, Plan, Recipe, RetryPolicy, Stage, Timeouts
+from blut_core import Cookbook, Footprint, Plan, Recipe, RetryPolicy, Stage, Timeouts
 from tests.support import stages
 
 
@@ -101,6 +101,31 @@ def resumable(_: Empty) -> Plan:
     )
 
 
+def missing_command(_: Empty) -> Plan:
+    return Plan.of(
+        Stage.command("ghost", ["/nonexistent/blut-test-command", "{out}"]),
+        Stage.call("fine", stages.emit),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class MemloadParams:
+    stages: int = 4
+    footprint: str = "6G"
+    mb: int = 64
+    seconds: float = 1.0
+    tag: str = ""
+
+
+def memload(p: MemloadParams) -> Plan:
+    """Independent stages whose declared footprints together exceed the box."""
+    return Plan.of(*(
+        Stage.call(f"m{i}", stages.holds_memory, cache=False,
+                   params={"mb": p.mb, "seconds": p.seconds, "tag": p.tag},
+                   footprint=Footprint.fixed(p.footprint))
+        for i in range(p.stages)))
+
+
 COOKBOOK = Cookbook(
     name="testbook",
     summary="Recipes for blut's own tests.",
@@ -116,6 +141,10 @@ COOKBOOK = Cookbook(
                build=timeouts),
         Recipe(name="nan", summary="a stage reports NaN", params=NanParams, build=nan),
         Recipe(name="long", summary="long stages that fork", params=Empty, build=long),
+        Recipe(name="missing-command", summary="a command that does not exist",
+               params=Empty, build=missing_command),
+        Recipe(name="memload", summary="stages that book more than the box together",
+               params=MemloadParams, build=memload),
         Recipe(name="resumable", summary="a checkpointing stage", params=Empty, build=resumable),
     ),
 )

@@ -122,3 +122,14 @@ def counts_with_checkpoints(ctx: StageContext) -> None:
         ctx.heartbeat(step=step)
         ctx.checkpoint({"step": step + 1})
     (ctx.out_dir / "steps.txt").write_text("10", encoding="utf-8")
+
+
+def holds_memory(ctx: StageContext) -> None:
+    """Touch ``mb`` MiB of real memory and hold it for ``seconds``."""
+    _mark(ctx)
+    block = bytearray(int(ctx.params.get("mb", 64)) << 20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    ctx.heartbeat()
+    time.sleep(float(ctx.params.get("seconds", 1.0)))
+    (ctx.out_dir / "held.txt").write_text(str(len(block)), encoding="utf-8")

@@ -1,0 +1,70 @@
+"""Two runs at once on one machine never book more memory than the box.
+
+The check is made from the status streams: every attempt's booking lasts from its
+``stage_admitted`` event to its ``stage_finished`` event (the executor writes the latter
+before it releases the booking), so summing the footprints of the open intervals at every
+event gives what was booked at that moment, across both runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from blut_core.rundir import read_events
+from tests.support.cli import run_blut, start_blut
+
+pytestmark = pytest.mark.cgroup
+
+
+def _booked_over_time(run_dirs: list[Path]) -> tuple[list[tuple[float, int]], int, int]:
+    changes: list[tuple[float, int]] = []
+    box = floor = 0
+    for rd in run_dirs:
+        sizes: dict[tuple[str, int], int] = {}
+        for ev in read_events(rd / "status.jsonl"):
+            key = (ev.get("stage"), ev.get("attempt"))
+            if ev["event"] == "stage_admitted":
+                sizes[key] = int(ev["footprint_bytes"])
+                changes.append((ev["t"], +sizes[key]))
+                box, floor = int(ev["box_bytes"]), int(ev["floor_bytes"])
+            elif ev["event"] == "stage_finished" and key in sizes:
+                changes.append((ev["t"], -sizes.pop(key)))
+    changes.sort(key=lambda c: (c[0], c[1]))  # at equal times, releases first
+    timeline, total = [], 0
+    for t, delta in changes:
+        total += delta
+        timeline.append((t, total))
+    return timeline, box, floor
+
+
+def test_two_concurrent_runs_never_book_more_than_the_box(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    # each stage declares a third of the box: both runs together ask for 8/3 boxes
+    probe = json.loads(run_blut("broker", "probe", "--json", home=home, tmp=tmp_path).stdout)
+    third = probe["box_bytes"] // 3
+    args = ["run", "testbook:memload", "-p", f"footprint={third}", "-p", "mb=96",
+            "-p", "seconds=1.0", "--jobs", "4"]
+    a = start_blut(*args, "-p", "tag=a", home=home, tmp=tmp_path)
+    b = start_blut(*args, "-p", "tag=b", home=home, tmp=tmp_path)
+    for proc in (a, b):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    run_dirs = sorted(p for p in (home / "runs").iterdir() if p.is_dir())
+    assert len(run_dirs) == 2
+    timeline, box, floor = _booked_over_time(run_dirs)
+    assert box > 0
+    peak = max(total for _, total in timeline)
+    assert peak <= box - floor, f"booked {peak} > {box - floor}"
+    assert peak >= 2 * third              # stages did run side by side
+    waited = [ev for rd in run_dirs for ev in read_events(rd / "status.jsonl")
+              if ev["event"] == "stage_admitted" and ev["waited"] > 0]
+    assert waited, "with 8 stages of a third of the box each, some must have waited"
+    ok = [ev for rd in run_dirs for ev in read_events(rd / "status.jsonl")
+          if ev["event"] == "stage_finished" and ev["state"] == "ok"]
+    assert len(ok) == 8
+    assert all(ev["peak_bytes"] and ev["peak_bytes"] >= 96 << 20 for ev in ok)
+    ledger = json.loads(run_blut("broker", "ledger", "--json", home=home, tmp=tmp_path).stdout)
+    assert ledger["bookings"] == []
