@@ -8,6 +8,7 @@ A memory-aware policy replaces the bounded one without touching anything else.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -125,6 +126,10 @@ class SchedulingPolicy(Protocol):
         """What the policy holds: why stages wait, memory booked and available (progress)."""
         ...
 
+    def close(self) -> None:
+        """The run is over: release what is left and save what was learnt."""
+        ...
+
 
 @attrs.frozen(kw_only=True)
 class PolicyView:
@@ -147,6 +152,9 @@ class BoundedPolicy:
 
     def view(self) -> PolicyView:
         return PolicyView()
+
+    def close(self) -> None:
+        return None
 
     def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Launch | Refusal]:
         free = max(0, self.max_parallel - len(running))
@@ -269,6 +277,7 @@ class Executor:
                     self.cancel("deadline")
         except KeyboardInterrupt:
             self.cancel(self.cancel_requested or "interrupted")
+        self.policy.close()
         outcome = self._run_outcome()
         if self.progress is not None:
             self.progress.close(self.snapshot())
@@ -418,16 +427,18 @@ class Executor:
                     classification=Classification.PRUNED if pruned else Classification.ERROR,
                     error=f"input {bad[0]!r} {self.outcomes[bad[0]].state.value}"))
 
+    @functools.cached_property
+    def by_priority(self) -> list[Stage]:
+        """Every stage, critical path first, then largest footprint (see :func:`_depths`)."""
+        return sorted(self.order, key=lambda s: (-self.depth[s.name], -self.policy.size_hint(s)))
+
     def _ready(self) -> list[Stage]:
-        """Stages whose inputs are done, in priority order (see :func:`priority`)."""
+        """Stages whose inputs are done, in priority order."""
         now = time.time()
-        ready = [s for s in self.order
-                 if s.name not in self.outcomes and s.name not in self.running
-                 and all(i in self.outcomes and self.outcomes[i].ok for i in s.inputs)
-                 and self.not_before.get(s.name, 0.0) <= now]
-        if len(ready) > 1:
-            ready.sort(key=lambda s: (-self.depth[s.name], -self.policy.size_hint(s)))
-        return ready
+        return [s for s in self.by_priority
+                if s.name not in self.outcomes and s.name not in self.running
+                and all(i in self.outcomes and self.outcomes[i].ok for i in s.inputs)
+                and self.not_before.get(s.name, 0.0) <= now]
 
     def _start_ready(self) -> bool:
         if self.cancelled or (self.options.fail_fast and self._run_outcome() == "failed"):

@@ -144,10 +144,14 @@ def resolve(entry: Entry | None, model: int, *, ceiling: int, factor: float, ste
 class CalibrationStore:
     """Entries by key text, kept in ``path`` (``None``: in memory only, for one run)."""
 
-    def __init__(self, path: Path | None, *, clean_share: float = 0.90) -> None:
+    def __init__(self, path: Path | None, *, clean_share: float = 0.90,
+                 flush_every: float = 0.0) -> None:
         self.path = path
         self.clean_share = clean_share
+        self.flush_every = flush_every
         self._entries: dict[str, Entry] | None = None
+        self._pending: list[tuple[str, Callable[[Entry | None], Entry]]] = []
+        self._flushed = time.monotonic()
 
     def get(self, key: CalibrationKey) -> Entry | None:
         return self._load().get(key.text)
@@ -179,13 +183,31 @@ class CalibrationStore:
     # -- plumbing -----------------------------------------------------------------------
 
     def _update(self, key: CalibrationKey, merge: Callable[[Entry | None], Entry]) -> Entry:
+        """Merge now in memory; write to the file now, or batched when ``flush_every`` > 0."""
+        entries = self._load()
+        entry = merge(entries.get(key.text))
+        entries[key.text] = entry
+        self._pending.append((key.text, merge))
+        if time.monotonic() - self._flushed >= self.flush_every:
+            self.flush()
+        return entry
+
+    def flush(self) -> None:
+        """Apply the pending merges to the file in one locked read-merge-write.
+
+        Merges are re-applied to what the file holds now, so records another process made
+        in the meantime are kept (peaks merge by max; OOM bounds by their rules).
+        """
+        self._flushed = time.monotonic()
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
         with self._locked():
             entries = self._read()
-            entry = merge(entries.get(key.text))
-            entries[key.text] = entry
+            for text, merge in pending:
+                entries[text] = merge(entries.get(text))
             self._write(entries)
             self._entries = entries
-        return entry
 
     def _load(self) -> dict[str, Entry]:
         if self._entries is None:

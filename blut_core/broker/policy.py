@@ -134,6 +134,12 @@ class MemoryPolicy:
         """While a stage waits for memory, look again shortly."""
         return RECHECK if self._waiting else None
 
+    def close(self) -> None:
+        """Release bookings still held (there should be none) and save calibration."""
+        for name in list(self._bookings):
+            self.ledger.release(self._bookings.pop(name))
+        self.estimator.store.flush()
+
     def view(self) -> PolicyView:
         """Why stages wait, what this run has booked, and memory available (for progress)."""
         snap = self._last_probe

@@ -90,7 +90,8 @@ class Broker:
         """Calibration on disk, or an empty in-memory store when calibration is ignored."""
         if self.no_calibration:
             return CalibrationStore(None, clean_share=self.config.measured_clean_share)
-        return CalibrationStore(self.calibration_path, clean_share=self.config.measured_clean_share)
+        return CalibrationStore(self.calibration_path, clean_share=self.config.measured_clean_share,
+                                flush_every=2.0)
 
     def probe(self) -> Probe:
         """The machine now."""

@@ -1,0 +1,141 @@
+"""Executor benchmarks, whole-process, each against a bare baseline run in the same command.
+
+- 200 independent no-op command stages at 2-way parallelism vs ``xargs -P2`` running the
+  same 200 commands (target ≤ 1.5×);
+- 200 no-op Python stages at 2-way parallelism: overhead per stage over ``blut`` start-up
+  (target ≤ 5 ms), next to ``xargs -P2`` running ``python -c pass`` 200 times;
+- a 50-stage chain;
+- a memory-bound DAG of stages with different footprints and durations: makespan vs the
+  lower bound max(critical path, Σ memory × time / usable memory) (target ≤ 1.15×).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._util import ROOT, blut_exe, report
+
+N = 200
+
+
+def _site(tmp: Path) -> Path:
+    site = tmp / "site"
+    dist = site / "blut_benchbook-0.0.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: blut-benchbook\nVersion: 0.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[blut.cookbooks]\nbenchbook = benchmarks.cookbook:COOKBOOK\n")
+    return site
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {**os.environ, "BLUT_HOME": str(tmp / "home"), "BLUT_NO_STALE_CHECK": "1",
+            "PYTHONPATH": os.pathsep.join([str(_site(tmp)), str(ROOT)]),
+            "BLUT_LINEAGE_SINKS": os.environ.get("BLUT_LINEAGE_SINKS", "duckdb")}
+
+
+def _timed(argv: list[str], env: dict[str, str] | None = None, shell_input: str | None = None) -> float:
+    t = time.perf_counter()
+    r = subprocess.run(argv, env=env, input=shell_input, text=True, capture_output=True)
+    wall = time.perf_counter() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {r.stderr[-2000:]}")
+    return wall
+
+
+def _blut(tmp: Path, *args: str) -> float:
+    return _timed([*blut_exe(), *args, "--no-progress"], _env(tmp))
+
+
+def _median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def throughput(repeat: int) -> list[tuple[str, str, str]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        xargs_true = [_timed(["xargs", "-P2", "-n1", "true"], shell_input="x\n" * N)
+                      for _ in range(repeat)]
+        xargs_py = [_timed(["xargs", "-P2", "-n1", "-I{}", sys.executable, "-c", "pass"],
+                           shell_input="x\n" * N) for _ in range(repeat)]
+        version = [_timed([*blut_exe(), "--version"], _env(tmp)) for _ in range(repeat)]
+        cmd = [_blut(tmp, "run", "benchbook:commands", "-p", f"n={N}", "-p", f"tag={i}", "-j", "2")
+               for i in range(repeat)]
+        py = [_blut(tmp, "run", "benchbook:pythons", "-p", f"n={N}", "-p", f"tag={i}", "-j", "2")
+              for i in range(repeat)]
+        chain = [_blut(tmp, "run", "benchbook:chain", "-p", "n=50", "-p", f"tag={i}")
+                 for i in range(repeat)]
+    xt, xp, v = _median(xargs_true), _median(xargs_py), _median(version)
+    c, p, ch = _median(cmd), _median(py), _median(chain)
+    rows.append((f"xargs -P2: {N} x true (baseline)", f"{xt:.3f} s", ""))
+    rows.append((f"blut run: {N} command stages, -j 2", f"{c:.3f} s",
+                 f"{c / xt:.2f}x xargs (target <= 1.5x); {(c - v) / N * 1000:.2f} ms/stage "
+                 f"after start-up"))
+    rows.append((f"xargs -P2: {N} x python -c pass", f"{xp:.3f} s", ""))
+    rows.append((f"blut run: {N} Python stages, -j 2", f"{p:.3f} s",
+                 f"{(p - v) / N * 1000:.2f} ms/stage after start-up (target <= 5 ms); "
+                 f"{p / xp:.2f}x xargs python"))
+    rows.append(("blut run: 50-stage chain", f"{ch:.3f} s",
+                 f"{(ch - v) / 50 * 1000:.2f} ms/stage after start-up"))
+    rows.append(("blut --version (start-up, same command)", f"{v:.3f} s", ""))
+    return rows
+
+
+def _usable(tmp: Path) -> int:
+    out = subprocess.run([*blut_exe(), "broker", "probe", "--json"], env=_env(tmp),
+                         capture_output=True, text=True, check=True).stdout
+    probe = json.loads(out)
+    return int((probe["available_bytes"] - probe["floor_bytes"]) * 0.95)
+
+
+def memory_bound(repeat: int) -> list[tuple[str, str, str]]:
+    from benchmarks.cookbook import MEMDAG
+
+    scale = 1.0
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        usable = _usable(tmp)
+        walls = []
+        for i in range(repeat):
+            t = time.perf_counter()
+            r = subprocess.run([*blut_exe(), "run", "benchbook:memdag", "-p", f"usable={usable}",
+                                "-p", f"scale={scale}", "-p", f"tag={i}", "-j", "64",
+                                "--no-progress", "--json"],
+                               env=_env(tmp), capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(r.stderr[-2000:])
+            walls.append(float(json.loads(r.stdout)["wall"]))
+            _ = time.perf_counter() - t
+    # lower bound: the longest chain of durations, or memory-time over usable memory
+    dur = {n: u * scale for n, _, u, _ in MEMDAG}
+    ins = {n: i for n, _, _, i in MEMDAG}
+    finish: dict[str, float] = {}
+    for n, _, _, _ in MEMDAG:
+        finish[n] = dur[n] + max((finish[i] for i in ins[n]), default=0.0)
+    critical = max(finish.values())
+    area = sum(share * u * scale for _, share, u, _ in MEMDAG)  # in usable x seconds
+    bound = max(critical, area)
+    m = _median(walls)
+    rows.append(("memory-bound DAG: 15 stages", f"{m:.2f} s",
+                 f"lower bound {bound:.2f} s (critical path {critical:.2f} s, memory x time "
+                 f"{area:.2f} s) -> {m / bound:.3f}x (target <= 1.15x)"))
+    return rows
+
+
+def main(repeat: int = 5) -> None:
+    report(f"executor, whole process (median of {repeat})", throughput(repeat))
+    report("memory-aware packing (median of 3)", memory_bound(3))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
