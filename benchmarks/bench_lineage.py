@@ -195,13 +195,15 @@ def bench_ingest(root: Path, repeat: int = 15) -> dict[str, float]:
 
 def breakdown(db: Path, env: dict[str, str], repeat: int) -> dict[str, float]:
     """Whole-process floors: interpreter, DuckDB import (engine, package), engine + connect."""
+    from blut_plugins.lineage_duckdb import engine
+
     py = sys.executable
-    connect = (f"from blut_plugins.lineage_duckdb import engine; "
-               f"engine().connect({str(db)!r}, read_only=True, config={{'threads': '1'}}).close()")
+    name = engine().__name__                  # what the commands import: _duckdb, else duckdb
+    connect = (f"import {name}; {name}.connect({str(db)!r}, read_only=True, "
+               f"config={{'threads': '1'}}).close()")
     return {"python_s": timed([py, "-c", "pass"], env, repeat),
             "import_click_s": timed([py, "-c", "import click"], env, repeat),
-            "import_engine_s": timed([py, "-c", "from blut_plugins.lineage_duckdb import engine; "
-                                                "engine()"], env, repeat),
+            "import_engine_s": timed([py, "-c", f"import {name}"], env, repeat),
             "import_duckdb_s": timed([py, "-c", "import duckdb"], env, repeat),
             "engine_connect_s": timed([py, "-c", connect], env, repeat)}
 
