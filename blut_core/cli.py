@@ -81,6 +81,11 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> None:
             warning = stale_warning()
             if warning:
                 click.echo(f"blut: {warning}", err=True)
+        if args in (["--version"], ["-V"]):  # answer before loading any plugin
+            from blut_core.installinfo import describe_version
+
+            click.echo(f"blut {describe_version()}")
+            raise SystemExit(0)
         app = app or App.from_environment()
         result: Any = cli.main(args=args, obj=app, prog_name="blut", standalone_mode=False)
     except BlutError as err:

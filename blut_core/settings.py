@@ -20,7 +20,7 @@ def default_home() -> Path:
 class Settings:
     """What the environment says. ``home`` holds runs, the cache and the lineage DB."""
 
-    home: Path
+    home_override: Path | None = None
     disabled_plugins: tuple[str, ...] = ()
     strict_plugins: bool = False
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
@@ -29,10 +29,16 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         home_text = env.get("BLUT_HOME", "").strip()
-        home = Path(home_text).expanduser() if home_text else default_home()
+        home = Path(home_text).expanduser() if home_text else None
         disabled = tuple(n.strip() for n in env.get("BLUT_DISABLE_PLUGINS", "").split(",") if n.strip())
         strict = env.get("BLUT_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
-        return cls(home=home, disabled_plugins=disabled, strict_plugins=strict, environ=env)
+        return cls(home_override=home, disabled_plugins=disabled, strict_plugins=strict,
+                   environ=env)
+
+    @property
+    def home(self) -> Path:
+        """``$BLUT_HOME``, else the user's data directory (looked up only when needed)."""
+        return self.home_override if self.home_override is not None else default_home()
 
     @property
     def runs_dir(self) -> Path:

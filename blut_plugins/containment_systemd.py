@@ -15,7 +15,6 @@ import contextlib
 import functools
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -52,7 +51,7 @@ class SystemdCage(Cage):
     """One transient scope."""
 
     def __init__(self, label: str, cap_bytes: int | None) -> None:
-        self.unit = f"blut-{_UNSAFE.sub('_', label)[:80]}-{secrets.token_hex(3)}"
+        self.unit = f"blut-{_UNSAFE.sub('_', label)[:80]}-{os.urandom(3).hex()}"
         self.cap = cap_bytes
         self._pid: int | None = None
 

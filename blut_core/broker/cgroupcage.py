@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -88,7 +87,7 @@ def check_cgroup_base(layout: CgroupLayout, base: str) -> str | None:
             return (f"the memory controller is not delegated to {base} "
                     f"(controllers: {', '.join(have) or 'none'})")
     sweep_stale(base)
-    probe = os.path.join(base, f"blut-probe-{os.getpid()}-{secrets.token_hex(2)}")
+    probe = os.path.join(base, f"blut-probe-{os.getpid()}-{os.urandom(2).hex()}")
     try:
         os.mkdir(probe)
     except OSError as exc:
@@ -135,7 +134,7 @@ def sweep_stale(base: str, *, older_than: float = STALE_AFTER) -> list[str]:
 
 def cage_name(label: str) -> str:
     """A cgroup directory name for ``label``: safe characters, short, unique."""
-    return f"blut-{_UNSAFE.sub('_', label)[:80]}-{secrets.token_hex(3)}"
+    return f"blut-{_UNSAFE.sub('_', label)[:80]}-{os.urandom(3).hex()}"
 
 
 class CgroupCage(Cage):

@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -179,7 +178,7 @@ class Transaction:
 
     def book(self, nbytes: int, label: str) -> Booking:
         """Promise ``nbytes`` to ``label`` on behalf of this process."""
-        booking = Booking(id=secrets.token_hex(6), bytes=nbytes, label=label, pid=os.getpid(),
+        booking = Booking(id=os.urandom(6).hex(), bytes=nbytes, label=label, pid=os.getpid(),
                           start=process_start(), created=time.time())
         self.bookings.append(booking)
         self.changed = True
