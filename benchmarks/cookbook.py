@@ -59,16 +59,42 @@ MEMDAG = [
 ]
 
 
+def _wide() -> list[tuple[str, float, float, list[str]]]:
+    """A prep stage, 24 stages of varied footprint and duration, and a merge."""
+    import random
+
+    rng = random.Random(7)
+    middle = [(f"w{i:02d}", round(rng.uniform(0.08, 0.45), 2), round(rng.uniform(0.4, 2.0), 1),
+               ["prep"]) for i in range(24)]
+    return [("prep", 0.05, 0.3, []), *middle,
+            ("merge", 0.10, 0.3, [name for name, _, _, _ in middle])]
+
+
+#: the memory-bound DAG: Σ memory × time is far above its critical path
+WIDE = _wide()
+
+
 def memdag(p: MemDag) -> Plan:
+    return _sleepers(MEMDAG, p)
+
+
+def wide(p: MemDag) -> Plan:
+    return _sleepers(WIDE, p)
+
+
+def _sleepers(spec: list[tuple[str, float, float, list[str]]], p: MemDag) -> Plan:
     return Plan.of(*(Stage.call(name, sleep, cache=False, inputs=inputs,
                                 params={"seconds": units * p.scale, "tag": p.tag},
-                                footprint=Footprint.fixed(int(share * p.usable)))
-                     for name, share, units, inputs in MEMDAG))
+                                footprint=Footprint.fixed(int(share * p.usable)),
+                                expected_seconds=units * p.scale)
+                     for name, share, units, inputs in spec))
 
 
 COOKBOOK = Cookbook(name="benchbook", summary="Benchmark recipes.", recipes=(
     Recipe(name="commands", summary="n no-op command stages", params=N, build=commands),
     Recipe(name="pythons", summary="n no-op Python stages", params=N, build=pythons),
     Recipe(name="chain", summary="a chain of n no-op Python stages", params=N, build=chain),
-    Recipe(name="memdag", summary="a memory-bound DAG", params=MemDag, build=memdag),
+    Recipe(name="memdag", summary="a DAG bound by its critical path and memory", params=MemDag,
+           build=memdag),
+    Recipe(name="wide", summary="a memory-bound DAG", params=MemDag, build=wide),
 ))

@@ -15,7 +15,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -122,6 +122,10 @@ class SchedulingPolicy(Protocol):
         """Bytes ``stage`` would book now (orders the ready set: larger first), 0 if unknown."""
         ...
 
+    def duration_hint(self, stage: Stage) -> float | None:
+        """Seconds ``stage`` is expected to take (orders by critical path), ``None`` if unknown."""
+        ...
+
     def view(self) -> PolicyView:
         """What the policy holds: why stages wait, memory booked and available (progress)."""
         ...
@@ -149,6 +153,9 @@ class BoundedPolicy:
 
     def size_hint(self, stage: Stage) -> int:
         return 0
+
+    def duration_hint(self, stage: Stage) -> float | None:
+        return stage.expected_seconds
 
     def view(self) -> PolicyView:
         return PolicyView()
@@ -201,7 +208,6 @@ class Executor:
         self.options = options or ExecOptions()
         self.log = get_logger()
         self.order = plan.topological()
-        self.depth = _depths(plan)
         self.outcomes: dict[str, StageOutcome] = {}
         self.hashes: dict[str, str] = {}
         self.running: dict[str, Attempt] = {}
@@ -429,8 +435,9 @@ class Executor:
 
     @functools.cached_property
     def by_priority(self) -> list[Stage]:
-        """Every stage, critical path first, then largest footprint (see :func:`_depths`)."""
-        return sorted(self.order, key=lambda s: (-self.depth[s.name], -self.policy.size_hint(s)))
+        """Every stage, critical path first, then largest footprint (see :func:`critical_paths`)."""
+        rank = critical_paths(self.plan, self.policy.duration_hint)
+        return sorted(self.order, key=lambda s: (-rank[s.name], -self.policy.size_hint(s)))
 
     def _ready(self) -> list[Stage]:
         """Stages whose inputs are done, in priority order."""
@@ -735,21 +742,26 @@ class Executor:
                                  error=outcome.error)
 
 
-def _depths(plan: Plan) -> dict[str, int]:
-    """Critical-path rank of each stage: the number of stages on its longest way to a sink.
+def critical_paths(plan: Plan, duration: Callable[[Stage], float | None]) -> dict[str, float]:
+    """Each stage's critical-path length: the longest time from its start to the plan's end.
 
-    The ready set is started longest-chain first (so the critical path is never left
-    waiting), then largest memory first (big stages are hard to fit later; small ones fill
-    the gaps they leave).
+    Durations come from ``duration`` (declared ``expected_seconds``, or measured in earlier
+    runs); a stage without one counts as the mean of the known ones (1 s if none is known),
+    so a first run orders by the number of stages on the longest chain. The ready set is
+    started longest path first (the critical path is never left waiting), then largest
+    memory first (big stages are hard to fit later; small ones fill the gaps they leave).
     """
+    known = {s.name: d for s in plan if (d := duration(s)) is not None}
+    default = sum(known.values()) / len(known) if known else 1.0
     children: dict[str, list[str]] = {s.name: [] for s in plan}
     for s in plan:
         for i in s.inputs:
             children[i].append(s.name)
-    depth: dict[str, int] = {}
+    length: dict[str, float] = {}
     for s in reversed(plan.topological()):
-        depth[s.name] = 1 + max((depth[c] for c in children[s.name]), default=0)
-    return depth
+        own = known.get(s.name, default)
+        length[s.name] = own + max((length[c] for c in children[s.name]), default=0.0)
+    return length
 
 
 def _outcome_fields(o: StageOutcome) -> dict[str, Any]:

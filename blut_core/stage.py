@@ -53,6 +53,10 @@ class Stage:
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     timeouts: Timeouts = attrs.field(factory=Timeouts)
     cache: bool = True
+    #: How long the stage is expected to run, in seconds: orders the ready set by the
+    #: critical path. Without it, durations measured in earlier runs are used.
+    expected_seconds: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0.0)))
 
     @property
     def kind(self) -> str:

@@ -63,6 +63,7 @@ class Entry:
     samples: int = 1
     updated: float = 0.0
     cap: int | None = None
+    seconds: float | None = None   # how long a clean run took (a moving average)
 
     @property
     def key(self) -> CalibrationKey:
@@ -71,15 +72,25 @@ class Entry:
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key.text, "recipe": self.recipe, "stage": self.stage,
                 "drivers": dict(self.drivers), "peak_bytes": self.peak, "source": self.source,
-                "samples": self.samples, "updated": self.updated, "cap_bytes": self.cap}
+                "samples": self.samples, "updated": self.updated, "cap_bytes": self.cap,
+                "seconds": self.seconds}
 
 
 # -- pure rules -------------------------------------------------------------------------
 
 
 def merge_peak(old: Entry | None, key: CalibrationKey, peak: int, cap: int | None, *,
-               now: float, clean_share: float = 0.90) -> Entry:
-    """Fold a clean run's kernel peak (run under ``cap``) into ``old``."""
+               now: float, clean_share: float = 0.90, seconds: float | None = None) -> Entry:
+    """Fold a clean run's kernel peak (run under ``cap``) and duration into ``old``."""
+    merged = _merge_peak(old, key, peak, cap, now=now, clean_share=clean_share)
+    if seconds is None:
+        return merged
+    before = old.seconds if old is not None else None
+    return attrs.evolve(merged, seconds=seconds if before is None else 0.5 * (before + seconds))
+
+
+def _merge_peak(old: Entry | None, key: CalibrationKey, peak: int, cap: int | None, *,
+                now: float, clean_share: float) -> Entry:
     if old is None or old.source == DEFAULT:
         return Entry(recipe=key.recipe, stage=key.stage, drivers=dict(key.drivers), peak=peak,
                      source=MEASURED, samples=(old.samples + 1) if old else 1, updated=now, cap=cap)
@@ -97,7 +108,7 @@ def merge_oom(old: Entry | None, key: CalibrationKey, cap: int, *, now: float) -
     bound = max(cap, old.peak if old is not None and old.source == OOM_CORRECTED else 0)
     return Entry(recipe=key.recipe, stage=key.stage, drivers=dict(key.drivers), peak=bound,
                  source=OOM_CORRECTED, samples=(old.samples + 1) if old else 1, updated=now,
-                 cap=cap)
+                 cap=cap, seconds=old.seconds if old is not None else None)
 
 
 def escalate(bound: int, *, factor: float, step: int) -> int:
@@ -159,10 +170,12 @@ class CalibrationStore:
     def entries(self) -> list[Entry]:
         return sorted(self._load().values(), key=lambda e: e.key.text)
 
-    def record_peak(self, key: CalibrationKey, peak: int, cap: int | None) -> Entry:
-        """Record a clean run's kernel peak."""
+    def record_peak(self, key: CalibrationKey, peak: int, cap: int | None,
+                    seconds: float | None = None) -> Entry:
+        """Record a clean run's kernel peak (and how long it took)."""
         return self._update(key, lambda old: merge_peak(old, key, peak, cap, now=time.time(),
-                                                        clean_share=self.clean_share))
+                                                        clean_share=self.clean_share,
+                                                        seconds=seconds))
 
     def record_oom(self, key: CalibrationKey, cap: int) -> Entry:
         """Record that the stage was OOM-killed at ``cap``."""
@@ -270,7 +283,8 @@ class CalibrationStore:
 
 def _plain(e: Entry) -> dict[str, Any]:
     return {"recipe": e.recipe, "stage": e.stage, "drivers": dict(e.drivers), "peak": e.peak,
-            "source": e.source, "samples": e.samples, "updated": e.updated, "cap": e.cap}
+            "source": e.source, "samples": e.samples, "updated": e.updated, "cap": e.cap,
+            "seconds": e.seconds}
 
 
 def _entry(v: Any) -> Entry:
@@ -286,4 +300,5 @@ def _entry(v: Any) -> Entry:
                  drivers={str(k): int(x) for k, x in drivers.items()}, peak=peak,
                  source=v["source"], samples=int(v.get("samples", 1)),
                  updated=float(v.get("updated", 0.0)),
-                 cap=int(v["cap"]) if v.get("cap") is not None else None)
+                 cap=int(v["cap"]) if v.get("cap") is not None else None,
+                 seconds=float(v["seconds"]) if v.get("seconds") is not None else None)

@@ -128,7 +128,8 @@ class MemoryPolicy:
             entry = self.estimator.store.record_oom(key, attempt.cap)
             self.log.info("calibration_oom", stage=name, bound=entry.peak, key=key.text)
         elif outcome.state is StageState.OK and outcome.peak_bytes:
-            self.estimator.store.record_peak(key, outcome.peak_bytes, attempt.cap)
+            self.estimator.store.record_peak(key, outcome.peak_bytes, attempt.cap,
+                                             seconds=outcome.duration)
 
     def next_check(self) -> float | None:
         """While a stage waits for memory, look again shortly."""
@@ -150,6 +151,13 @@ class MemoryPolicy:
 
     def _why_waiting(self) -> dict[str, str]:
         return {name: self._why.get(name, "waiting for memory") for name in self._waiting}
+
+    def duration_hint(self, stage: Stage) -> float | None:
+        """Seconds ``stage`` is expected to take: declared, else measured in earlier runs."""
+        if stage.expected_seconds is not None:
+            return stage.expected_seconds
+        entry = self.estimator.store.get(self.estimator.key(stage, self.estimator.requested(stage)))
+        return entry.seconds if entry is not None else None
 
     def size_hint(self, stage: Stage) -> int:
         """The stage's footprint as calibration or its model gives it (cached per run)."""
