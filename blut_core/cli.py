@@ -70,10 +70,24 @@ def _verbosity(args: Sequence[str]) -> int:
     return n
 
 
+def _log_format(args: Sequence[str]) -> str:
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        if a.startswith("--log-format="):
+            return a.split("=", 1)[1]
+        if a == "--log-format" and i + 1 < len(args):
+            return args[i + 1]
+    return os.environ.get("BLUT_LOG_FORMAT", "auto")
+
+
 def main(argv: Sequence[str] | None = None, app: App | None = None) -> None:
     """Console-script entry point: ``blut = "blut_core.cli:main"``."""
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = _verbosity(args)
+    # Plugins may log while they load, before click has read the options: apply them now.
+    configure_logging(level="debug" if verbose > 1 else "info" if verbose else "warning",
+                      fmt=_log_format(args))
     try:
         if os.environ.get("BLUT_NO_STALE_CHECK") != "1":
             from blut_core.installinfo import stale_warning

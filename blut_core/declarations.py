@@ -33,10 +33,10 @@ class RetryPolicy:
     """
 
     max_attempts: int = attrs.field(default=1, validator=v.ge(1))
-    backoff: Backoff = Backoff.EXPONENTIAL
+    backoff: Backoff = attrs.field(default=Backoff.EXPONENTIAL, converter=Backoff)
     delay: float = attrs.field(default=1.0, validator=v.ge(0.0))
     max_delay: float = attrs.field(default=60.0, validator=v.ge(0.0))
-    retry_on: RetryOn = RetryOn.TRANSIENT
+    retry_on: RetryOn = attrs.field(default=RetryOn.TRANSIENT, converter=RetryOn)
 
     def wait_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (2 is the first retry)."""

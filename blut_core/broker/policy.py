@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from blut_core.executor import Attempt
     from blut_core.stage import Stage
 
-RECHECK = 0.25  # seconds between looks while a stage waits for memory
+RECHECK = 0.25
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), the default for ``--jobs``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1  # seconds between looks while a stage waits for memory
 
 
 def exhausted_reason(stage: str, bound: int, box: int, floor: int) -> str:
@@ -78,7 +86,7 @@ class MemoryPolicy:
         self.containment = containment
         self.learn = learn
         self._probe = probe_fn
-        self.max_parallel = max_parallel if max_parallel is not None else (os.cpu_count() or 1)
+        self.max_parallel = max_parallel if max_parallel is not None else usable_cpus()
         self.reserve_after = reserve_after
         self._sizes: dict[str, int] = {}
         self._last_probe: Probe | None = None

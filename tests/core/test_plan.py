@@ -83,3 +83,12 @@ def test_bad_command_placeholder_is_a_plan_error() -> None:
     ok = Plan.of(s("a"), Stage.command("b", ["cp", "{inputs[a]}/f", "{out}/{{literal}}"],
                                        inputs=["a"], params={"k": 1}))
     assert len(ok) == 2
+
+
+def test_retry_policy_accepts_enum_names_as_strings() -> None:
+    from blut_core import Backoff, RetryOn, RetryPolicy
+
+    policy = RetryPolicy(max_attempts=3, retry_on="oom", backoff="fixed")  # type: ignore[arg-type]
+    assert policy.retry_on is RetryOn.OOM and policy.backoff is Backoff.FIXED
+    with pytest.raises(ValueError):
+        RetryPolicy(retry_on="sometimes")  # type: ignore[arg-type]

@@ -157,3 +157,18 @@ def test_version_has_commit_when_installed_from_git(tmp_path) -> None:  # type: 
     assert re.fullmatch(r"blut \d+\.\d+\.\d+(\+[0-9a-f]{10}(-dirty)?)?\n", r.stdout)
     if (Path(__file__).resolve().parents[2] / ".git").exists():
         assert "+" in r.stdout
+
+
+def test_log_format_applies_to_plugin_load_warnings(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    site = tmp_path / "site"
+    dist = site / "blut_broken-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: blut-broken\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[blut.plugins]\nbroken = blut_broken_mod\n")
+    (site / "blut_broken_mod.py").write_text("raise ImportError('broken on purpose')\n")
+    r = _blut("--log-format", "console", "plugins", "list", home=tmp_path / "h",
+              PYTHONPATH=str(site))
+    assert "plugin_skipped" in r.stderr and not r.stderr.lstrip().startswith("{")
+    j = _blut("--log-format", "json", "plugins", "list", home=tmp_path / "h", PYTHONPATH=str(site))
+    line = next(ln for ln in j.stderr.splitlines() if "plugin_skipped" in ln)
+    assert json.loads(line)["plugin"] == "broken"
