@@ -64,11 +64,12 @@ if TYPE_CHECKING:
     from blut_core.interfaces import Cage as Cage
     from blut_core.interfaces import Containment as Containment
     from blut_core.interfaces import FootprintModel as FootprintModel
-    from blut_core.interfaces import Job as Job
-    from blut_core.interfaces import JobHandle as JobHandle
-    from blut_core.interfaces import JobState as JobState
-    from blut_core.interfaces import JobStatus as JobStatus
     from blut_core.interfaces import Launcher as Launcher
+    from blut_core.jobs import Job as Job
+    from blut_core.jobs import JobHandle as JobHandle
+    from blut_core.jobs import JobState as JobState
+    from blut_core.jobs import JobStatus as JobStatus
+    from blut_core.manager import PluginRecord as PluginRecord
     from blut_core.outcome import Classification as Classification
     from blut_core.outcome import RunInfo as RunInfo
     from blut_core.outcome import RunSummary as RunSummary
@@ -79,7 +80,6 @@ if TYPE_CHECKING:
     from blut_core.records import FootprintModelSpec as FootprintModelSpec
     from blut_core.records import LauncherSpec as LauncherSpec
     from blut_core.records import LineageSinkSpec as LineageSinkSpec
-    from blut_core.records import PluginRecord as PluginRecord
     from blut_core.settings import Settings as Settings
     from blut_core.stage import Stage as Stage
     from blut_core.stagectx import StageContext as StageContext
@@ -113,14 +113,14 @@ _WHERE = {
     "Executor": "executor", "SchedulingPolicy": "executor",
     "Footprint": "footprint", "Knob": "footprint",
     "Cage": "interfaces", "Containment": "interfaces", "FootprintModel": "interfaces",
-    "Job": "interfaces",
-    "JobHandle": "interfaces", "JobState": "interfaces", "JobStatus": "interfaces",
+    "Job": "jobs",
+    "JobHandle": "jobs", "JobState": "jobs", "JobStatus": "jobs",
     "Launcher": "interfaces",
     "Classification": "outcome", "RunInfo": "outcome", "RunSummary": "outcome",
     "StageOutcome": "outcome", "StageState": "outcome",
     "Plan": "plan",
     "ContainmentSpec": "records", "FootprintModelSpec": "records", "LauncherSpec": "records",
-    "LineageSinkSpec": "records", "PluginRecord": "records",
+    "LineageSinkSpec": "records", "PluginRecord": "manager",
     "Settings": "settings",
     "Stage": "stage",
     "StageContext": "stagectx", "StageFailure": "stagectx",

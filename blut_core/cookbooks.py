@@ -19,8 +19,8 @@ from typing import Any
 import attrs
 
 from blut_core.errors import ConfigError, PluginConflictError, PluginError
+from blut_core.manager import PluginRecord
 from blut_core.plan import Plan
-from blut_core.records import PluginRecord
 
 COOKBOOK_GROUP = "blut.cookbooks"
 
@@ -89,7 +89,7 @@ class CookbookIndex:
                 if strict:
                     raise PluginError(f"cookbook {ep.name!r} ({rec.distribution}) failed to load: {exc}",
                                       hint="reinstall it, or unset BLUT_STRICT_PLUGINS") from exc
-                records.append(attrs.evolve(rec, error=f"{type(exc).__name__}: {exc}"))
+                records.append(rec._replace(error=f"{type(exc).__name__}: {exc}"))
                 continue
             records.append(rec)
             for recipe in book.recipes:

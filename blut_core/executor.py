@@ -23,7 +23,8 @@ import attrs
 
 from blut_core.cache import Cache, cache_key
 from blut_core.errors import BlutError, ConfigError
-from blut_core.interfaces import Job, JobHandle, JobState, JobStatus, Launcher
+from blut_core.interfaces import Launcher
+from blut_core.jobs import Job, JobHandle, JobState, JobStatus
 from blut_core.log import get_logger
 from blut_core.outcome import Classification, RunInfo, RunSummary, StageOutcome, StageState
 from blut_core.plan import Plan

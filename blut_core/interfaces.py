@@ -5,82 +5,21 @@
   ``ray`` are interchangeable.
 - :class:`Containment` and :class:`Cage`: how one stage's memory is capped by the kernel.
 - :class:`FootprintModel`: how a stage's declaration and drivers become bytes.
+
+The records these exchange (:class:`~blut_core.jobs.Job` and friends) live in
+:mod:`blut_core.jobs`; this module imports nothing heavy, so a plugin can subclass these at
+import time without slowing the CLI's start.
 """
 
 from __future__ import annotations
 
-import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import attrs
-
-
-class JobStatus(enum.Enum):
-    """Where a submitted job is in its life."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    EXITED = "exited"
-
-
-@attrs.frozen(kw_only=True)
-class Job:
-    """Everything a launcher needs to start one attempt of one stage.
-
-    ``argv`` is final (no shell involved unless the stage asked for one and ``argv`` says
-    so); ``stdout`` and ``stderr`` are file paths; ``memory_cap`` is the kernel cap in bytes
-    that containment must enforce (``None``: no cap was decided).
-    """
-
-    run_id: str
-    stage: str
-    attempt: int
-    argv: tuple[str, ...]
-    env: Mapping[str, str]
-    cwd: str
-    stdout: str
-    stderr: str
-    memory_cap: int | None = None
-    cpus: float = 1.0
-    label: str = ""
-    #: For Python stages: the context file and the module to import. A launcher may then run
-    #: the stage in a pre-imported interpreter instead of ``argv`` (same meaning, faster).
-    python_context: str | None = None
-    python_module: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class JobHandle:
-    """What ``submit`` returns: enough to poll and cancel the job."""
-
-    launcher: str
-    job_id: str
-    pid: int | None = None
-    submitted_at: float = attrs.field(factory=time.time)
-
-
-@attrs.frozen(kw_only=True)
-class JobState:
-    """What ``poll`` returns. ``returncode`` is set once ``status`` is ``EXITED``.
-
-    ``oom_killed`` comes from kernel evidence (the cgroup's OOM counter), never from
-    guessing at an exit code; ``peak_bytes`` is the kernel's peak for the stage's cgroup
-    when containment can tell, else ``None``.
-    """
-
-    status: JobStatus
-    returncode: int | None = None
-    signal: int | None = None
-    peak_bytes: int | None = None
-    oom_killed: bool = False
-    detail: str = ""
-
-    @property
-    def done(self) -> bool:
-        return self.status is JobStatus.EXITED
+if TYPE_CHECKING:
+    from blut_core.jobs import Job, JobHandle, JobState
 
 
 class Launcher(ABC):
@@ -202,10 +141,3 @@ class FootprintModel(ABC):
     @abstractmethod
     def estimate(self, spec: Mapping[str, Any], drivers: Mapping[str, int]) -> int:
         """Peak bytes of a stage declared by ``spec`` running with ``drivers``."""
-
-
-def environ_overlay(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    """``base`` with ``extra`` applied: the environment a stage process gets."""
-    env = dict(base)
-    env.update(extra)
-    return env

@@ -10,19 +10,41 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from importlib import metadata as md
+from typing import NamedTuple
 
-import attrs
 import pluggy
 
 from blut_core import hookspecs
 from blut_core._markers import PROJECT
 from blut_core.errors import PluginError
-from blut_core.records import PluginRecord
 
 ENTRY_POINT_GROUP = "blut.plugins"
 BUILTIN_DISTRIBUTION = "blut"
 #: Built-ins that cannot be disabled: a run and the CLI need them.
 ESSENTIAL = frozenset({"launcher-local", "cli-plugins", "cli-run", "containment-bare"})
+
+
+class PluginRecord(NamedTuple):
+    """One entry point of the ``blut.plugins`` (or ``blut.cookbooks``) group, loaded or not.
+
+    A NamedTuple rather than an attrs class: records are built while the CLI starts, where
+    every millisecond of import counts.
+    """
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+    module: str = ""
+    error: str | None = None
+    disabled: bool = False
+
+    @property
+    def state(self) -> str:
+        """``ok``, ``disabled`` or ``failed``."""
+        if self.disabled:
+            return "disabled"
+        return "failed" if self.error else "ok"
 
 
 class BlutPluginManager(pluggy.PluginManager):
@@ -39,11 +61,11 @@ class BlutPluginManager(pluggy.PluginManager):
         for ep in eps:
             record = _record_for(ep)
             if ep.name in seen:
-                self.records.append(attrs.evolve(record, error="duplicate entry-point name"))
+                self.records.append(record._replace(error="duplicate entry-point name"))
                 continue
             seen.add(ep.name)
             if ep.name in blocked:
-                self.records.append(attrs.evolve(record, disabled=True))
+                self.records.append(record._replace(disabled=True))
                 continue
             try:
                 plugin = ep.load()
@@ -62,7 +84,7 @@ class BlutPluginManager(pluggy.PluginManager):
 
                 get_logger().warning("plugin_skipped", plugin=ep.name,
                                      distribution=record.distribution, error=str(exc))
-                record = attrs.evolve(record, error=f"{type(exc).__name__}: {exc}")
+                record = record._replace(error=f"{type(exc).__name__}: {exc}")
             self.records.append(record)
 
     def record(self, name: str) -> PluginRecord | None:

@@ -26,26 +26,6 @@ def _lower_kebab(_: object, attribute: attrs.Attribute[str], value: str) -> None
 
 
 @attrs.frozen(kw_only=True)
-class PluginRecord:
-    """One entry point of the ``blut.plugins`` group, loaded or not."""
-
-    name: str
-    distribution: str
-    version: str
-    builtin: bool
-    module: str = ""
-    error: str | None = None
-    disabled: bool = False
-
-    @property
-    def state(self) -> str:
-        """``ok``, ``disabled`` or ``failed``."""
-        if self.disabled:
-            return "disabled"
-        return "failed" if self.error else "ok"
-
-
-@attrs.frozen(kw_only=True)
 class LauncherSpec:
     """A launcher a plugin offers: where stages run (``local``, ``slurm``, ``ray``).
 

@@ -10,23 +10,25 @@ from __future__ import annotations
 import functools
 import typing
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-import attrs
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from blut_core.errors import PluginConflictError, PluginError
-from blut_core.records import ContainmentSpec, FootprintModelSpec, LauncherSpec, LineageSinkSpec
 
 if TYPE_CHECKING:
     import click
 
     from blut_core.manager import BlutPluginManager
+    from blut_core.records import (
+        ContainmentSpec,
+        FootprintModelSpec,
+        LauncherSpec,
+        LineageSinkSpec,
+    )
 
 T = TypeVar("T")
 
 
-@attrs.frozen
-class Provided(Generic[T]):
+class Provided(NamedTuple, Generic[T]):
     """A record and the plugin that registered it."""
 
     item: T
@@ -77,18 +79,26 @@ class Registry:
 
     @functools.cached_property
     def launchers(self) -> Mapping[str, Provided[LauncherSpec]]:
+        from blut_core.records import LauncherSpec
+
         return collect(self._pm, "blut_launchers", LauncherSpec, lambda s: s.name)
 
     @functools.cached_property
     def containments(self) -> Mapping[str, Provided[ContainmentSpec]]:
+        from blut_core.records import ContainmentSpec
+
         return collect(self._pm, "blut_containments", ContainmentSpec, lambda s: s.name)
 
     @functools.cached_property
     def footprint_models(self) -> Mapping[str, Provided[FootprintModelSpec]]:
+        from blut_core.records import FootprintModelSpec
+
         return collect(self._pm, "blut_footprint_models", FootprintModelSpec, lambda s: s.name)
 
     @functools.cached_property
     def lineage_sinks(self) -> Mapping[str, Provided[LineageSinkSpec]]:
+        from blut_core.records import LineageSinkSpec
+
         return collect(self._pm, "blut_lineage_sinks", LineageSinkSpec, lambda s: s.name)
 
     def require(self, kind: str, name: str) -> Any:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-
-import attrs
+from typing import NamedTuple
 
 
 def default_home() -> Path:
@@ -16,14 +15,21 @@ def default_home() -> Path:
     return Path(platformdirs.user_data_dir("blut", appauthor=False))
 
 
-@attrs.frozen(kw_only=True)
-class Settings:
-    """What the environment says. ``home`` holds runs, the cache and the lineage DB."""
+class Settings(NamedTuple):
+    """What the environment says. ``home`` holds runs, the cache and the lineage DB.
+
+    A NamedTuple (an immutable typed record) rather than an attrs class: it is built at
+    every start of the CLI, before any command runs.
+    """
 
     home_override: Path | None = None
     disabled_plugins: tuple[str, ...] = ()
     strict_plugins: bool = False
-    environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    environ: Mapping[str, str] = {}
+
+    def __repr__(self) -> str:
+        return (f"Settings(home={self.home_override!r}, disabled_plugins={self.disabled_plugins!r}, "
+                f"strict_plugins={self.strict_plugins!r})")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -8,12 +8,15 @@ its files.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
-from blut_core import App, hookimpl
+from blut_core import hookimpl
 from blut_core.output import echo_json, human_bytes, json_option, table
-from blut_core.runs import find_run
+
+if TYPE_CHECKING:
+    from blut_core import App
 
 
 @click.group(name="artifacts")
@@ -29,6 +32,7 @@ def artifacts_group() -> None:
 def ls_command(app: App, run: str, dirs_only: bool, as_json: bool) -> None:
     """The artifacts of RUN: each stage's output directory and every file in it."""
     from blut_core.lineage.extract import extract_run
+    from blut_core.runs import find_run
 
     lineage = extract_run(find_run(app.settings.runs_dir, run), cache_root=app.settings.cache_dir)
     rows = [{k: a[k] for k in ("stage", "kind", "hash", "size", "files", "path", "parent_hash")}

@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import attrs
 import click
 
-from blut_core import App, hookimpl
+from blut_core import hookimpl
 from blut_core.errors import ConfigError
 from blut_core.output import echo_json, human_bytes, json_option, table
-from blut_core.rundir import STATUS, driver_alive, read_events
-from blut_core.runs import find_run, load_run
+
+if TYPE_CHECKING:
+    from blut_core import App
 
 
-@attrs.frozen(kw_only=True)
-class Entry:
+class Entry(NamedTuple):
+    """One cache entry as ``cache stats`` and ``cache gc`` see it."""
+
     key: str
     path: Path
     stage: str
@@ -62,6 +62,9 @@ def scan(cache_root: Path) -> list[Entry]:
 
 def running_runs(runs_root: Path) -> list[tuple[float, set[str], set[str]]]:
     """``(started, cache keys, output hashes)`` of every run that is running right now."""
+    from blut_core.rundir import STATUS, driver_alive, read_events
+    from blut_core.runs import load_run
+
     found: list[tuple[float, set[str], set[str]]] = []
     if not runs_root.is_dir():
         return found
@@ -91,6 +94,7 @@ def cache_group() -> None:
 
 def _counts(app: App, run: str | None) -> tuple[str | None, dict[str, dict[str, int]]]:
     from blut_core.lineage.extract import extract_run
+    from blut_core.runs import find_run
 
     if run is not None:
         lineage = extract_run(find_run(app.settings.runs_dir, run), cache_root=app.settings.cache_dir)
@@ -149,6 +153,8 @@ def parse_max_size(text: str) -> int:
 
 def remove_entry(entry: Entry) -> bool:
     """Rename the entry aside (atomic for readers), then delete it."""
+    import shutil
+
     aside = entry.path.with_name(f".gc-{entry.key}-{os.getpid()}")
     try:
         os.replace(entry.path, aside)

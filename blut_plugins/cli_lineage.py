@@ -10,14 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from blut_core import App, hookimpl
+from blut_core import hookimpl
 from blut_core.errors import BlutError
-from blut_core.log import get_logger
 from blut_core.output import echo_json, human_bytes, human_seconds, json_option, table
+
+if TYPE_CHECKING:
+    from blut_core import App
 
 
 @click.group(name="lineage")
@@ -45,6 +47,7 @@ def reindex_command(app: App, sink_names: tuple[str, ...], as_json: bool) -> Non
     from blut_core.lineage.extract import extract_run
     from blut_core.lineage.model import RunLineage
     from blut_core.lineage.sinks import open_sink
+    from blut_core.log import get_logger
 
     home = app.settings.home
     targets = [(n, open_sink(app.registry, n, home, records=app.pm.records))

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
-from blut_core import App, hookimpl
+from blut_core import hookimpl
 from blut_core.output import echo_json, json_option, table
-from blut_core.runs import find_run
+
+if TYPE_CHECKING:
+    from blut_core import App
 
 
 @click.command(name="metrics")
@@ -24,6 +27,7 @@ from blut_core.runs import find_run
 def metrics_command(app: App, run: str, final_only: bool, stage: str | None, as_json: bool) -> None:
     """Metrics of RUN (id, unique prefix or 'latest'): every step, and the final values."""
     from blut_core.lineage.extract import extract_run, final_metrics
+    from blut_core.runs import find_run
 
     lineage = extract_run(find_run(app.settings.runs_dir, run), cache_root=app.settings.cache_dir)
     steps = [{k: m[k] for k in ("stage", "attempt", "step", "name", "t", "final")}

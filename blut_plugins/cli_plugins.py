@@ -6,12 +6,15 @@ Entry point ``cli-plugins`` (essential).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import attrs
 import click
 
-from blut_core import App, hookimpl
+from blut_core import hookimpl
 from blut_core.output import echo_json, json_option, table
+
+if TYPE_CHECKING:
+    from blut_core import App
 
 
 @click.group(name="plugins")
@@ -24,8 +27,8 @@ def plugins_group() -> None:
 @click.pass_obj
 def list_plugins(app: App, as_json: bool) -> None:
     """List plugins (and cookbooks) with distribution, version and load errors."""
-    rows = [{**attrs.asdict(r), "kind": "plugin", "state": r.state} for r in app.pm.records]
-    rows += [{**attrs.asdict(r), "kind": "cookbook", "state": r.state}
+    rows = [{**r._asdict(), "kind": "plugin", "state": r.state} for r in app.pm.records]
+    rows += [{**r._asdict(), "kind": "cookbook", "state": r.state}
              for r in app.cookbooks.records]
     if as_json:
         echo_json(rows)

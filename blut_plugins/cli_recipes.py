@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import attrs
 import click
 
-from blut_core import App, hookimpl
+from blut_core import hookimpl
 from blut_core.output import echo_json, json_option, table
+
+if TYPE_CHECKING:
+    from blut_core import App
 
 
 @click.group(name="recipes")
@@ -36,6 +38,8 @@ def list_recipes(app: App, as_json: bool) -> None:
 
 def describe_params(cls: type[Any], prefix: str = "") -> list[dict[str, Any]]:
     """Fields of a params class (nested attrs classes flattened to dotted keys)."""
+    import attrs
+
     from blut_core.convert import unstructure
 
     hints = typing.get_type_hints(cls)

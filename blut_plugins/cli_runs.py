@@ -16,16 +16,16 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from blut_core import App, hookimpl
+from blut_core import hookimpl
 from blut_core.errors import ConfigError
-from blut_core.log import get_logger
 from blut_core.output import echo_json, human_bytes, human_seconds, json_option, table
-from blut_core.rundir import STATUS
-from blut_core.runs import find_run, list_runs, load_run, read_json
+
+if TYPE_CHECKING:
+    from blut_core import App
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -56,6 +56,8 @@ def runs_group() -> None:
 def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | None,
              limit: int) -> list[dict[str, Any]] | None:
     """Runs from the lineage database merged with unindexed run directories (None: no DB)."""
+    from blut_core.rundir import STATUS
+    from blut_core.runs import load_run
     from blut_plugins._lineage_queries import list_runs as db_list_runs
     from blut_plugins._lineage_queries import run_ids
     from blut_plugins.lineage_duckdb import DuckDBLineage, LineageMissing
@@ -105,6 +107,9 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
 def list_command(app: App, recipe: str | None, outcome: str | None, since: str | None,
                  limit: int, as_json: bool) -> None:
     """Runs, newest first."""
+    from blut_core.log import get_logger
+    from blut_core.runs import list_runs
+
     since_t = parse_since(since) if since else None
     runs = _db_runs(app, recipe, outcome, since_t, limit)
     if runs is None:
@@ -133,6 +138,8 @@ def list_command(app: App, recipe: str | None, outcome: str | None, since: str |
 @click.pass_obj
 def show_command(app: App, run: str, as_json: bool) -> None:
     """One run (id, unique prefix, or 'latest'): its stages, params and provenance."""
+    from blut_core.runs import find_run, load_run, read_json
+
     path = find_run(app.settings.runs_dir, run)
     record = load_run(path)
     params = read_json(path / "params.json")
@@ -172,6 +179,7 @@ def diff_command(app: App, run_a: str, run_b: str, everything: bool, as_json: bo
     """Two runs side by side: params, provenance, outcome, final metrics, stage peaks."""
     from blut_core.lineage.diff import diff_runs
     from blut_core.lineage.extract import extract_run
+    from blut_core.runs import find_run
 
     a = extract_run(find_run(app.settings.runs_dir, run_a), cache_root=app.settings.cache_dir)
     b = extract_run(find_run(app.settings.runs_dir, run_b), cache_root=app.settings.cache_dir)

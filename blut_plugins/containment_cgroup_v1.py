@@ -9,49 +9,26 @@ hierarchy (root, or a delegated directory named by ``BLUT_CGROUP_PARENT``).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from blut_core import (
-    Cage,
-    CgroupCage,
-    Containment,
-    ContainmentSpec,
-    LauncherError,
-    cgroup_base,
-    cgroup_layout,
-    check_cgroup_base,
-    hookimpl,
-)
+from blut_core import hookimpl
+
+if TYPE_CHECKING:
+    from blut_core import Containment, ContainmentSpec
 
 
-@functools.cache
-def _reason() -> str | None:
-    base = cgroup_base(1)
-    if base is None:
-        return "no cgroup v1 memory hierarchy is mounted for this process"
-    return check_cgroup_base(cgroup_layout(1), base)
+def _factory() -> Containment:
+    """Import the implementation only when a run uses it (keeps start-up cheap)."""
+    from blut_plugins._cgroup_v1 import CgroupV1
 
-
-class CgroupV1(Containment):
-    """Caps each stage in its own v1 memory cgroup."""
-
-    name = "cgroup-v1"
-
-    def unusable_reason(self) -> str | None:
-        """Probed once per process: a capped child cgroup can be created and removed."""
-        return _reason()
-
-    def cage(self, label: str, cap_bytes: int | None) -> Cage:
-        """A fresh child cgroup capped at ``cap_bytes``."""
-        base = cgroup_base(1)
-        if base is None:
-            raise LauncherError("no cgroup v1 memory hierarchy", hint="unset BLUT_CONTAINMENT")
-        return CgroupCage(base, label, cap_bytes, cgroup_layout(1))
+    return CgroupV1()
 
 
 @hookimpl
 def blut_containments() -> Iterator[ContainmentSpec]:
     """Registration: the ``cgroup-v1`` backend (priority 20)."""
+    from blut_core import ContainmentSpec
+
     yield ContainmentSpec(name="cgroup-v1", summary="cgroup v1 memory controller (child cgroups).",
-                          factory=CgroupV1, priority=20)
+                          factory=_factory, priority=20)

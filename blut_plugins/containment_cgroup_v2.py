@@ -10,49 +10,26 @@ controller in ``cgroup.subtree_control``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from blut_core import (
-    Cage,
-    CgroupCage,
-    Containment,
-    ContainmentSpec,
-    LauncherError,
-    cgroup_base,
-    cgroup_layout,
-    check_cgroup_base,
-    hookimpl,
-)
+from blut_core import hookimpl
+
+if TYPE_CHECKING:
+    from blut_core import Containment, ContainmentSpec
 
 
-@functools.cache
-def _reason() -> str | None:
-    base = cgroup_base(2)
-    if base is None:
-        return "no cgroup v2 hierarchy is mounted for this process"
-    return check_cgroup_base(cgroup_layout(2), base)
+def _factory() -> Containment:
+    """Import the implementation only when a run uses it (keeps start-up cheap)."""
+    from blut_plugins._cgroup_v2 import CgroupV2
 
-
-class CgroupV2(Containment):
-    """Caps each stage in its own v2 cgroup."""
-
-    name = "cgroup-v2"
-
-    def unusable_reason(self) -> str | None:
-        """Probed once per process: memory is delegated and a capped child can be made."""
-        return _reason()
-
-    def cage(self, label: str, cap_bytes: int | None) -> Cage:
-        """A fresh child cgroup capped at ``cap_bytes``."""
-        base = cgroup_base(2)
-        if base is None:
-            raise LauncherError("no cgroup v2 hierarchy", hint="unset BLUT_CONTAINMENT")
-        return CgroupCage(base, label, cap_bytes, cgroup_layout(2))
+    return CgroupV2()
 
 
 @hookimpl
 def blut_containments() -> Iterator[ContainmentSpec]:
     """Registration: the ``cgroup-v2`` backend (priority 10)."""
+    from blut_core import ContainmentSpec
+
     yield ContainmentSpec(name="cgroup-v2", summary="cgroup v2 delegated subtree (child cgroups).",
-                          factory=CgroupV2, priority=10)
+                          factory=_factory, priority=10)

@@ -7,9 +7,12 @@ bytes). Drivers, if any, only key the stage's calibration.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from blut_core import ConfigError, FootprintModel, FootprintModelSpec, hookimpl, parse_size
+from blut_core import ConfigError, FootprintModel, hookimpl, parse_size
+
+if TYPE_CHECKING:
+    from blut_core import FootprintModelSpec
 
 
 class FixedModel(FootprintModel):
@@ -35,5 +38,7 @@ class FixedModel(FootprintModel):
 @hookimpl
 def blut_footprint_models() -> Iterator[FootprintModelSpec]:
     """Registration: the ``fixed`` model."""
+    from blut_core import FootprintModelSpec
+
     yield FootprintModelSpec(name="fixed", summary="The stage declares its peak memory.",
                              factory=FixedModel)

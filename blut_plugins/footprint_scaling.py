@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from blut_core import ConfigError, FootprintModel, FootprintModelSpec, hookimpl, parse_size
+from blut_core import ConfigError, FootprintModel, hookimpl, parse_size
+
+if TYPE_CHECKING:
+    from blut_core import FootprintModelSpec
 
 _HINT = 'declare {"base": "1G", "terms": {"workers": "2G", "channels": {"per": "1G", "every": 21}}}'
 
@@ -78,5 +81,7 @@ class ScalingModel(FootprintModel):
 @hookimpl
 def blut_footprint_models() -> Iterator[FootprintModelSpec]:
     """Registration: the ``scaling`` model."""
+    from blut_core import FootprintModelSpec
+
     yield FootprintModelSpec(name="scaling", summary="A base plus declared per-driver terms.",
                              factory=ScalingModel)

@@ -10,214 +10,26 @@ the kernel through pidfds, never by busy polling.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import select
-import signal
-import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from blut_core import (
-    Cage,
-    Containment,
-    Job,
-    JobHandle,
-    JobState,
-    JobStatus,
-    Launcher,
-    LauncherError,
-    LauncherSpec,
-    hookimpl,
-)
+from blut_core import hookimpl
 
 if TYPE_CHECKING:
-    from blut_core.forkserver import ForkClient
+    from blut_core import Launcher, LauncherSpec
 
 
-@attrs.define
-class _Proc:
-    pid: int
-    popen: subprocess.Popen[bytes] | None
-    cage: Cage | None
-    pidfd: int | None
-    state: JobState | None = None
+def _factory(options: Any = None, containment: Any = None) -> Launcher:
+    """Import the implementation only when a run uses it (keeps start-up cheap)."""
+    from blut_plugins._local import LocalLauncher
 
-
-class LocalLauncher(Launcher):
-    """Runs attempts as contained processes here."""
-
-    name = "local"
-
-    def __init__(self, options: Any = None, containment: Containment | None = None) -> None:
-        self._containment = containment
-        self._procs: dict[str, _Proc] = {}
-        self._forks: ForkClient | None = None
-        self._use_forks = os.environ.get("BLUT_FORKSERVER", "1") != "0"
-
-    def submit(self, job: Job) -> JobHandle:
-        cage = self._containment.cage(job.label or job.stage, job.memory_cap) \
-            if self._containment else None
-        try:
-            if job.python_context and self._use_forks:
-                forked = self._submit_forked(job, cage)
-                if forked is not None:
-                    return forked
-            return self._submit_spawned(job, cage)
-        except BaseException:
-            if cage is not None:
-                cage.release()
-            raise
-
-    def _submit_spawned(self, job: Job, cage: Cage | None) -> JobHandle:
-        argv: Sequence[str] = job.argv
-        preexec = None
-        if cage is not None:
-            argv, preexec = cage.wrap(job.argv)
-        try:
-            with open(job.stdout, "wb") as out, open(job.stderr, "wb") as err:
-                popen = subprocess.Popen(
-                    list(argv), cwd=job.cwd, env=dict(job.env), stdin=subprocess.DEVNULL,
-                    stdout=out, stderr=err, start_new_session=True, close_fds=True,
-                    preexec_fn=preexec,
-                )
-        except OSError as exc:
-            raise LauncherError(f"stage {job.stage!r}: cannot start {argv[0]!r}: {exc.strerror}",
-                                hint="check the command exists and is executable") from None
-        if cage is not None:
-            cage.attach(popen.pid)
-        return self._track(popen.pid, popen, cage)
-
-    def _submit_forked(self, job: Job, cage: Cage | None) -> JobHandle | None:
-        """Fork the stage from the pre-imported server; ``None`` if its cage cannot adopt."""
-        if self._forks is None:
-            from blut_core.forkserver import ForkClient
-
-            self._forks = ForkClient(dict(job.env))
-        join = {} if cage is None else cage.join_spec()
-        pid = self._forks.spawn(context=str(job.python_context), cwd=job.cwd, env=dict(job.env),
-                                stdout=job.stdout, stderr=job.stderr,
-                                preload=job.python_module,
-                                join=None if join is None else dict(join))
-        if join is not None:  # the child joins its cage itself before it runs anything
-            if cage is not None:
-                cage.attach(pid)
-            return self._track(pid, None, cage)
-        try:
-            adopted = cage is None or cage.adopt(pid)
-        except OSError as exc:
-            self._abandon(pid)
-            raise LauncherError(f"stage {job.stage!r}: cannot cap process {pid}: {exc}",
-                                hint="set BLUT_FORKSERVER=0 or choose another BLUT_CONTAINMENT") from None
-        if not adopted:
-            self._abandon(pid)
-            self._use_forks = False
-            return None
-        handle = self._track(pid, None, cage)
-        self._forks.go(pid)
-        return handle
-
-    def _abandon(self, pid: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-        if self._forks is not None:
-            self._forks.go(pid)
-            self._forks.wait_exit(pid, 5.0)
-
-    def _track(self, pid: int, popen: subprocess.Popen[bytes] | None, cage: Cage | None) -> JobHandle:
-        try:
-            pidfd: int | None = os.pidfd_open(pid)
-        except (OSError, AttributeError):
-            pidfd = None
-        self._procs[str(pid)] = _Proc(pid=pid, popen=popen, cage=cage, pidfd=pidfd)
-        return JobHandle(launcher=self.name, job_id=str(pid), pid=pid)
-
-    def _returncode(self, proc: _Proc, *, block: bool) -> int | None:
-        if proc.popen is not None:
-            return proc.popen.wait() if block else proc.popen.poll()
-        assert self._forks is not None
-        self._forks.drain()
-        rc = self._forks.exited.get(proc.pid)
-        if rc is None and (block or self._pidfd_ready(proc)):
-            rc = self._forks.wait_exit(proc.pid, 30.0 if block else 2.0)
-        return rc
-
-    @staticmethod
-    def _pidfd_ready(proc: _Proc) -> bool:
-        if proc.pidfd is None:
-            return False
-        ready, _, _ = select.select([proc.pidfd], [], [], 0)
-        return bool(ready)
-
-    def poll(self, handle: JobHandle) -> JobState:
-        proc = self._procs.get(handle.job_id)
-        if proc is None:
-            return JobState(status=JobStatus.EXITED, returncode=None, detail="unknown job")
-        if proc.state is not None:
-            return proc.state
-        rc = self._returncode(proc, block=False)
-        if rc is None:
-            return JobState(status=JobStatus.RUNNING)
-        return self._reap(proc, rc)
-
-    def _reap(self, proc: _Proc, rc: int) -> JobState:
-        # A stage's own children may outlive it; they belong to the attempt: end them.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        peak = oom = None
-        if proc.cage is not None:
-            proc.cage.kill()
-            peak, oom = proc.cage.peak_bytes(), proc.cage.oom_killed()
-            proc.cage.release()
-        if proc.pidfd is not None:
-            os.close(proc.pidfd)
-            proc.pidfd = None
-        proc.state = JobState(status=JobStatus.EXITED, returncode=rc,
-                              signal=-rc if rc < 0 else None, peak_bytes=peak,
-                              oom_killed=bool(oom))
-        return proc.state
-
-    def signal(self, handle: JobHandle, signum: int) -> None:
-        proc = self._procs.get(handle.job_id)
-        if proc is not None and proc.state is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signum)
-
-    def cancel(self, handle: JobHandle) -> None:
-        proc = self._procs.get(handle.job_id)
-        if proc is None or proc.state is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        if proc.cage is not None:
-            proc.cage.kill()
-        rc = self._returncode(proc, block=True)
-        self._reap(proc, -signal.SIGKILL if rc is None else rc)
-
-    def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
-        fds = [p.pidfd for h in handles if (p := self._procs.get(h.job_id)) and p.pidfd is not None]
-        if not fds or len(fds) < len(handles):
-            super().wait(handles, timeout)
-            return
-        with contextlib.suppress(InterruptedError):
-            select.select(fds, [], [], max(0.0, timeout))
-
-    def close(self) -> None:
-        for proc in self._procs.values():
-            if proc.state is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                rc = self._returncode(proc, block=True)
-                self._reap(proc, -signal.SIGKILL if rc is None else rc)
-        self._procs.clear()
-        if self._forks is not None:
-            self._forks.close()
-            self._forks = None
+    return LocalLauncher(options, containment)
 
 
 @hookimpl
 def blut_launchers() -> Iterator[LauncherSpec]:
+    """Registration: the ``local`` launcher."""
+    from blut_core import LauncherSpec
+
     yield LauncherSpec(name="local", summary="Run stages as contained processes on this machine.",
-                       factory=LocalLauncher)
+                       factory=_factory)

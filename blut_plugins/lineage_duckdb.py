@@ -10,7 +10,7 @@ failing), then opens the file, writes one transaction, and closes it again: the 
 for milliseconds. Readers open it read-only, run their queries, fetch everything and close;
 either side retries a lock conflict with a short backoff for up to ``timeout`` seconds.
 
-Schema. ``blut_meta.schema_version`` says which of :data:`MIGRATIONS` were applied; a writer
+Schema. ``blut_meta.schema_version`` says which of :func:`migrations` were applied; a writer
 or reader that finds an older version migrates it forward (in one transaction); a newer
 version is an error (this blut is older than the one that wrote the file).
 """
@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from blut_core import LineageSinkSpec, hookimpl
+from blut_core import hookimpl
 from blut_core.errors import BlutError, ConfigError
-from blut_core.lineage.model import COLUMNS, TABLES, RunLineage
+
+if TYPE_CHECKING:
+    from blut_core import LineageSinkSpec
+    from blut_core.lineage.model import RunLineage
 
 DB_NAME = "lineage.duckdb"
 LOCK_NAME = "lineage.lock"
@@ -50,6 +53,8 @@ READ_TIMEOUT = 30.0
 
 
 def _columns(table: str, version: int) -> list[tuple[str, str]]:
+    from blut_core.lineage.model import COLUMNS
+
     later = {c for v, added in _ADDED.items() if v > version
              for c in (added.get(table) or ()) if added.get(table) is not None}
     return [(c, t) for c, t in COLUMNS[table] if c not in later]
@@ -62,6 +67,8 @@ def _create(table: str, version: int) -> str:
 
 def _migration(version: int) -> list[str]:
     """The statements that take a database from ``version - 1`` to ``version``."""
+    from blut_core.lineage.model import COLUMNS, TABLES
+
     if version == 1:
         later_tables = {t for added in _ADDED.values() for t, cols in added.items() if cols is None}
         return (["CREATE TABLE blut_meta (key VARCHAR, value VARCHAR)",
@@ -77,7 +84,10 @@ def _migration(version: int) -> list[str]:
     return statements
 
 
-MIGRATIONS: dict[int, list[str]] = {v: _migration(v) for v in range(1, SCHEMA_VERSION + 1)}
+@functools.cache
+def migrations() -> dict[int, list[str]]:
+    """The statements of every schema version (built on first use, not at import)."""
+    return {v: _migration(v) for v in range(1, SCHEMA_VERSION + 1)}
 
 
 class LineageBusy(BlutError):
@@ -206,6 +216,8 @@ class DuckDBLineage:
         Rows go in through DuckDB's appender, one flush per table; a run seen for the first
         time (the usual case) needs no deletes.
         """
+        from blut_core.lineage.model import COLUMNS, TABLES
+
         tables = [(t, [c for c, _ in COLUMNS[t]], lineage.rows(t)) for t in TABLES]
         values = [(t, names, [tuple(r.get(c) for c in names) for r in rows])
                   for t, names, rows in tables if rows]
@@ -229,6 +241,8 @@ class DuckDBLineage:
     def rebuild(self, runs: Iterable[RunLineage], *, timeout: float = WRITE_TIMEOUT
                 ) -> dict[str, int]:
         """Write a new database from ``runs`` and swap it in with one rename."""
+        import tempfile
+
         self.home.mkdir(parents=True, exist_ok=True)
         # The lock is held throughout, so a run finishing meanwhile ingests after the swap.
         with self.write_lock(timeout), \
@@ -291,7 +305,7 @@ def migrate(con: Any, path: Path) -> int:
     con.execute("BEGIN TRANSACTION")
     try:
         for v in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[v]:
+            for statement in migrations()[v]:
                 con.execute(statement)
         con.execute("UPDATE blut_meta SET value = ? WHERE key = 'schema_version'",
                     [str(SCHEMA_VERSION)])
@@ -309,11 +323,15 @@ class _Spool:
     """
 
     def __init__(self, root: Path) -> None:
+        from blut_core.lineage.model import TABLES
+
         self.root = root
         self.counts: dict[str, int] = {t: 0 for t in TABLES}
         self._files: dict[str, IO[str]] = {}
 
     def add(self, lineage: RunLineage) -> None:
+        from blut_core.lineage.model import COLUMNS, TABLES
+
         for table in TABLES:
             rows = lineage.rows(table)
             if not rows:
@@ -335,6 +353,8 @@ class _Spool:
     def load(self, con: Any, *, sort: bool = False) -> None:
         """Insert every spooled table; ``sort`` orders rows so DuckDB's per-row-group min/max
         statistics skip most of a table in lookups (artifacts by hash, the rest by run)."""
+        from blut_core.lineage.model import COLUMNS, TABLES
+
         for table in TABLES:
             if not self.counts[table]:
                 continue
@@ -359,9 +379,20 @@ def open_lineage(home: Path) -> DuckDBLineage:
 
 @hookimpl
 def blut_lineage_sinks() -> Iterator[LineageSinkSpec]:
+    from blut_core import LineageSinkSpec
+
     yield LineageSinkSpec(name="duckdb", summary=f"embedded DuckDB index, $BLUT_HOME/{DB_NAME}",
                           factory=open_lineage)
 
 
-__all__ = ["DB_NAME", "MIGRATIONS", "SCHEMA_VERSION", "DuckDBLineage", "LineageBusy",
-           "LineageMissing", "migrate", "open_lineage", "schema_version"]
+__all__ = [
+    "DB_NAME",
+    "SCHEMA_VERSION",
+    "DuckDBLineage",
+    "LineageBusy",
+    "LineageMissing",
+    "migrate",
+    "migrations",
+    "open_lineage",
+    "schema_version",
+]

@@ -15,10 +15,13 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from blut_core import LineageSinkSpec, hookimpl
-from blut_core.lineage.model import TABLES, RunLineage
+from blut_core import hookimpl
+
+if TYPE_CHECKING:
+    from blut_core import LineageSinkSpec
+    from blut_core.lineage.model import RunLineage
 
 FILE_NAME = "lineage.jsonl"
 
@@ -41,6 +44,8 @@ class JsonlLineage:
             os.close(fd)
 
     def rebuild(self, runs: Iterable[RunLineage]) -> dict[str, int]:
+        from blut_core.lineage.model import TABLES
+
         self.home.mkdir(parents=True, exist_ok=True)
         counts = {t: 0 for t in TABLES}
         tmp = self.path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
@@ -66,5 +71,7 @@ class JsonlLineage:
 
 @hookimpl
 def blut_lineage_sinks() -> Iterator[LineageSinkSpec]:
+    from blut_core import LineageSinkSpec
+
     yield LineageSinkSpec(name="jsonl", summary=f"one JSON line per run, $BLUT_HOME/{FILE_NAME}",
                           factory=JsonlLineage)

@@ -17,7 +17,7 @@ from blut_core.errors import ConfigError
 from blut_core.lineage.model import LineageSink
 
 if TYPE_CHECKING:
-    from blut_core.records import PluginRecord
+    from blut_core.manager import PluginRecord
     from blut_core.registry import Registry
 
 ENV = "BLUT_LINEAGE_SINKS"

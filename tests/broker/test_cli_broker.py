@@ -95,7 +95,7 @@ def test_bad_declarations_exit_2_in_one_line(app: App, args: list[str], words: s
 
 def test_forced_unusable_backend_exits_2(app: App, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from blut_plugins.containment_systemd import Systemd
+    from blut_plugins._systemd import Systemd
 
     if Systemd().unusable_reason() is None:
         pytest.skip("systemd-run works on this machine")

@@ -48,7 +48,7 @@ def test_forced_backends(app: App) -> None:
 
 
 def test_systemd_without_systemd_is_a_refusal_not_a_fallback(app: App) -> None:
-    from blut_plugins.containment_systemd import Systemd
+    from blut_plugins._systemd import Systemd
 
     reason = Systemd().unusable_reason()
     if reason is None:

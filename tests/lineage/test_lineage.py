@@ -233,7 +233,7 @@ def test_an_unknown_sink_stops_the_run_before_any_write(blut_home, cli_env, invo
 
 def test_a_sink_whose_plugin_failed_to_load_names_its_error(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from blut_core.lineage.ingest import check_sinks
-    from blut_core.records import PluginRecord
+    from blut_core.manager import PluginRecord
 
     broken = PluginRecord(name="lineage-parquet", distribution="blut-parquet", version="0.3",
                           builtin=False, error="ImportError: no module named pyarrow")

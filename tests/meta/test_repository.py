@@ -111,7 +111,7 @@ def test_read_commands_have_json(app) -> None:  # type: ignore[no-untyped-def]
                 assert any("--json" in p.opts for p in cmd.params), path
 
 
-HEAVY = ["duckdb", "structlog", "rich", "cattrs", "psutil", "ray", "textual", "numpy"]
+HEAVY = ["duckdb", "_duckdb", "structlog", "rich", "cattrs", "attrs", "psutil", "ray", "textual", "numpy"]
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["runs", "--help"]])
