@@ -37,6 +37,7 @@ class _Proc:
     cage: Cage | None
     pidfd: int | None
     state: JobState | None = None
+    exit_file: str | None = None
 
 
 class LocalLauncher(Launcher):
@@ -90,14 +91,15 @@ class LocalLauncher(Launcher):
 
             self._forks = ForkClient(dict(job.env))
         join = {} if cage is None else cage.join_spec()
+        exit_file = os.path.join(os.path.dirname(job.stdout), "returncode")
         pid = self._forks.spawn(context=str(job.python_context), cwd=job.cwd, env=dict(job.env),
                                 stdout=job.stdout, stderr=job.stderr,
                                 preload=job.python_module,
-                                join=None if join is None else dict(join))
+                                join=None if join is None else dict(join), exit_file=exit_file)
         if join is not None:  # the child joins its cage itself before it runs anything
             if cage is not None:
                 cage.attach(pid)
-            return self._track(pid, None, cage)
+            return self._track(pid, None, cage, exit_file)
         try:
             adopted = cage is None or cage.adopt(pid)
         except OSError as exc:
@@ -108,7 +110,7 @@ class LocalLauncher(Launcher):
             self._abandon(pid)
             self._use_forks = False
             return None
-        handle = self._track(pid, None, cage)
+        handle = self._track(pid, None, cage, exit_file)
         self._forks.go(pid)
         return handle
 
@@ -119,23 +121,34 @@ class LocalLauncher(Launcher):
             self._forks.go(pid)
             self._forks.wait_exit(pid, 5.0)
 
-    def _track(self, pid: int, popen: subprocess.Popen[bytes] | None, cage: Cage | None) -> JobHandle:
+    def _track(self, pid: int, popen: subprocess.Popen[bytes] | None, cage: Cage | None,
+               exit_file: str | None = None) -> JobHandle:
         try:
             pidfd: int | None = os.pidfd_open(pid)
         except (OSError, AttributeError):
             pidfd = None
-        self._procs[str(pid)] = _Proc(pid=pid, popen=popen, cage=cage, pidfd=pidfd)
+        self._procs[str(pid)] = _Proc(pid=pid, popen=popen, cage=cage, pidfd=pidfd,
+                                      exit_file=exit_file)
         return JobHandle(launcher=self.name, job_id=str(pid), pid=pid)
 
     def _returncode(self, proc: _Proc, *, block: bool) -> int | None:
         if proc.popen is not None:
             return proc.popen.wait() if block else proc.popen.poll()
         assert self._forks is not None
-        self._forks.drain()
+        self._forks.drain()  # never lets the server's notices pile up in the socket
         rc = self._forks.exited.get(proc.pid)
-        if rc is None and (block or self._pidfd_ready(proc)):
-            rc = self._forks.wait_exit(proc.pid, 30.0 if block else 2.0)
-        return rc
+        if rc is not None:
+            return rc
+        if not block and not self._pidfd_ready(proc):
+            return None
+        # it has exited: it wrote its code on the way out, unless it was killed
+        if proc.exit_file is not None:
+            try:
+                with open(proc.exit_file, encoding="ascii") as fh:
+                    return int(fh.read())
+            except (OSError, ValueError):
+                pass
+        return self._forks.wait_exit(proc.pid, 30.0 if block else 2.0)
 
     @staticmethod
     def _pidfd_ready(proc: _Proc) -> bool:

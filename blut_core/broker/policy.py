@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from blut_core.broker.admission import REFUSE, WAIT, Admission, Budget, admit
 from blut_core.broker.config import BrokerConfig
-from blut_core.broker.ledger import Ledger, cgroup_dir_of
+from blut_core.broker.ledger import Ledger, Transaction, cgroup_dir_of
 from blut_core.broker.probe import Probe, probe
 from blut_core.broker.resolve import Estimator
 from blut_core.broker.sizes import format_size
@@ -90,6 +90,7 @@ class MemoryPolicy:
         self.reserve_after = reserve_after
         self._sizes: dict[str, int] = {}
         self._last_probe: Probe | None = None
+        self._to_attach: dict[str, str] = {}
         self._bookings: dict[str, str] = {}
         self._admitted: dict[str, Admission] = {}
         self._waiting: dict[str, float] = {}
@@ -117,17 +118,27 @@ class MemoryPolicy:
         return []
 
     def started(self, attempt: Attempt) -> None:
-        """Note the stage's cgroup in its booking (the ledger then counts only unused bytes)."""
+        """Note the stage's cgroup for its booking (the ledger then counts only unused bytes).
+
+        The note rides along with this run's next ledger transaction (an admission pass or a
+        release) instead of costing one of its own: until then the booking counts in full,
+        which only errs on the safe side, and a short stage never needs it at all.
+        """
         booking = self._bookings.get(attempt.stage.name)
         if booking is not None and attempt.handle.pid:
-            self.ledger.attach(booking, cgroup_dir_of(attempt.handle.pid))
+            cgroup = cgroup_dir_of(attempt.handle.pid)
+            if cgroup is not None:
+                self._to_attach[booking] = cgroup
 
     def finished(self, attempt: Attempt, outcome: StageOutcome) -> None:
         """Release the booking; learn from the kernel's peak or from an OOM kill."""
         name = attempt.stage.name
         booking = self._bookings.pop(name, None)
         if booking is not None:
-            self.ledger.release(booking)
+            self._to_attach.pop(booking, None)
+            with self.ledger.transaction() as txn:
+                self._attach_pending(txn)
+                txn.release(booking)
         adm = self._admitted.pop(name, None)
         if adm is None or not self.learn:
             return
@@ -148,6 +159,11 @@ class MemoryPolicy:
         for name in list(self._bookings):
             self.ledger.release(self._bookings.pop(name))
         self.estimator.store.flush()
+
+    def _attach_pending(self, txn: Transaction) -> None:
+        for booking, cgroup in self._to_attach.items():
+            txn.attach(booking, cgroup)
+        self._to_attach.clear()
 
     def view(self) -> PolicyView:
         """Why stages wait, what this run has booked, and memory available (for progress)."""
@@ -194,6 +210,7 @@ class MemoryPolicy:
         self._last_probe = snap
         now = time.monotonic()
         with self.ledger.transaction() as txn:
+            self._attach_pending(txn)
             booked = txn.outstanding()
             for stage in ready:
                 adm, detail = decide_stage(self.estimator, stage, snap, booked, self.config)
