@@ -3,9 +3,10 @@
 Entry point ``launcher-local`` (essential). Every attempt runs in its own session (so a
 cancel reaches its whole process group) and, when containment is available, in its own
 memory cage. Python stages are forked from a pre-imported fork server (see
-:mod:`blut_core.forkserver`; ``BLUT_FORKSERVER=0`` turns it off) when the cage can adopt a
-running process; everything else is started with ``subprocess``. The executor is woken by
-the kernel through pidfds, never by busy polling.
+:mod:`blut_core.forkserver`; ``BLUT_FORKSERVER=0`` turns it off), each fork putting itself
+under its cap before it runs; command stages, and Python stages whose cage cannot be joined
+that way, are started with ``subprocess``. The executor is woken by the kernel through
+pidfds, never by busy polling.
 """
 
 from __future__ import annotations

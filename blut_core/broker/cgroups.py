@@ -111,6 +111,7 @@ def v2_has_memory(path: str) -> bool:
     return "memory" in (read_text(os.path.join(path, "cgroup.subtree_control")) or "").split()
 
 
+@functools.cache
 def own_memory_cgroup() -> tuple[int, str] | None:
     """(version, absolute directory) of the memory cgroup this process is charged to."""
     mine = cgroups_of()

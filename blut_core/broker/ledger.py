@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import time
@@ -57,6 +58,12 @@ def process_start(pid: int | str = "self") -> int | None:
         return int(text[text.rindex(")") + 2:].split()[19])
     except (ValueError, IndexError):
         return None
+
+
+@functools.cache
+def _own_start() -> int | None:
+    """This process's start time (it does not change while we live)."""
+    return process_start()
 
 
 def cgroup_dir_of(pid: int) -> str | None:
@@ -113,11 +120,14 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._dir_ready = False
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """Hold the ledger exclusively: read (reclaiming the dead), change, write back."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._dir_ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._dir_ready = True
         fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -179,7 +189,7 @@ class Transaction:
     def book(self, nbytes: int, label: str) -> Booking:
         """Promise ``nbytes`` to ``label`` on behalf of this process."""
         booking = Booking(id=os.urandom(6).hex(), bytes=nbytes, label=label, pid=os.getpid(),
-                          start=process_start(), created=time.time())
+                          start=_own_start(), created=time.time())
         self.bookings.append(booking)
         self.changed = True
         return booking
