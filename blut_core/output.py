@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
+from blut_core.broker.sizes import format_size
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -42,15 +44,8 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
         click.echo(click.style(line, bold=True) if n == 0 else line.rstrip())
 
 
-def human_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+#: ``1610612736`` → ``"1.5 GiB"`` (one formatting of sizes everywhere).
+human_bytes = format_size
 
 
 def human_seconds(s: float | None) -> str:

@@ -15,6 +15,17 @@ if TYPE_CHECKING:
 EXIT_CODES = {"ok": 0, "failed": 1, "refused": 3, "cancelled": 130}
 
 
+def finish(ctx: click.Context, summary: RunSummary, *, as_json: bool) -> None:
+    """Print a finished run (JSON or text) and exit with its code."""
+    if as_json:
+        from blut_core.output import echo_json
+
+        echo_json(summary_json(summary))
+    else:
+        print_summary(summary)
+    ctx.exit(EXIT_CODES.get(summary.outcome, 1))
+
+
 def summary_json(summary: RunSummary) -> dict[str, object]:
     """The ``--json`` shape of a finished run."""
     from blut_core.outcome import StageState

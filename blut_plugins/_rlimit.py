@@ -5,21 +5,23 @@ The ``rlimit`` containment: ``RLIMIT_AS`` set in the stage before ``exec``.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from blut_core import Cage, Containment
+from blut_plugins._bare import BareCage
 
 
-class RlimitCage(Cage):
-    """An address-space limit for one attempt's process group."""
+class RlimitCage(BareCage):
+    """An address-space limit for one attempt's process group.
+
+    Like the bare cage it keeps no peak, claims no OOM kill and kills the process group;
+    what it adds is the limit, set before the stage runs.
+    """
 
     def __init__(self, cap_bytes: int | None) -> None:
+        super().__init__()
         self.cap = cap_bytes
-        self._pid: int | None = None
 
     def wrap(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
         """The argv unchanged and a pre-exec step that sets ``RLIMIT_AS``."""
@@ -34,10 +36,6 @@ class RlimitCage(Cage):
 
         return list(argv), limit
 
-    def attach(self, pid: int) -> None:
-        """Remember the stage's pid (its process group)."""
-        self._pid = pid
-
     def join_spec(self) -> dict[str, Any] | None:
         """A forked stage sets ``RLIMIT_AS`` on itself before it runs."""
         return {} if self.cap is None else {"rlimit_as": self.cap}
@@ -50,23 +48,6 @@ class RlimitCage(Cage):
             resource.prlimit(pid, resource.RLIMIT_AS, (self.cap, self.cap))
         self._pid = pid
         return True
-
-    def peak_bytes(self) -> int | None:
-        """Unknown: rlimits keep no peak."""
-        return None
-
-    def oom_killed(self) -> bool:
-        """Never: an rlimit makes allocations fail, it does not kill."""
-        return False
-
-    def kill(self) -> None:
-        """SIGKILL the stage's process group."""
-        if self._pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._pid, signal.SIGKILL)
-
-    def release(self) -> None:
-        """Nothing to remove."""
 
 
 class Rlimit(Containment):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from blut_core import hookimpl
-from blut_core.output import echo_json, json_option
+from blut_core.output import json_option
 
 if TYPE_CHECKING:
     from blut_core import App
@@ -33,17 +33,13 @@ def resume_command(ctx: click.Context, run: str, fail_fast: bool, jobs: int | No
     """Continue RUN (id, unique prefix, or 'latest') in its own run directory."""
     from blut_core import ExecOptions
     from blut_core.progress import sink_for
-    from blut_core.report import EXIT_CODES, print_summary, summary_json
+    from blut_core.report import finish
     from blut_core.resume import resume_run
 
     app: App = ctx.obj
     summary = resume_run(app, run, options=ExecOptions(fail_fast=fail_fast, jobs=jobs),
                          progress=sink_for(sys.stdout.isatty(), enabled=progress))
-    if as_json:
-        echo_json(summary_json(summary))
-    else:
-        print_summary(summary)
-    ctx.exit(EXIT_CODES.get(summary.outcome, 1))
+    finish(ctx, summary, as_json=as_json)
 
 
 @hookimpl

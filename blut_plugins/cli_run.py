@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from blut_core import hookimpl
-from blut_core.output import echo_json, json_option, recipe_options
+from blut_core.output import json_option, recipe_options
 
 if TYPE_CHECKING:
     from blut_core import App
@@ -44,7 +44,7 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
     from blut_core import ExecOptions
     from blut_core.orchestrate import prepare, start_run
     from blut_core.progress import sink_for
-    from blut_core.report import EXIT_CODES, print_summary, summary_json
+    from blut_core.report import finish
 
     app: App = ctx.obj
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
@@ -53,11 +53,7 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
     summary = start_run(app, prepared, launcher=launcher, options=options,
                         no_calibration=no_calibration,
                         progress=sink_for(sys.stdout.isatty(), enabled=progress))
-    if as_json:
-        echo_json(summary_json(summary))
-    else:
-        print_summary(summary)
-    ctx.exit(EXIT_CODES.get(summary.outcome, 1))
+    finish(ctx, summary, as_json=as_json)
 
 
 def warn_if_uncapped(app: App) -> None:

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 def _factory() -> Containment:
     """Import the implementation only when a run uses it (keeps start-up cheap)."""
-    from blut_plugins._cgroup_v1 import CgroupV1
+    from blut_plugins._cgroup import CgroupContainment
 
-    return CgroupV1()
+    return CgroupContainment(1)
 
 
 @hookimpl

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 def _factory() -> Containment:
     """Import the implementation only when a run uses it (keeps start-up cheap)."""
-    from blut_plugins._cgroup_v2 import CgroupV2
+    from blut_plugins._cgroup import CgroupContainment
 
-    return CgroupV2()
+    return CgroupContainment(2)
 
 
 @hookimpl
