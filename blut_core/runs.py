@@ -7,6 +7,7 @@ A run without a ``run_finished`` event whose driver process is gone is *interrup
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,13 @@ class RunRecord:
         return data
 
 
-def load_run(path: Path) -> RunRecord:
-    """Summarise one run directory from its status stream."""
+def load_run(path: Path, events: Iterable[dict[str, Any]] | None = None) -> RunRecord:
+    """Summarise one run directory from its status stream (``events``: already read)."""
     recipe = "?"
     started = ended = wall = None
     outcome: str | None = None
     stages: dict[str, dict[str, Any]] = {}
-    for ev in read_events(path / STATUS):
+    for ev in read_events(path / STATUS) if events is None else events:
         kind = ev.get("event")
         name = ev.get("stage")
         if kind == "run_started":

@@ -55,9 +55,12 @@ def runs_group() -> None:
 
 def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | None,
              limit: int) -> list[dict[str, Any]] | None:
-    """Runs from the lineage database merged with unindexed run directories (None: no DB)."""
+    """Runs from the lineage database merged with unindexed run directories (None: no DB).
+
+    Only the names of the run directories are listed (no stat of each); a directory is
+    read only when the database does not know it, or knows it as running or interrupted.
+    """
     from blut_core.rundir import STATUS
-    from blut_core.runs import load_run
     from blut_plugins._lineage_queries import list_runs as db_list_runs
     from blut_plugins._lineage_queries import run_ids
     from blut_plugins.lineage_duckdb import DuckDBLineage, LineageMissing
@@ -72,26 +75,34 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
         return None
     runs_root = app.settings.runs_dir
     try:
-        names = [e.name for e in os.scandir(runs_root) if e.name not in known and e.is_dir()]
-    except FileNotFoundError:
-        names = []
+        names = set(os.listdir(runs_root)).difference(known)
+    except (FileNotFoundError, NotADirectoryError):
+        names = set()
+    stale = [r for r in rows if r["state"] in ("running", "interrupted") and Path(r["path"]).is_dir()]
+    if not names and not stale:
+        return _ordered(rows, outcome, limit)
+    # blut_core.runs imports attrs: only when a directory must be read
+    from blut_core.runs import load_run
+
     extra = []
-    for name in names:
+    for name in sorted(names):
         path = runs_root / name
-        if (path / STATUS).exists():
+        if not name.startswith(".") and os.path.isfile(path / STATUS):
             extra.append(load_run(path).to_json(with_stages=False))
     if recipe:
         extra = [r for r in extra if r["recipe"] == recipe or r["recipe"].split(":")[-1] == recipe]
     if since is not None:
         extra = [r for r in extra if (r["started"] or 0) >= since]
-    for r in rows:
-        if r["state"] in ("running", "interrupted") and Path(r["path"]).is_dir():
-            r.update(load_run(Path(r["path"])).to_json(with_stages=False))
-    merged = rows + extra
+    for r in stale:
+        r.update(load_run(Path(r["path"])).to_json(with_stages=False))
+    return _ordered(rows + extra, outcome, limit)
+
+
+def _ordered(runs: list[dict[str, Any]], outcome: str | None, limit: int) -> list[dict[str, Any]]:
     if outcome:
-        merged = [r for r in merged if r["state"] == outcome]
-    merged.sort(key=lambda r: (r["started"] or 0.0, r["run_id"]), reverse=True)
-    return merged[:limit]
+        runs = [r for r in runs if r["state"] == outcome]
+    runs.sort(key=lambda r: (r["started"] or 0.0, r["run_id"]), reverse=True)
+    return runs[:limit]
 
 
 @runs_group.command(name="list")
@@ -107,12 +118,12 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
 def list_command(app: App, recipe: str | None, outcome: str | None, since: str | None,
                  limit: int, as_json: bool) -> None:
     """Runs, newest first."""
-    from blut_core.log import get_logger
-    from blut_core.runs import list_runs
-
     since_t = parse_since(since) if since else None
     runs = _db_runs(app, recipe, outcome, since_t, limit)
     if runs is None:
+        from blut_core.log import get_logger
+        from blut_core.runs import list_runs
+
         get_logger().warning("lineage_db_missing", path=str(app.settings.home / "lineage.duckdb"),
                              hint="listing from run directories (slow with many runs); "
                                   "`blut lineage reindex` builds the index")

@@ -10,6 +10,7 @@ Missing optional fields become ``None``; a directory without a readable plan or 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,11 @@ class DamagedRun(ConfigError):
     """A run directory that cannot be read as a run (no plan, no ``run_started``)."""
 
 
-def _read_json(path: Path) -> tuple[bool, Any]:
+def _read_json(path: str | Path) -> tuple[bool, Any]:
     """``(present, value)``; a present but unreadable file is ``(True, None)``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     except FileNotFoundError:
         return False, None
     except OSError:
@@ -37,6 +39,27 @@ def _read_json(path: Path) -> tuple[bool, Any]:
         return True, json.loads(text)
     except ValueError:
         return True, None
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    """The events of a status stream, as :func:`blut_core.rundir.read_events` reads them.
+
+    The lines are parsed as one JSON array (~3x faster than line by line); a torn or
+    garbled line makes that fail, or yield another number of values, and then the stream
+    is read line by line, skipping what cannot be read.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = [line for line in fh.read().split("\n") if line.strip()]
+    except (OSError, ValueError):
+        return list(read_events(path))
+    try:
+        values = json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or len(values) != len(lines):
+        return list(read_events(path))
+    return [v for v in values if isinstance(v, dict)]
 
 
 def _int(value: Any) -> int | None:
@@ -95,7 +118,7 @@ def extract_run(run_dir: Path, *, cache_root: Path | None = None) -> RunLineage:
         raise damaged(run_dir, "plan.json is missing")
     if not isinstance(plan, dict) or not isinstance(plan.get("stages"), list):
         raise damaged(run_dir, "plan.json is not a valid plan")
-    events = list(read_events(run_dir / STATUS))
+    events = _events(run_dir / STATUS)                 # parsed once, for every table below
     started_ev = next((e for e in events if e.get("event") == "run_started"), None)
     if started_ev is None:
         raise damaged(run_dir, f"{STATUS} has no run_started event")
@@ -104,7 +127,7 @@ def extract_run(run_dir: Path, *, cache_root: Path | None = None) -> RunLineage:
     _, prov = _read_json(run_dir / "provenance.json")
     prov = prov if isinstance(prov, dict) else {}
     run_id = run_dir.name
-    record = load_run(run_dir)
+    record = load_run(run_dir, events)
 
     stages = _stage_rows(run_id, events)
     outputs = _outputs(stages)
@@ -238,20 +261,44 @@ def _outputs(stages: Mapping[tuple[str, int], Row]) -> dict[str, Row]:
     return out
 
 
-def _manifest(cache_root: Path, row: Row, out_dir: Path) -> list[tuple[str, str, int]] | None:
+Manifest = list[tuple[str, str, int]]
+#: Manifests read from cache entries, by ``(cache key, output hash)``: an entry's manifest
+#: never changes for a given output hash, and a reindex meets the same entry in every run
+#: that took it from the cache.
+_MANIFESTS: dict[tuple[str, str], Manifest] = {}
+_MANIFESTS_MAX = 4096
+
+
+def _cached_manifest(cache_root: str, key: str, output_hash: str) -> Manifest | None:
+    memo = _MANIFESTS.get((key, output_hash))
+    if memo is not None:
+        return memo
+    _, meta = _read_json(os.path.join(cache_root, key[:2], key, "meta.json"))
+    if not isinstance(meta, dict) or meta.get("output_hash") != output_hash:
+        return None
+    manifest = meta.get("manifest")
+    if not isinstance(manifest, list):
+        return None
+    try:
+        found = [(str(rel), str(sha), int(size)) for rel, sha, size in manifest]
+    except (TypeError, ValueError):
+        return None
+    if len(_MANIFESTS) >= _MANIFESTS_MAX:
+        _MANIFESTS.clear()
+    _MANIFESTS[(key, output_hash)] = found
+    return found
+
+
+def _manifest(cache_root: str, row: Row, out_dir: str) -> Manifest | None:
+    """The stage's cache entry manifest when it matches the output, else the hashed tree."""
     key = row.get("cache_key")
     if key:
-        _, meta = _read_json(cache_root / key[:2] / key / "meta.json")
-        if isinstance(meta, dict) and meta.get("output_hash") == row["output_hash"]:
-            manifest = meta.get("manifest")
-            if isinstance(manifest, list):
-                try:
-                    return [(str(rel), str(sha), int(size)) for rel, sha, size in manifest]
-                except (TypeError, ValueError):
-                    pass
-    if out_dir.is_dir():
+        manifest = _cached_manifest(cache_root, key, row["output_hash"])
+        if manifest is not None:
+            return manifest
+    if os.path.isdir(out_dir):
         try:
-            return tree_manifest(out_dir)
+            return tree_manifest(Path(out_dir))
         except OSError:
             return None
     return None
@@ -260,14 +307,16 @@ def _manifest(cache_root: Path, row: Row, out_dir: Path) -> list[tuple[str, str,
 def _artifacts(run_id: str, run_dir: Path, cache_root: Path,
                outputs: Mapping[str, Row]) -> list[Row]:
     rows: list[Row] = []
+    stages_dir = os.path.join(run_dir, "stages")
+    cache = os.fspath(cache_root)
     for name, r in outputs.items():
-        out_dir = run_dir / "stages" / name / "out"
-        manifest = _manifest(cache_root, r, out_dir)
+        out_dir = os.path.join(stages_dir, name, "out")
+        manifest = _manifest(cache, r, out_dir)
         produced = r["finished"]
         rows.append({"run_id": run_id, "stage": name, "kind": "dir", "hash": r["output_hash"],
                      "size": sum(s for _, _, s in manifest) if manifest is not None else None,
                      "files": len(manifest) if manifest is not None else None,
-                     "path": str(out_dir), "parent_hash": None, "produced": produced})
+                     "path": out_dir, "parent_hash": None, "produced": produced})
         for rel, sha, size in manifest or ():
             rows.append({"run_id": run_id, "stage": name, "kind": "file", "hash": sha,
                          "size": size, "files": None, "path": rel,

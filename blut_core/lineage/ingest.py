@@ -29,10 +29,19 @@ _REINDEX_HINT = ("the run is unaffected; `blut lineage reindex` rebuilds the ind
 
 
 def check_sinks(app: App) -> Checked:
-    """The configured sinks, constructed; a bad configuration raises :class:`ConfigError`."""
+    """The configured sinks, constructed; a bad configuration raises :class:`ConfigError`.
+
+    A sink with a ``prepare()`` method is asked to get ready now, while the run runs (the
+    DuckDB sink starts its engine in the background), so the run's end only writes.
+    """
     environ = {**os.environ, **app.settings.environ}
-    return [(name, open_sink(app.registry, name, app.settings.home, records=app.pm.records))
-            for name in configured(environ)]
+    sinks = [(name, open_sink(app.registry, name, app.settings.home, records=app.pm.records))
+             for name in configured(environ)]
+    for _, sink in sinks:
+        prepare = getattr(sink, "prepare", None)
+        if callable(prepare):
+            prepare()
+    return sinks
 
 
 def ingest(app: App, run_dir: Path, sinks: Checked) -> int:
