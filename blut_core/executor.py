@@ -728,7 +728,11 @@ class Executor:
 
             output_hash = tree_hash(dest)
         self.hashes[s.name] = output_hash
-        shutil.rmtree(attempt.dir / "work", ignore_errors=True)
+        work = attempt.dir / "work"
+        try:
+            os.rmdir(work)  # usually empty: far cheaper than a tree walk
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
         return output_hash
 
     def _record(self, s: Stage, outcome: StageOutcome, *, log_event: bool = True) -> None:

@@ -168,10 +168,16 @@ class Ledger:
             return []  # a torn or foreign file: start over; live stages rebook on their next pass
 
     def _write(self, bookings: list[Booking]) -> None:
+        """Replace the file in one rename (a reader never sees half a ledger)."""
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"version": 1, "bookings": [b.to_json() for b in bookings]},
-                                  indent=1), encoding="utf-8")
-        os.chmod(tmp, 0o644)
+        data = json.dumps({"version": 1, "bookings": [b.to_json() for b in bookings]},
+                          separators=(",", ":")).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.fchmod(fd, 0o644)  # readable by every user's blut, whatever the umask
+            os.write(fd, data)
+        finally:
+            os.close(fd)
         os.replace(tmp, self.path)
 
 
