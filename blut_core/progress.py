@@ -80,9 +80,11 @@ class LiveTable:
         self.live: Live | None = None
 
     def _render(self, snap: Snapshot) -> Any:
+        from rich.console import Group
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=headline(snap), title_justify="left", expand=False)
+        table = Table(expand=False)
         for col in ("stage", "state", "time", "memory", "note"):
             table.add_column(col)
         rank = {s: i for i, s in enumerate(_ORDER)}
@@ -95,7 +97,7 @@ class LiveTable:
                           human_seconds(s.elapsed) if s.elapsed is not None else "", mem, s.note)
         if len(rows) > len(shown):
             table.add_row(f"… {len(rows) - len(shown)} more", "", "", "", "")
-        return table
+        return Group(Text(headline(snap), style="bold"), table)
 
     def update(self, snapshot: Snapshot) -> None:
         if self.live is None:
