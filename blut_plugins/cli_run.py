@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 @click.option("--launcher", default="local", show_default=True,
               help="Where stages run (local, or an installed launcher such as slurm or ray).")
 @click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Cancel the whole run when it takes longer than this.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Stages at once, at most (default: the CPUs blut may use); memory may allow fewer.")
 @click.option("--no-calibration", is_flag=True,
@@ -39,7 +41,8 @@ if TYPE_CHECKING:
 @click.pass_context
 def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
                 overrides: tuple[str, ...], no_cache: bool, launcher: str, fail_fast: bool,
-                jobs: int | None, no_calibration: bool, progress: bool, as_json: bool) -> None:
+                deadline: float | None, jobs: int | None, no_calibration: bool, progress: bool,
+                as_json: bool) -> None:
     """Run RECIPE and print what ran, what was cached, and what failed."""
     from blut_core import ExecOptions
     from blut_core.orchestrate import prepare, start_run
@@ -48,7 +51,7 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
 
     app: App = ctx.obj
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
-    options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast, jobs=jobs)
+    options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast, jobs=jobs, deadline=deadline)
     warn_if_uncapped(app)
     summary = start_run(app, prepared, launcher=launcher, options=options,
                         no_calibration=no_calibration,

@@ -157,3 +157,9 @@ def test_run_deadline_cancels(app) -> None:  # type: ignore[no-untyped-def]
     assert summary.outcome == "cancelled"
     assert {o.stage: o.state.value for o in summary.stages}["slow1"] == "cancelled"
     assert os.path.isdir(summary.run_dir)
+
+
+def test_run_deadline_from_the_command_line(tmp_path: Path) -> None:
+    r = run_blut("run", "testbook:long", "--deadline", "1.5", home=tmp_path / "h", tmp=tmp_path)
+    assert r.returncode == 130, r.stderr
+    assert "slow1" in r.stdout and "deadline" in r.stdout
