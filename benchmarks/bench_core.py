@@ -56,9 +56,9 @@ def _plan(kind: str):  # type: ignore[no-untyped-def]
 def _run_plan(kind: str, home: Path) -> float:
     from blut_core import App, Cookbook, ExecOptions, Recipe, Settings
     from blut_core.cookbooks import CookbookIndex, RecipeRef
-    from blut_core.executor import BoundedPolicy
     from blut_core.manager import make_plugin_manager
     from blut_core.orchestrate import Prepared, start_run
+    from blut_core.scheduling import BoundedPolicy
 
     app = App(make_plugin_manager(), Settings.from_environ({**os.environ, "BLUT_HOME": str(home)}))
     recipe = Recipe(name=f"noop-{kind}", summary="", params=_NoParams, build=lambda _: _plan(kind))

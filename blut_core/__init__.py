@@ -53,12 +53,8 @@ if TYPE_CHECKING:
     from blut_core.errors import PluginError as PluginError
     from blut_core.errors import RunFailed as RunFailed
     from blut_core.executor import Attempt as Attempt
-    from blut_core.executor import BoundedPolicy as BoundedPolicy
     from blut_core.executor import ExecOptions as ExecOptions
     from blut_core.executor import Executor as Executor
-    from blut_core.executor import Launch as Launch
-    from blut_core.executor import Refusal as Refusal
-    from blut_core.executor import SchedulingPolicy as SchedulingPolicy
     from blut_core.footprint import Footprint as Footprint
     from blut_core.footprint import Knob as Knob
     from blut_core.interfaces import Cage as Cage
@@ -80,6 +76,10 @@ if TYPE_CHECKING:
     from blut_core.records import FootprintModelSpec as FootprintModelSpec
     from blut_core.records import LauncherSpec as LauncherSpec
     from blut_core.records import LineageSinkSpec as LineageSinkSpec
+    from blut_core.scheduling import BoundedPolicy as BoundedPolicy
+    from blut_core.scheduling import Launch as Launch
+    from blut_core.scheduling import Refusal as Refusal
+    from blut_core.scheduling import SchedulingPolicy as SchedulingPolicy
     from blut_core.settings import Settings as Settings
     from blut_core.stage import Stage as Stage
     from blut_core.stagectx import StageContext as StageContext
@@ -108,9 +108,9 @@ _WHERE = {
     "AdmissionRefused": "errors", "BlutError": "errors", "ConfigError": "errors",
     "LauncherError": "errors", "PlanError": "errors", "PluginConflictError": "errors",
     "PluginError": "errors", "RunFailed": "errors",
-    "Attempt": "executor", "BoundedPolicy": "executor", "ExecOptions": "executor",
-    "Launch": "executor", "Refusal": "executor",
-    "Executor": "executor", "SchedulingPolicy": "executor",
+    "Attempt": "executor", "BoundedPolicy": "scheduling", "ExecOptions": "executor",
+    "Launch": "scheduling", "Refusal": "scheduling",
+    "Executor": "executor", "SchedulingPolicy": "scheduling",
     "Footprint": "footprint", "Knob": "footprint",
     "Cage": "interfaces", "Containment": "interfaces", "FootprintModel": "interfaces",
     "Job": "jobs",

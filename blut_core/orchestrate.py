@@ -19,10 +19,11 @@ import attrs
 
 from blut_core.cache import Cache
 from blut_core.convert import apply_overrides, read_params_file, structure, unstructure
-from blut_core.executor import BoundedPolicy, ExecOptions, Executor, SchedulingPolicy
+from blut_core.executor import ExecOptions, Executor
 from blut_core.lineage.ingest import Checked, check_sinks, ingest
 from blut_core.outcome import RunInfo, RunSummary, StageState
 from blut_core.rundir import RunDir, StatusLog, ensure_writable, new_run_id, write_json_atomic
+from blut_core.scheduling import BoundedPolicy, SchedulingPolicy
 
 if TYPE_CHECKING:
     from blut_core.app import App

@@ -22,9 +22,9 @@ from blut_core.broker.ledger import Ledger, Transaction, cgroup_dir_of
 from blut_core.broker.probe import Probe, probe
 from blut_core.broker.resolve import Estimator
 from blut_core.broker.sizes import format_size
-from blut_core.executor import Launch, PolicyView, Refusal
 from blut_core.log import get_logger
 from blut_core.outcome import Classification, StageOutcome, StageState
+from blut_core.scheduling import Launch, PolicyView, Refusal
 
 if TYPE_CHECKING:
     from blut_core.executor import Attempt
