@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from blut_core.errors import ConfigError, PluginConflictError, PluginError
-from blut_core.manager import PluginRecord
+from blut_core.manager import PluginRecord, dist_of
 from blut_core.plan import Plan
 
 COOKBOOK_GROUP = "blut.cookbooks"
@@ -75,10 +75,9 @@ class CookbookIndex:
         owners: dict[str, str] = {}
         records: list[PluginRecord] = []
         for ep in sorted(found, key=lambda e: (e.name, e.value)):
-            dist = getattr(ep, "dist", None)
-            rec = PluginRecord(name=ep.name, distribution=dist.name if dist else "?",
-                               version=dist.version if dist else "?", builtin=False,
-                               module=ep.value)
+            dist_name, dist_version = dist_of(ep)
+            rec = PluginRecord(name=ep.name, distribution=dist_name, version=dist_version,
+                               builtin=False, module=ep.value)
             try:
                 book = ep.load()
                 if not isinstance(book, Cookbook):

@@ -128,17 +128,31 @@ def _load_order(ep: md.EntryPoint) -> tuple[bool, str, str]:
     return (not _is_builtin(ep), ep.name, ep.value)
 
 
-def _is_builtin(ep: md.EntryPoint) -> bool:
+_DIST_CACHE: dict[int, tuple[md.Distribution, str, str]] = {}
+
+
+def dist_of(ep: md.EntryPoint) -> tuple[str, str]:
+    """(distribution name, version) of an entry point, each METADATA read once.
+
+    ``Distribution.name`` and ``.version`` parse METADATA on every access; the entry points
+    of one distribution share its object, so this is keyed by that object.
+    """
     dist = getattr(ep, "dist", None)
-    return dist is not None and dist.name == BUILTIN_DISTRIBUTION
+    if dist is None:
+        return "?", "?"
+    hit = _DIST_CACHE.get(id(dist))
+    if hit is None or hit[0] is not dist:
+        meta = dist.metadata
+        hit = (dist, meta["Name"] or "?", meta["Version"] or "?")
+        _DIST_CACHE[id(dist)] = hit
+    return hit[1], hit[2]
+
+
+def _is_builtin(ep: md.EntryPoint) -> bool:
+    return dist_of(ep)[0] == BUILTIN_DISTRIBUTION
 
 
 def _record_for(ep: md.EntryPoint) -> PluginRecord:
-    dist = getattr(ep, "dist", None)
-    return PluginRecord(
-        name=ep.name,
-        distribution=dist.name if dist else "?",
-        version=dist.version if dist else "?",
-        builtin=_is_builtin(ep),
-        module=ep.value,
-    )
+    name, version = dist_of(ep)
+    return PluginRecord(name=ep.name, distribution=name, version=version,
+                        builtin=name == BUILTIN_DISTRIBUTION, module=ep.value)

@@ -42,13 +42,18 @@ def _booked_over_time(run_dirs: list[Path]) -> tuple[list[tuple[float, int]], in
 
 def test_two_concurrent_runs_never_book_more_than_the_box(tmp_path: Path) -> None:
     home = tmp_path / "h"
+    # Both runs share one ledger, as every blut process on a machine does; a private one
+    # keeps other blut processes on this machine (other test sessions) out of the check.
+    ledger_env = {"BLUT_LEDGER": str(tmp_path / "ledger.json")}
     # each stage declares a third of the box: both runs together ask for 8/3 boxes
-    probe = json.loads(run_blut("broker", "probe", "--json", home=home, tmp=tmp_path).stdout)
+    probe_run = run_blut("broker", "probe", "--json", home=home, tmp=tmp_path, **ledger_env)
+    assert probe_run.returncode == 0, probe_run.stderr
+    probe = json.loads(probe_run.stdout)
     third = probe["box_bytes"] // 3
     args = ["run", "testbook:memload", "-p", f"footprint={third}", "-p", "mb=96",
             "-p", "seconds=1.0", "--jobs", "4"]
-    a = start_blut(*args, "-p", "tag=a", home=home, tmp=tmp_path)
-    b = start_blut(*args, "-p", "tag=b", home=home, tmp=tmp_path)
+    a = start_blut(*args, "-p", "tag=a", home=home, tmp=tmp_path, **ledger_env)
+    b = start_blut(*args, "-p", "tag=b", home=home, tmp=tmp_path, **ledger_env)
     for proc in (a, b):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -66,5 +71,6 @@ def test_two_concurrent_runs_never_book_more_than_the_box(tmp_path: Path) -> Non
           if ev["event"] == "stage_finished" and ev["state"] == "ok"]
     assert len(ok) == 8
     assert all(ev["peak_bytes"] and ev["peak_bytes"] >= 96 << 20 for ev in ok)
-    ledger = json.loads(run_blut("broker", "ledger", "--json", home=home, tmp=tmp_path).stdout)
+    ledger = json.loads(run_blut("broker", "ledger", "--json", home=home, tmp=tmp_path,
+                                 **ledger_env).stdout)
     assert ledger["bookings"] == []
