@@ -22,14 +22,14 @@ from typing import Any
 import attrs
 
 from blut_core.cache import Cache, cache_key
-from blut_core.errors import BlutError, ConfigError
+from blut_core.errors import BlutError
 from blut_core.interfaces import Launcher
-from blut_core.jobs import Job, JobHandle, JobState, JobStatus
+from blut_core.jobs import JobHandle, JobState, JobStatus
 from blut_core.log import get_logger
 from blut_core.outcome import Classification, RunInfo, RunSummary, StageOutcome, StageState
 from blut_core.plan import Plan
-from blut_core.progress import ProgressSink, Snapshot, view_of
-from blut_core.rundir import RunDir, StatusLog
+from blut_core.progress import ProgressSink, Snapshot, snapshot_of
+from blut_core.rundir import RunDir, StatusLog, tail_line
 from blut_core.scheduling import (
     Launch,
     Refusal,
@@ -37,6 +37,7 @@ from blut_core.scheduling import (
     critical_paths,
 )
 from blut_core.stage import Stage
+from blut_core.stageproc import prepare_attempt
 
 EXIT_DETERMINISTIC = 3  # blut_core.runner's exit code for never-retry failures
 _SHELL_CANNOT_RUN = (126, 127)  # "not executable", "not found": retrying cannot help
@@ -202,27 +203,8 @@ class Executor:
 
     def snapshot(self) -> Snapshot:
         """Every stage's state now, with what the policy says about memory and waiting."""
-        view = self.policy.view()
-        now = time.monotonic()
-        stages = []
-        for s in self.order:
-            o = self.outcomes.get(s.name)
-            a = self.running.get(s.name)
-            if o is not None:
-                stages.append(view_of(s.name, o.state.value, info={
-                    "duration": o.duration, "peak": o.peak_bytes,
-                    "note": "" if o.ok else (o.error or o.classification.value)[:80]}))
-            elif a is not None:
-                stages.append(view_of(s.name, "running", started=a.started, now=now,
-                                      info={"cap": a.cap, "footprint": a.footprint}))
-            elif s.name in view.waiting:
-                stages.append(view_of(s.name, "waiting", info={"note": view.waiting[s.name]}))
-            elif s.name in self.not_before:
-                stages.append(view_of(s.name, "retrying"))
-            else:
-                stages.append(view_of(s.name, "pending"))
-        return Snapshot(run_id=self.run.run_id, stages=tuple(stages), booked=view.booked,
-                        available=view.available, box=view.box)
+        return snapshot_of(self.run.run_id, self.order, self.outcomes, self.running,
+                           self.not_before, self.policy.view())
 
     def cancel(self, reason: str) -> None:
         """Kill every running attempt and mark every unfinished stage cancelled."""
@@ -287,13 +269,10 @@ class Executor:
             out.append(attempt.started + t.hard)
         if t.soft is not None:
             out.append(attempt.started + t.soft if attempt.term_sent is None
-                       else attempt.term_sent + self._grace(attempt))
+                       else attempt.term_sent + t.grace)
         if t.stall_after is not None and attempt.last_beat is not None:
             out.append(attempt.last_beat + t.stall_after)
         return out
-
-    def _grace(self, attempt: Attempt) -> float:
-        return attempt.stage.timeouts.grace
 
     def _enforce_limits(self, attempt: Attempt, now: float) -> None:
         """Soft and hard timeouts and the heartbeat watchdog of one running attempt."""
@@ -405,31 +384,11 @@ class Executor:
         s, cap, knobs = decision.stage, decision.cap, decision.knobs
         number = self.attempts.get(s.name, 0) + 1
         self.attempts[s.name] = number
-        adir = self.rundir.new_attempt(s.name, number)
-        tmp_out = adir / "out.tmp"
-        tmp_out.mkdir()
-        work = adir / "work"
-        work.mkdir()
         key = self._key(s)
-        inputs = {i: str(self.rundir.out_dir(i)) for i in s.inputs}
-        events = adir / "events.jsonl"
-        ctx = {
-            "run_id": self.run.run_id, "stage": s.name, "attempt": number,
-            "target": s.target, "params": dict(s.params), "inputs": inputs,
-            "out_dir": str(tmp_out), "work_dir": str(work), "events": str(events),
-            "checkpoint_dir": str(self.rundir.checkpoint_dir(s.name)),
-            "knobs": dict(knobs or {}),
-        }
-        ctx_path = adir / "context.json"
-        ctx_path.write_text(json.dumps(ctx), encoding="utf-8")
-        env = self._environment(s, ctx, ctx_path)
-        argv = self._argv(s, ctx, ctx_path)
-        job = Job(run_id=self.run.run_id, stage=s.name, attempt=number, argv=tuple(argv),
-                  env=env, cwd=str(work), stdout=str(adir / "stdout.log"),
-                  stderr=str(adir / "stderr.log"), memory_cap=cap,
-                  label=f"{self.run.run_id}.{s.name}.{number}",
-                  python_context=str(ctx_path) if s.target is not None else None,
-                  python_module=s.target.partition(":")[0] if s.target is not None else None)
+        job = prepare_attempt(self.rundir, self.run.run_id, s, number, cap=cap,
+                              knobs=knobs or {}, pythonpath=self._pythonpath)
+        adir = self.rundir.attempt_dir(s.name, number)
+        tmp_out = adir / "out.tmp"
         self.status.append("stage_admitted", stage=s.name, attempt=number,
                            decision=decision.decision, footprint_bytes=decision.footprint,
                            cap_bytes=cap, knobs=dict(knobs), waited=round(decision.waited, 6),
@@ -453,35 +412,6 @@ class Executor:
                            launcher=handle.launcher)
         self.hooks.stage_started(self.run, s, number)
         return attempt
-
-    def _environment(self, s: Stage, ctx: Mapping[str, Any], ctx_path: Path) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update({
-            "BLUT_CONTEXT": str(ctx_path), "BLUT_RUN_ID": self.run.run_id, "BLUT_STAGE": s.name,
-            "BLUT_ATTEMPT": str(ctx["attempt"]), "BLUT_OUT_DIR": str(ctx["out_dir"]),
-            "BLUT_EVENTS": str(ctx["events"]), "BLUT_PARAMS": json.dumps(ctx["params"]),
-        })
-        for name, path in ctx["inputs"].items():
-            env["BLUT_INPUT_" + "".join(c if c.isalnum() else "_" for c in name).upper()] = path
-        if s.kind == "python" and self._pythonpath:
-            env["PYTHONPATH"] = self._pythonpath
-        env.update(s.env)
-        return env
-
-    def _argv(self, s: Stage, ctx: Mapping[str, Any], ctx_path: Path) -> list[str]:
-        if s.target is not None:
-            return [sys.executable, "-m", "blut_core.runner", str(ctx_path)]
-        fields = {"out": ctx["out_dir"], "inputs": ctx["inputs"], "params": ctx["params"],
-                  "attempt": ctx["attempt"], "work": ctx["work_dir"], "python": sys.executable}
-        out = []
-        for item in s.argv or ():
-            try:
-                out.append(item.format(**fields) if "{" in item else item)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ConfigError(f"stage {s.name!r}: argument {item!r} has a bad placeholder ({exc})",
-                                  hint="use {out}, {work}, {inputs[NAME]}, {params[KEY]}, "
-                                       "{attempt}, {python}; double braces for a literal") from None
-        return out
 
     # -- following ---------------------------------------------------------------------
 
@@ -563,7 +493,7 @@ class Executor:
         if attempt.stage.kind == "command" and state.returncode in _SHELL_CANNOT_RUN:
             attempt.error = attempt.error or (
                 f"exit code {state.returncode}: the command was not found or is not executable"
-                + (f" ({tail})" if (tail := _tail(attempt.dir / "stderr.log")) else ""))
+                + (f" ({tail})" if (tail := tail_line(attempt.dir / "stderr.log")) else ""))
             return Classification.DETERMINISTIC
         return Classification.ERROR
 
@@ -590,7 +520,7 @@ class Executor:
         # The event is written before the booking is released, so that in the status streams
         # of concurrent runs an attempt's [stage_admitted, stage_finished] always covers the
         # time its memory was booked.
-        self.status.append("stage_finished", **_outcome_fields(outcome))
+        self.status.append("stage_finished", **outcome.to_event())
         self.policy.finished(attempt, outcome)
         if stage_state is StageState.FAILED and self._should_retry(s, attempt.number, cls):
             wait = s.retry.wait_before(attempt.number + 1)
@@ -612,7 +542,7 @@ class Executor:
             return "killed by its memory cap"
         if state.signal:
             return f"killed by signal {signal.Signals(state.signal).name}"
-        tail = _tail(attempt.dir / "stderr.log")
+        tail = tail_line(attempt.dir / "stderr.log")
         return f"exit code {state.returncode}" + (f": {tail}" if tail else "")
 
     def _promote(self, attempt: Attempt) -> str:
@@ -637,20 +567,12 @@ class Executor:
         self.outcomes[s.name] = outcome
         self.not_before.pop(s.name, None)
         if log_event:
-            self.status.append("stage_finished", **_outcome_fields(outcome))
+            self.status.append("stage_finished", **outcome.to_event())
         self.hooks.stage_finished(self.run, s, outcome)
         level = "info" if outcome.ok or outcome.state is StageState.PRUNED else "warning"
         getattr(self.log, level)("stage_" + outcome.state.value, stage=s.name,
                                  attempt=outcome.attempt, seconds=round(outcome.duration, 3),
                                  error=outcome.error)
-
-
-def _outcome_fields(o: StageOutcome) -> dict[str, Any]:
-    return {"stage": o.stage, "attempt": o.attempt, "state": o.state.value,
-            "classification": o.classification.value, "returncode": o.returncode,
-            "duration": round(o.duration, 6), "peak_bytes": o.peak_bytes,
-            "cap_bytes": o.cap_bytes, "output_hash": o.output_hash, "cache_key": o.cache_key,
-            "error": o.error}
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -661,15 +583,3 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in values.items():
         out[k] = repr(v) if isinstance(v, float) and not math.isfinite(v) else v
     return out
-
-
-def _tail(path: Path, limit: int = 300) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 4096))
-            lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1][:limit] if lines else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -64,6 +65,14 @@ class StageOutcome:
     @property
     def ok(self) -> bool:
         return self.state in (StageState.OK, StageState.CACHED)
+
+    def to_event(self) -> dict[str, Any]:
+        """The fields of this outcome's ``stage_finished`` event."""
+        return {"stage": self.stage, "attempt": self.attempt, "state": self.state.value,
+                "classification": self.classification.value, "returncode": self.returncode,
+                "duration": round(self.duration, 6), "peak_bytes": self.peak_bytes,
+                "cap_bytes": self.cap_bytes, "output_hash": self.output_hash,
+                "cache_key": self.cache_key, "error": self.error}
 
 
 @attrs.frozen(kw_only=True)

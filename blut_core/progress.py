@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -18,6 +18,11 @@ from blut_core.output import human_bytes, human_seconds
 
 if TYPE_CHECKING:
     from rich.live import Live
+
+    from blut_core.executor import Attempt
+    from blut_core.outcome import StageOutcome
+    from blut_core.scheduling import PolicyView
+    from blut_core.stage import Stage
 
 
 @attrs.frozen(kw_only=True)
@@ -159,3 +164,29 @@ def view_of(name: str, state: str, *, started: float | None = None, now: float |
     return StageView(name=name, state=state, elapsed=info.get("duration", elapsed),
                      footprint=info.get("footprint"), cap=info.get("cap"),
                      peak=info.get("peak"), note=str(info.get("note") or ""))
+
+
+def snapshot_of(run_id: str, order: Sequence[Stage], outcomes: Mapping[str, StageOutcome],
+                running: Mapping[str, Attempt], not_before: Mapping[str, float],
+                view: PolicyView) -> Snapshot:
+    """A snapshot of a run from the executor's state and its policy's view."""
+    now = time.monotonic()
+    stages = []
+    for s in order:
+        o = outcomes.get(s.name)
+        a = running.get(s.name)
+        if o is not None:
+            stages.append(view_of(s.name, o.state.value, info={
+                "duration": o.duration, "peak": o.peak_bytes,
+                "note": "" if o.ok else (o.error or o.classification.value)[:80]}))
+        elif a is not None:
+            stages.append(view_of(s.name, "running", started=a.started, now=now,
+                                  info={"cap": a.cap, "footprint": a.footprint}))
+        elif s.name in view.waiting:
+            stages.append(view_of(s.name, "waiting", info={"note": view.waiting[s.name]}))
+        elif s.name in not_before:
+            stages.append(view_of(s.name, "retrying"))
+        else:
+            stages.append(view_of(s.name, "pending"))
+    return Snapshot(run_id=run_id, stages=tuple(stages), booked=view.booked,
+                    available=view.available, box=view.box)

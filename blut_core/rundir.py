@@ -167,3 +167,16 @@ def driver_alive(run_path: Path) -> bool:
         return False
     start = _proc_start(pid)
     return start is not None and (info.get("create_time") in (None, start))
+
+
+def tail_line(path: Path, limit: int = 300) -> str:
+    """The last non-empty line of a log file (its last 4 KiB), cut to ``limit`` characters."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 4096))
+            lines = [ln for ln in fh.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:limit] if lines else ""
