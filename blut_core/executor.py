@@ -34,11 +34,13 @@ from blut_core.scheduling import (
     Launch,
     Refusal,
     SchedulingPolicy,
+    best_order,
     critical_paths,
 )
 from blut_core.stage import Stage
 from blut_core.stageproc import prepare_attempt
 
+PLAN_SEARCH_MAX_STAGES = 150  # above this, only the heuristic order (the search is O(n²))
 EXIT_DETERMINISTIC = 3  # blut_core.runner's exit code for never-retry failures
 _SHELL_CANNOT_RUN = (126, 127)  # "not executable", "not found": retrying cannot help
 
@@ -313,13 +315,36 @@ class Executor:
 
     @functools.cached_property
     def by_priority(self) -> list[Stage]:
-        """Every stage, critical path first, then largest footprint (see :func:`critical_paths`)."""
+        """Every stage in the order it is offered when ready (see docs/executor.md).
+
+        Critical path first, then largest footprint (:func:`critical_paths`). When every
+        stage's duration is known and the plan is small, orders are also tried in
+        simulation (:func:`best_order`) and the shortest schedule is used.
+        """
         rank = critical_paths(self.plan, self.policy.duration_hint)
-        return sorted(self.order, key=lambda s: (-rank[s.name], -self.policy.size_hint(s)))
+        ordered = sorted(self.order, key=lambda s: (-rank[s.name], -self.policy.size_hint(s)))
+        durations = {s.name: self.policy.duration_hint(s) for s in self.order}
+        if len(ordered) <= PLAN_SEARCH_MAX_STAGES and all(
+                d is not None for d in durations.values()):
+            view = self.policy.view()
+            names = best_order(self.plan, [s.name for s in ordered],
+                               {n: float(d or 0.0) for n, d in durations.items()},
+                               {s.name: self.policy.size_hint(s) for s in self.order},
+                               view.capacity, view.jobs or len(ordered))
+            by_name = self.plan.by_name
+            ordered = [by_name[n] for n in names]
+        return ordered
 
     def _ready(self) -> list[Stage]:
-        """Stages whose inputs are done, in priority order."""
+        """Stages whose inputs are done, in priority order (ordered only once two compete)."""
         now = time.time()
+        if "by_priority" not in self.__dict__:
+            ready = [s for s in self.order
+                     if s.name not in self.outcomes and s.name not in self.running
+                     and all(i in self.outcomes and self.outcomes[i].ok for i in s.inputs)
+                     and self.not_before.get(s.name, 0.0) <= now]
+            if len(ready) <= 1:
+                return ready
         return [s for s in self.by_priority
                 if s.name not in self.outcomes and s.name not in self.running
                 and all(i in self.outcomes and self.outcomes[i].ok for i in s.inputs)

@@ -167,11 +167,12 @@ class MemoryPolicy:
 
     def view(self) -> PolicyView:
         """Why stages wait, what this run has booked, and memory available (for progress)."""
-        snap = self._last_probe
+        snap = self._last_probe or self._probe()
         booked = sum(adm.footprint for adm in self._admitted.values())
+        capacity = max(0, snap.available - self.config.floor_for(snap.box)) if snap.known else None
         return PolicyView(waiting=dict(self._why_waiting()), booked=booked,
-                          available=snap.available if snap else None,
-                          box=snap.box if snap else None)
+                          available=snap.available, box=snap.box, capacity=capacity,
+                          jobs=self.max_parallel)
 
     def _why_waiting(self) -> dict[str, str]:
         return {name: self._why.get(name, "waiting for memory") for name in self._waiting}
