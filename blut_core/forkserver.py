@@ -7,12 +7,14 @@ The local launcher starts one fork server per run (``python -m blut_core.forkser
 and talks to it over a socket with JSON lines:
 
 - driver → server ``{"op": "spawn", "id", "context", "cwd", "env", "stdout", "stderr",
-  "join", "exit_file"}``:
-  the server forks a child, which starts its own session and then *waits*; the server
-  answers ``{"op": "spawned", "id", "pid"}``.
-- the driver puts that pid in the stage's memory cage (cgroup.procs, prlimit…), then sends
-  ``{"op": "go", "pid"}``: only now does the child redirect its output, take its
-  environment and run the stage, so nothing of the stage ever runs outside its cap.
+  "join", "exit_file"}``: the server hands the request to a *spare* — a child it forked
+  beforehand, waiting on a pipe — answers ``{"op": "spawned", "id", "pid"}`` at once, then
+  forks the next spare; so the driver never waits for a fork.
+- the child first puts itself in the stage's memory cage (``join``: cgroup.procs,
+  rlimit), then redirects its output, takes its environment and runs the stage, so nothing
+  of the stage ever runs outside its cap. A request without ``join`` (``"hold": true``) gets
+  a fresh fork that waits until the driver has caged it (``adopt``) and sends
+  ``{"op": "go", "pid"}``.
 - server → driver ``{"op": "exit", "pid", "returncode"}`` when a child ends. A child that
   ends normally also writes its return code to ``exit_file`` just before it exits, so the
   driver, woken by the child's pidfd, need not wait for the server's notice.
@@ -107,26 +109,61 @@ class _Server:
         self.waiting: dict[int, int] = {}   # pid -> write end of its go pipe
         self.children: set[int] = set()
         self.exit_files: dict[int, str] = {}
+        self.spare: tuple[int, int] | None = None  # (pid, request pipe) of a waiting fork
 
     def send(self, msg: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # the driver is gone: shutdown follows
             self.sock.sendall((json.dumps(msg) + "\n").encode())
 
-    def spawn(self, req: dict[str, Any]) -> None:
-        target = req.get("preload")
-        if target:  # import the stage module here once; later forks share it
-            with contextlib.suppress(Exception):
-                __import__(str(target))
-        hold = bool(req.get("hold"))
-        r, w = os.pipe() if hold else (-1, -1)
+    def _fork_spare(self) -> None:
+        """Fork a child that waits for its request, so the next spawn costs no fork."""
+        r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            if hold:
-                os.close(w)
+            os.close(w)
+            data = b""
+            while chunk := os.read(r, 65536):
+                data += chunk
+            if not data:  # dropped unused: the server is done with it
+                os._exit(0)
+            _child(-1, json.loads(data), self.sock)
+        os.close(r)
+        self.spare = (pid, w)
+        self.children.add(pid)
+
+    def _drop_spare(self) -> None:
+        if self.spare is not None:
+            os.close(self.spare[1])  # it reads end-of-file and exits
+            self.spare = None
+
+    def spawn(self, req: dict[str, Any]) -> None:
+        target = req.get("preload")
+        if target and str(target) not in sys.modules:  # import it here once; forks share it
+            with contextlib.suppress(Exception):
+                __import__(str(target))
+            self._drop_spare()  # the spare was forked before the module was here
+        hold = bool(req.get("hold"))
+        if not hold:
+            if self.spare is None:
+                self._fork_spare()
+            assert self.spare is not None
+            pid, w = self.spare
+            self.spare = None
+            if req.get("exit_file"):
+                self.exit_files[pid] = str(req["exit_file"])
+            with contextlib.suppress(OSError):
+                os.write(w, json.dumps(req).encode())
+            os.close(w)
+            self.send({"op": "spawned", "id": req["id"], "pid": pid})
+            self._fork_spare()  # ready for the next request
+            return
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(w)
             _child(r, req, self.sock)
-        if hold:
-            os.close(r)
-            self.waiting[pid] = w
+        os.close(r)
+        self.waiting[pid] = w
         self.children.add(pid)
         if req.get("exit_file"):
             self.exit_files[pid] = str(req["exit_file"])
@@ -167,6 +204,7 @@ class _Server:
             self.go(int(req["pid"]))
 
     def shutdown(self) -> None:
+        self._drop_spare()
         for pid in list(self.waiting):
             self.go(pid)
         for pid in self.children:
