@@ -73,7 +73,12 @@ def test_plan_shape() -> None:
     assert stages["bigrams"].params == {"top": 4}
     assert stages["report"].params == {"title": "Word count", "top": 4}
     for s in plan:
-        assert s.footprint is not None and s.footprint.model == "fixed", s.name
+        assert s.footprint is not None, s.name
+    # stages that hold the whole corpus scale with its size; the others stream
+    scaling = {n: s.footprint.drivers for n, s in stages.items()
+               if s.footprint is not None and s.footprint.model == "scaling"}
+    assert scaling == {"sort": {"words": 3 * 400}, "bigrams": {"words": 3 * 400}}
+    assert stages["bigrams"].retry.retry_on.value == "oom" and stages["bigrams"].retry.max_attempts > 1
 
 
 def test_plan_command_shows_the_dag_and_params(invoke: Invoke, blut_home: Path) -> None:

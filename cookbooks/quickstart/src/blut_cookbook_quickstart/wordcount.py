@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from blut_core import Footprint, Plan, Stage
+from blut_core import Footprint, Plan, RetryOn, RetryPolicy, Stage
 
 if TYPE_CHECKING:
     from blut_core import StageContext
@@ -112,18 +112,27 @@ def report(ctx: StageContext) -> None:
 
 
 def build(params: WordcountParams) -> Plan:
-    """The wordcount DAG for ``params``."""
-    small = Footprint(model="fixed", spec={"memory": "256M"})
+    """The wordcount DAG for ``params``.
+
+    Streaming stages declare a small fixed footprint. ``sort`` and ``bigrams`` hold the whole
+    corpus, so theirs scales with its size: the ``words`` driver makes both the estimate and
+    the calibration key follow ``docs × words_per_doc`` (a corpus ten times larger is not
+    admitted at a peak measured on a small one). ``bigrams`` retries an OOM kill with an
+    escalated cap.
+    """
+    small = Footprint.fixed("256M")
+    words = params.docs * params.words_per_doc
+    corpus = Footprint.scaling("64M", {"words": "512"}, drivers={"words": words})
     return Plan.of(
         Stage.call("generate", generate, footprint=small,
                    params={"docs": params.docs, "words_per_doc": params.words_per_doc,
                            "vocabulary": params.vocabulary, "seed": params.seed}),
         Stage.call("tokenize", tokenize, inputs=["generate"], footprint=small),
         Stage.command("sort", ["sort", "-o", "{out}/sorted.txt", "{inputs[tokenize]}/tokens.txt"],
-                      inputs=["tokenize"], env={"LC_ALL": "C"}, footprint=small),
+                      inputs=["tokenize"], env={"LC_ALL": "C"}, footprint=corpus),
         Stage.call("count", count, inputs=["sort"], footprint=small),
         Stage.call("bigrams", bigrams, inputs=["tokenize"], params={"top": params.report.top},
-                   footprint=small),
+                   footprint=corpus, retry=RetryPolicy(max_attempts=3, retry_on=RetryOn.OOM)),
         Stage.call("report", report, inputs=["count", "bigrams"], footprint=small,
                    params={"title": params.report.title, "top": params.report.top}),
     )
