@@ -9,7 +9,6 @@ A memory-aware policy replaces the bounded one without touching anything else.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import signal
@@ -38,7 +37,7 @@ from blut_core.scheduling import (
     critical_paths,
 )
 from blut_core.stage import Stage
-from blut_core.stageproc import prepare_attempt
+from blut_core.stageproc import prepare_attempt, read_events_from
 
 PLAN_SEARCH_MAX_STAGES = 150  # above this, only the heuristic order (the search is O(n²))
 EXIT_DETERMINISTIC = 3  # blut_core.runner's exit code for never-retry failures
@@ -449,24 +448,10 @@ class Executor:
             self._finish(attempt, state)
 
     def _drain_events(self, attempt: Attempt) -> None:
-        path = attempt.dir / "events.jsonl"
-        try:
-            with path.open("rb") as fh:
-                fh.seek(attempt.events_offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return
-        end = data.rfind(b"\n")
-        if end < 0:
-            return
-        attempt.events_offset += end + 1
-        for raw in data[: end + 1].splitlines():
-            try:
-                ev = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(ev, dict):
-                self._on_event(attempt, ev)
+        events, attempt.events_offset = read_events_from(attempt.dir / "events.jsonl",
+                                                         attempt.events_offset)
+        for ev in events:
+            self._on_event(attempt, ev)
 
     def _on_event(self, attempt: Attempt, ev: dict[str, Any]) -> None:
         kind = ev.get("event")

@@ -9,7 +9,9 @@ This is the contract a stage process relies on, whatever launcher starts it:
   then the stage's own ``env``;
 - argv: ``python -m blut_core.runner CONTEXT`` for a Python stage; for a command stage its
   argv with ``{out}``, ``{work}``, ``{inputs[NAME]}``, ``{params[KEY]}``, ``{attempt}`` and
-  ``{python}`` filled in (checked when the plan was validated).
+  ``{python}`` filled in (checked when the plan was validated);
+- reports: JSON lines the stage appends to its events file (``BLUT_EVENTS``), read back by
+  :func:`read_events_from`.
 """
 
 from __future__ import annotations
@@ -77,3 +79,29 @@ def stage_argv(stage: Stage, ctx: Mapping[str, Any], ctx_path: Path) -> list[str
     fields = {"out": ctx["out_dir"], "inputs": ctx["inputs"], "params": ctx["params"],
               "attempt": ctx["attempt"], "work": ctx["work_dir"], "python": sys.executable}
     return [item.format(**fields) if "{" in item else item for item in stage.argv or ()]
+
+
+def read_events_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The complete event lines a stage appended to ``path`` after ``offset``, and the new offset.
+
+    A line still being written (no newline yet) is left for the next read; a garbled line
+    is skipped.
+    """
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    events = []
+    for raw in data[: end + 1].splitlines():
+        try:
+            ev = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(ev, dict):
+            events.append(ev)
+    return events, offset + end + 1
