@@ -14,6 +14,12 @@ booker) and, once the stage started, the stage's cgroup. Every read reclaims boo
 dead processes and of stages whose cgroup is gone or empty. A booking counts only for what
 its stage does not use yet (``bytes − anonymous memory of its cgroup``): what it already
 uses is no longer in MemAvailable.
+
+A write is one ``pwrite`` of the whole document at offset 0, padded with spaces to the
+previous length, so that a process killed at any moment leaves either the old ledger or the
+new one, never half of one; replacing the file instead would cost a rename and freeing the
+old inode on every booking. When the padding outgrows the text the file is compacted by one
+atomic rename.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import functools
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ import attrs
 from blut_core.broker import cgroups
 
 EMPTY_GRACE = 2.0  # seconds a booked cgroup may stay empty (a stage starting) before reclaim
+COMPACT_SLACK = 4096  # padding bytes tolerated before the file is rewritten at its size
 
 
 def default_ledger_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -66,21 +73,6 @@ def _own_start() -> int | None:
     return process_start()
 
 
-def cgroup_dir_of(pid: int) -> str | None:
-    """The memory cgroup directory of ``pid`` when it differs from this process's own."""
-    own = cgroups.own_memory_cgroup()
-    if own is None:
-        return None
-    version, mine = own
-    theirs = cgroups.cgroups_of(pid)
-    rel = theirs.get("memory") if version == 1 else theirs.get("")
-    root = cgroups.v1_memory_root() if version == 1 else cgroups.v2_root()
-    if rel is None or root is None:
-        return None
-    path = os.path.join(root, rel.lstrip("/"))
-    return None if path.rstrip("/") == mine.rstrip("/") else path
-
-
 @attrs.frozen(kw_only=True)
 class Booking:
     """Memory promised to one running (or starting) stage."""
@@ -94,7 +86,12 @@ class Booking:
     cgroup: str | None = None
 
     def alive(self, now: float) -> bool:
-        """Whether the booker lives and its stage's cgroup (when known) is in use."""
+        """Whether the booker lives and its stage's cgroup (when known) is in use.
+
+        This process's own bookings are alive by definition: it releases them itself.
+        """
+        if self.pid == os.getpid() and self.start == _own_start():
+            return True
         if process_start(self.pid) != self.start:
             return False
         if self.cgroup is not None:
@@ -121,6 +118,7 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._dir_ready = False
+        self._size = 0  # length of the file as last read or written (under the lock)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -160,18 +158,37 @@ class Ledger:
 
     def _read(self) -> list[Booking]:
         try:
-            data = json.loads(self.path.read_bytes())
-            return [Booking(**b) for b in data["bookings"]]
+            raw = self.path.read_bytes()
         except FileNotFoundError:
+            self._size = 0
             return []
-        except (OSError, ValueError, TypeError, KeyError):
+        except OSError:
+            return []
+        self._size = len(raw)
+        try:
+            data = json.loads(raw)
+            return [Booking(**b) for b in data["bookings"]]
+        except (ValueError, TypeError, KeyError):
             return []  # a torn or foreign file: start over; live stages rebook on their next pass
 
     def _write(self, bookings: list[Booking]) -> None:
+        """Write the ledger in one ``pwrite`` (see the module docstring); compact when padded."""
+        data = json.dumps({"version": 1, "bookings": [b.to_json() for b in bookings]},
+                          separators=(",", ":")).encode() + b"\n"
+        size = self._size
+        if size - len(data) > COMPACT_SLACK or not self.path.exists():
+            self._replace(data)
+            return
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data.ljust(size), 0)
+        finally:
+            os.close(fd)
+        self._size = max(size, len(data))
+
+    def _replace(self, data: bytes) -> None:
         """Replace the file in one rename (a reader never sees half a ledger)."""
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        data = json.dumps({"version": 1, "bookings": [b.to_json() for b in bookings]},
-                          separators=(",", ":")).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.fchmod(fd, 0o644)  # readable by every user's blut, whatever the umask
@@ -179,6 +196,7 @@ class Ledger:
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
+        self._size = len(data)
 
 
 class Transaction:
@@ -201,8 +219,12 @@ class Transaction:
         return booking
 
     def release(self, booking_id: str) -> None:
+        self.release_all([booking_id])
+
+    def release_all(self, booking_ids: Sequence[str]) -> None:
+        ids = set(booking_ids)
         before = len(self.bookings)
-        self.bookings = [b for b in self.bookings if b.id != booking_id]
+        self.bookings = [b for b in self.bookings if b.id not in ids]
         self.changed = self.changed or len(self.bookings) != before
 
     def attach(self, booking_id: str, cgroup: str) -> None:

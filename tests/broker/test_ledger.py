@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 from blut_core import Ledger
-from blut_core.broker.ledger import Booking, default_ledger_path, process_start
+from blut_core.broker.ledger import COMPACT_SLACK, Booking, default_ledger_path, process_start
 
 
 def test_book_and_release(tmp_path: Path) -> None:
@@ -85,3 +85,22 @@ def test_two_processes_at_once_never_overbook(tmp_path: Path) -> None:
     path_text = json.loads(path.read_text())
     assert decisions == ["admit", "wait"]
     assert sum(b["bytes"] for b in path_text["bookings"]) == 6_000
+
+
+def test_shrinking_ledger_is_rewritten_in_place_and_compacted(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    ledger = Ledger(path)
+    with ledger.transaction() as txn:
+        ids = [txn.book(i, f"stage-{i}").id for i in range(100)]
+    inode, full = path.stat().st_ino, path.stat().st_size
+    ledger.release(ids[0])
+    # written over in place (same file), padded to its old length, still one valid document
+    assert path.stat().st_ino == inode and path.stat().st_size == full
+    assert len(json.loads(path.read_text())["bookings"]) == 99
+    # a fresh reader (another process) sees exactly what is booked
+    assert len(Ledger(path).bookings()) == 99
+    for booking_id in ids[1:]:
+        ledger.release(booking_id)
+    # once the padding outgrows the text, the file is compacted
+    assert json.loads(path.read_text())["bookings"] == []
+    assert path.stat().st_size <= len(path.read_text().strip()) + 1 + COMPACT_SLACK < full
