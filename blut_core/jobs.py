@@ -51,6 +51,9 @@ class JobHandle:
     job_id: str
     pid: int | None = None
     submitted_at: float = attrs.field(factory=time.time)
+    #: the job's memory cgroup on this machine, when its containment made one (the booking
+    #: ledger then counts only what the stage does not use yet)
+    cgroup: str | None = None
 
 
 @attrs.frozen(kw_only=True)

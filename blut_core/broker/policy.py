@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from blut_core.broker.admission import REFUSE, WAIT, Admission, Budget, admit
 from blut_core.broker.config import BrokerConfig
-from blut_core.broker.ledger import Ledger, Transaction, cgroup_dir_of
+from blut_core.broker.ledger import Ledger, Transaction
 from blut_core.broker.probe import Probe, probe
 from blut_core.broker.resolve import Estimator
 from blut_core.broker.sizes import format_size
@@ -91,6 +91,7 @@ class MemoryPolicy:
         self._sizes: dict[str, int] = {}
         self._last_probe: Probe | None = None
         self._to_attach: dict[str, str] = {}
+        self._to_release: list[str] = []
         self._bookings: dict[str, str] = {}
         self._admitted: dict[str, Admission] = {}
         self._waiting: dict[str, float] = {}
@@ -107,7 +108,10 @@ class MemoryPolicy:
         ``BLUT_ADMISSION_TIMEOUT`` for memory other processes hold is refused.
         """
         free = self.max_parallel - len(running)
-        decisions = self._pass(ready, free) if free > 0 else []
+        decisions = self._pass(ready, free) if free > 0 and ready else []
+        if self._to_release:  # no pass wrote them: release on their own
+            with self.ledger.transaction() as txn:
+                self._apply_pending(txn)
         if decisions or running or not ready:
             return decisions
         first = min(self._waiting.get(s.name, time.monotonic()) for s in ready)
@@ -125,20 +129,22 @@ class MemoryPolicy:
         which only errs on the safe side, and a short stage never needs it at all.
         """
         booking = self._bookings.get(attempt.stage.name)
-        if booking is not None and attempt.handle.pid:
-            cgroup = cgroup_dir_of(attempt.handle.pid)
-            if cgroup is not None:
-                self._to_attach[booking] = cgroup
+        if booking is not None and attempt.handle.cgroup is not None:
+            self._to_attach[booking] = attempt.handle.cgroup
 
     def finished(self, attempt: Attempt, outcome: StageOutcome) -> None:
-        """Release the booking; learn from the kernel's peak or from an OOM kill."""
+        """Release the booking; learn from the kernel's peak or from an OOM kill.
+
+        The release is written by the next :meth:`choose` (the executor asks right after a
+        stage ends), in the same ledger transaction that books the stages started in its
+        place: one transaction per pass instead of one per event. Until then the memory
+        stays booked, which only errs on the safe side.
+        """
         name = attempt.stage.name
         booking = self._bookings.pop(name, None)
         if booking is not None:
             self._to_attach.pop(booking, None)
-            with self.ledger.transaction() as txn:
-                self._attach_pending(txn)
-                txn.release(booking)
+            self._to_release.append(booking)
         adm = self._admitted.pop(name, None)
         if adm is None or not self.learn:
             return
@@ -156,11 +162,18 @@ class MemoryPolicy:
 
     def close(self) -> None:
         """Release bookings still held (there should be none) and save calibration."""
-        for name in list(self._bookings):
-            self.ledger.release(self._bookings.pop(name))
+        self._to_release += self._bookings.values()
+        self._bookings.clear()
+        if self._to_release:
+            with self.ledger.transaction() as txn:
+                self._apply_pending(txn)
         self.estimator.store.flush()
 
-    def _attach_pending(self, txn: Transaction) -> None:
+    def _apply_pending(self, txn: Transaction) -> None:
+        """Write what was deferred to this transaction: released bookings, cgroups to attach."""
+        if self._to_release:
+            txn.release_all(self._to_release)
+            self._to_release.clear()
         for booking, cgroup in self._to_attach.items():
             txn.attach(booking, cgroup)
         self._to_attach.clear()
@@ -211,9 +224,11 @@ class MemoryPolicy:
         self._last_probe = snap
         now = time.monotonic()
         with self.ledger.transaction() as txn:
-            self._attach_pending(txn)
+            self._apply_pending(txn)
             booked = txn.outstanding()
             for stage in ready:
+                if free <= 0:
+                    break
                 adm, detail = decide_stage(self.estimator, stage, snap, booked, self.config)
                 if adm.decision == REFUSE:
                     self._waiting.pop(stage.name, None)
@@ -225,8 +240,6 @@ class MemoryPolicy:
                     if now - waiting_since >= self.reserve_after:
                         break
                     continue
-                if free <= 0:
-                    break
                 booking = txn.book(adm.footprint, stage.name)
                 booked += adm.footprint
                 free -= 1

@@ -69,6 +69,20 @@ def test_books_until_the_box_is_full_then_waits(app: App, tmp_path: Path) -> Non
     assert [d.stage.name for d in again] == ["s2"] and again[0].waited >= 0  # type: ignore[union-attr]
 
 
+def test_a_release_is_written_by_the_next_pass_even_with_nothing_ready(app: App,
+                                                                     tmp_path: Path) -> None:
+    policy = _policy(app, tmp_path, box=8 * GiB, available=8 * GiB, floor=GiB)
+    ledger = Ledger(tmp_path / "ledger.json")
+    stage = _stage("s0", "3G")
+    (launch,) = policy.choose([stage], running=[])
+    assert [b.label for b in ledger.bookings()] == ["s0"]
+    policy.finished(FakeAttempt(stage, launch.cap),  # type: ignore[arg-type, union-attr]
+                    StageOutcome(stage="s0", attempt=1, state=StageState.OK,
+                                 classification=Classification.OK))
+    policy.choose([], running=[])  # the executor's next pass: nothing left to start
+    assert ledger.bookings() == []
+
+
 def test_waiting_alone_times_out_as_a_refusal(app: App, tmp_path: Path) -> None:
     policy = _policy(app, tmp_path, box=8 * GiB, available=2 * GiB, floor=GiB, wait_timeout=0.0)
     out = policy.choose([_stage("big", "4G")], running=[])
