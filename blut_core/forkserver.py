@@ -6,10 +6,17 @@ fork server would only add a round trip.
 The local launcher starts one fork server per run (``python -m blut_core.forkserver FD``)
 and talks to it over a socket with JSON lines:
 
-- driver → server ``{"op": "spawn", "id", "context", "cwd", "env", "stdout", "stderr",
-  "join", "exit_file"}``: the server hands the request to a *spare* — a child it forked
-  beforehand, waiting on a pipe — answers ``{"op": "spawned", "id", "pid"}`` at once, then
-  forks the next spare; so the driver never waits for a fork.
+- server → driver ``{"op": "spare", "pid"}`` whenever it has forked a *spare*: a child
+  that waits on a pipe for its request, already the leader of its own session. It keeps
+  ``SPARES`` of them, so that stages started in a burst do not wait for forks either;
+- driver → server ``{"op": "spawn", "spare": PID, "context", "cwd", "env", "stdout",
+  "stderr", "join", "exit_file"}``: the server hands the request to that spare and forks
+  another. ``env`` holds only what differs from the server's own environment (``None``:
+  unset). The driver knew the pid beforehand, so it neither waits for a fork nor for an
+  answer: a spawn costs it one message.
+- a request that must import a new stage module into the server first (``preload``), or
+  without ``join``, names no spare but an ``id`` and is answered ``{"op": "spawned", "id",
+  "pid"}``; spares forked before the import are dropped (``{"op": "dropped", "pid"}``).
 - the child first puts itself in the stage's memory cage (``join``: cgroup.procs,
   rlimit), then redirects its output, takes its environment and runs the stage, so nothing
   of the stage ever runs outside its cap. A request without ``join`` (``"hold": true``) gets
@@ -27,6 +34,7 @@ When the driver goes away (EOF), the server kills its children's process groups 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -35,13 +43,15 @@ import socket
 import sys
 from typing import Any
 
+SPARES = 2  # forks kept waiting for a request
 
 def _child(go_fd: int, req: dict[str, Any], sock: socket.socket) -> None:
     """Runs in the forked child; never returns."""
     code = 1
     try:
         sock.close()
-        os.setsid()
+        if os.getsid(0) != os.getpid():
+            os.setsid()
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
@@ -61,8 +71,11 @@ def _child(go_fd: int, req: dict[str, Any], sock: socket.socket) -> None:
         os.dup2(null, 0)
         os.close(null)
         os.chdir(req["cwd"])
-        os.environ.clear()
-        os.environ.update(req["env"])
+        for key, value in req["env"].items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         from blut_core import runner
 
         code = runner.main([req["context"]])
@@ -109,18 +122,27 @@ class _Server:
         self.waiting: dict[int, int] = {}   # pid -> write end of its go pipe
         self.children: set[int] = set()
         self.exit_files: dict[int, str] = {}
-        self.spare: tuple[int, int] | None = None  # (pid, request pipe) of a waiting fork
+        self.spares: dict[int, int] = {}  # pid -> request pipe of each waiting fork, oldest first
+        self.preloaded: set[str] = set()  # stage modules asked for (the driver keeps the same)
 
     def send(self, msg: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # the driver is gone: shutdown follows
             self.sock.sendall((json.dumps(msg) + "\n").encode())
 
+    def _fill_spares(self) -> None:
+        while len(self.spares) < SPARES:
+            self._fork_spare()
+
     def _fork_spare(self) -> None:
         """Fork a child that waits for its request, so the next spawn costs no fork."""
         r, w = os.pipe()
+        gc.freeze()  # forks never scan (and so never copy) the server's objects
         pid = os.fork()
         if pid == 0:
             os.close(w)
+            for other in (*self.spares.values(), *self.waiting.values()):
+                os.close(other)  # else a sibling would never read end-of-file
+            os.setsid()  # a kill of its process group reaches it from the moment it is announced
             data = b""
             while chunk := os.read(r, 65536):
                 data += chunk
@@ -128,34 +150,44 @@ class _Server:
                 os._exit(0)
             _child(-1, json.loads(data), self.sock)
         os.close(r)
-        self.spare = (pid, w)
+        self.spares[pid] = w
         self.children.add(pid)
+        self.send({"op": "spare", "pid": pid})
 
-    def _drop_spare(self) -> None:
-        if self.spare is not None:
-            os.close(self.spare[1])  # it reads end-of-file and exits
-            self.spare = None
+    def _drop_spares(self) -> None:
+        for pid, w in self.spares.items():
+            os.close(w)  # it reads end-of-file and exits
+            self.send({"op": "dropped", "pid": pid})
+        self.spares.clear()
 
     def spawn(self, req: dict[str, Any]) -> None:
         target = req.get("preload")
-        if target and str(target) not in sys.modules:  # import it here once; forks share it
-            with contextlib.suppress(Exception):
-                __import__(str(target))
-            self._drop_spare()  # the spare was forked before the module was here
-        hold = bool(req.get("hold"))
-        if not hold:
-            if self.spare is None:
+        if target and str(target) not in self.preloaded:  # import it here once; forks share it
+            self.preloaded.add(str(target))
+            if str(target) not in sys.modules:
+                with contextlib.suppress(Exception):
+                    __import__(str(target))
+                self._drop_spares()  # they were forked before the module was here
+        named = req.get("spare")
+        if named is not None and named not in self.spares:
+            # the driver's view of the spare is wrong (a bug): fail this stage, loudly
+            with contextlib.suppress(OSError), open(req["stderr"], "a", encoding="utf-8") as fh:
+                fh.write(f"blut: fork server has no spare {named}\n")
+            self.send({"op": "exit", "pid": named, "returncode": 1})
+            return
+        if not req.get("hold"):
+            if not self.spares:
                 self._fork_spare()
-            assert self.spare is not None
-            pid, w = self.spare
-            self.spare = None
+            pid = named if named is not None else next(iter(self.spares))
+            w = self.spares.pop(pid)
             if req.get("exit_file"):
                 self.exit_files[pid] = str(req["exit_file"])
             with contextlib.suppress(OSError):
                 os.write(w, json.dumps(req).encode())
             os.close(w)
-            self.send({"op": "spawned", "id": req["id"], "pid": pid})
-            self._fork_spare()  # ready for the next request
+            if named is None:
+                self.send({"op": "spawned", "id": req["id"], "pid": pid})
+            self._fill_spares()  # ready for the next requests
             return
         r, w = os.pipe()
         pid = os.fork()
@@ -204,7 +236,7 @@ class _Server:
             self.go(int(req["pid"]))
 
     def shutdown(self) -> None:
-        self._drop_spare()
+        self._drop_spares()
         for pid in list(self.waiting):
             self.go(pid)
         for pid in self.children:
@@ -259,6 +291,9 @@ class ForkClient:
         self.buf = b""
         self.exited: dict[int, int] = {}
         self._next = 0
+        self.spares: list[int] = []  # the server's announced spares, not yet used or dropped
+        self.preloaded: set[str] = set()
+        self.base_env = dict(env)  # the server's environment: requests send differences
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -282,8 +317,13 @@ class ForkClient:
         while b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
             msg = json.loads(line)
-            if msg.get("op") == "exit":
-                self.exited[int(msg["pid"])] = int(msg["returncode"])
+            op, pid = msg.get("op"), msg.get("pid")
+            if op == "exit":
+                self.exited.setdefault(int(pid), int(msg["returncode"]))
+            elif op == "spare":
+                self.spares.append(int(pid))
+            elif op in ("spawned", "dropped") and pid in self.spares:
+                self.spares.remove(int(pid))
             out.append(msg)
         return out
 
@@ -293,13 +333,27 @@ class ForkClient:
         """Fork a Python stage and return its pid.
 
         With ``join`` the child puts itself under its cap and runs at once; without, it
-        waits for :meth:`go` (the caller puts it under its cap first).
+        waits for :meth:`go` (the caller puts it under its cap first). When the stage's
+        module is already in the server, the request goes to the announced spare and this
+        returns without waiting for an answer.
         """
+        base = self.base_env
+        changes: dict[str, str | None] = {k: v for k, v in env.items() if base.get(k) != v}
+        changes.update({k: None for k in base if k not in env})
+        request = {"op": "spawn", "context": context, "cwd": cwd, "env": changes,
+                   "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
+                   "hold": join is None, "exit_file": exit_file}
+        if join is not None and (preload is None or preload in self.preloaded):
+            while not self.spares:  # announced as soon as the server has forked them
+                self._read(None)
+            pid = self.spares.pop(0)
+            self._send({**request, "spare": pid})
+            return pid
+        if preload:
+            self.preloaded.add(preload)
         self._next += 1
         ident = self._next
-        self._send({"op": "spawn", "id": ident, "context": context, "cwd": cwd, "env": env,
-                    "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
-                    "hold": join is None, "exit_file": exit_file})
+        self._send({**request, "id": ident})
         while True:
             for msg in self._read(None):
                 if msg.get("op") == "spawned" and msg.get("id") == ident:
@@ -341,7 +395,9 @@ def main(argv: list[str]) -> int:
     import blut_core.runner
     import blut_core.stagectx  # noqa: F401
 
-    _Server(sock).serve()
+    server = _Server(sock)
+    server._fill_spares()  # the first requests cost no fork either
+    server.serve()
     return 0
 
 

@@ -129,7 +129,8 @@ class LocalLauncher(Launcher):
             pidfd = None
         self._procs[str(pid)] = _Proc(pid=pid, popen=popen, cage=cage, pidfd=pidfd,
                                       exit_file=exit_file)
-        return JobHandle(launcher=self.name, job_id=str(pid), pid=pid)
+        return JobHandle(launcher=self.name, job_id=str(pid), pid=pid,
+                         cgroup=None if cage is None else cage.cgroup)
 
     def _returncode(self, proc: _Proc, *, block: bool) -> int | None:
         if proc.popen is not None:
@@ -203,10 +204,26 @@ class LocalLauncher(Launcher):
         self._reap(proc, -signal.SIGKILL if rc is None else rc)
 
     def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
-        fds = [p.pidfd for h in handles if (p := self._procs.get(h.job_id)) and p.pidfd is not None]
-        if not fds or len(fds) < len(handles):
-            super().wait(handles, timeout)
-            return
+        """Sleep until a stage process ends (its pidfd) or ``timeout`` passes.
+
+        A fork that ended before its pidfd could be opened is waited for through the fork
+        server's exit notice instead.
+        """
+        fds: list[int] = []
+        for h in handles:
+            proc = self._procs.get(h.job_id)
+            if proc is None or proc.state is not None:
+                return
+            if proc.pidfd is not None:
+                fds.append(proc.pidfd)
+            elif proc.popen is None and self._forks is not None:
+                self._forks.drain()
+                if proc.pid in self._forks.exited:
+                    return
+                fds.append(self._forks.fileno())
+            else:
+                super().wait(handles, timeout)
+                return
         with contextlib.suppress(InterruptedError):
             select.select(fds, [], [], max(0.0, timeout))
 
