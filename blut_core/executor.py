@@ -115,6 +115,13 @@ class Executor:
         self.attempts: dict[str, int] = {}
         self.not_before: dict[str, float] = {}
         self.cache_checked: set[str] = set()
+        # readiness, kept up to date as outcomes arrive instead of recomputed on every pass
+        self._unmet = {s.name: len(set(s.inputs)) for s in self.order}  # inputs not yet ok
+        self._dependents: dict[str, list[str]] = {s.name: [] for s in self.order}
+        for s in self.order:
+            for i in set(s.inputs):
+                self._dependents[i].append(s.name)
+        self._unsettled = False  # a stage failed or was pruned: its downstream needs settling
         self.cancelled = False
         self.progress = progress
         self._last_tick = 0.0
@@ -127,7 +134,7 @@ class Executor:
     def seed(self, outcomes: Mapping[str, StageOutcome], attempts: Mapping[str, int]) -> None:
         """Start from a previous driver's results (``blut resume``): finished stages stay."""
         for name, outcome in outcomes.items():
-            self.outcomes[name] = outcome
+            self._set_outcome(name, outcome)
             if outcome.output_hash:
                 self.hashes[name] = outcome.output_hash
         self.attempts.update(attempts)
@@ -299,7 +306,20 @@ class Executor:
 
     # -- readiness ----------------------------------------------------------------------
 
+    def _set_outcome(self, name: str, outcome: StageOutcome) -> None:
+        previous = self.outcomes.get(name)
+        self.outcomes[name] = outcome
+        if outcome.ok and not (previous is not None and previous.ok):
+            for d in self._dependents.get(name, ()):
+                self._unmet[d] -= 1
+        else:
+            self._unsettled = True
+
     def _settle_blocked(self) -> None:
+        """Record the stages a failed or pruned input blocks (runs only after such an outcome)."""
+        if not self._unsettled:
+            return
+        self._unsettled = False
         for s in self.order:
             if s.name in self.outcomes or s.name in self.running:
                 continue
@@ -339,15 +359,13 @@ class Executor:
         now = time.time()
         if "by_priority" not in self.__dict__:
             ready = [s for s in self.order
-                     if s.name not in self.outcomes and s.name not in self.running
-                     and all(i in self.outcomes and self.outcomes[i].ok for i in s.inputs)
-                     and self.not_before.get(s.name, 0.0) <= now]
+                     if not self._unmet[s.name] and s.name not in self.outcomes
+                     and s.name not in self.running and self.not_before.get(s.name, 0.0) <= now]
             if len(ready) <= 1:
                 return ready
         return [s for s in self.by_priority
-                if s.name not in self.outcomes and s.name not in self.running
-                and all(i in self.outcomes and self.outcomes[i].ok for i in s.inputs)
-                and self.not_before.get(s.name, 0.0) <= now]
+                if not self._unmet[s.name] and s.name not in self.outcomes
+                and s.name not in self.running and self.not_before.get(s.name, 0.0) <= now]
 
     def _start_ready(self) -> bool:
         if self.cancelled or (self.options.fail_fast and self._run_outcome() == "failed"):
@@ -567,14 +585,17 @@ class Executor:
             output_hash = tree_hash(dest)
         self.hashes[s.name] = output_hash
         work = attempt.dir / "work"
-        try:
-            os.rmdir(work)  # usually empty: far cheaper than a tree walk
+        try:  # scratch is freed; an empty one is left as it is (a removal costs more)
+            with os.scandir(work) as entries:
+                used = next(entries, None) is not None
         except OSError:
+            used = False
+        if used:
             shutil.rmtree(work, ignore_errors=True)
         return output_hash
 
     def _record(self, s: Stage, outcome: StageOutcome, *, log_event: bool = True) -> None:
-        self.outcomes[s.name] = outcome
+        self._set_outcome(s.name, outcome)
         self.not_before.pop(s.name, None)
         if log_event:
             self.status.append("stage_finished", **outcome.to_event())

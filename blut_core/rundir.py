@@ -129,10 +129,15 @@ class RunDir:
         return self.stage_dir(stage) / "checkpoint"
 
     def new_attempt(self, stage: str, attempt: int) -> Path:
+        """A fresh, empty directory for ``attempt`` of ``stage`` (a leftover one is replaced)."""
         path = self.attempt_dir(stage, attempt)
-        if path.exists():
+        try:
+            os.mkdir(path)
+        except FileNotFoundError:  # the stage's first attempt: one mkdir per missing level
+            path.mkdir(parents=True)
+        except FileExistsError:  # resumed after a crash mid-attempt
             shutil.rmtree(path)
-        path.mkdir(parents=True)
+            os.mkdir(path)
         return path
 
     def promote(self, stage: str, tmp_out: Path) -> Path:

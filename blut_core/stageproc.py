@@ -33,9 +33,9 @@ def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
     """Create attempt ``number`` of ``stage`` on disk and return the job that starts it."""
     adir = rundir.new_attempt(stage.name, number)
     tmp_out = adir / "out.tmp"
-    tmp_out.mkdir()
+    os.mkdir(tmp_out)
     work = adir / "work"
-    work.mkdir()
+    os.mkdir(work)
     ctx: dict[str, Any] = {
         "run_id": run_id, "stage": stage.name, "attempt": number,
         "target": stage.target, "params": dict(stage.params),
