@@ -115,6 +115,7 @@ class Executor:
         self.attempts: dict[str, int] = {}
         self.not_before: dict[str, float] = {}
         self.cache_checked: set[str] = set()
+        self.ending: set[str] = set()  # ended, not finished yet (see _wrap_up)
         # readiness, kept up to date as outcomes arrive instead of recomputed on every pass
         self._unmet = {s.name: len(set(s.inputs)) for s in self.order}  # inputs not yet ok
         self._dependents: dict[str, list[str]] = {s.name: [] for s in self.order}
@@ -180,11 +181,15 @@ class Executor:
                 finally:
                     self.waiting = False
                 now = time.monotonic()
+                ended: list[tuple[Attempt, JobState]] = []
                 for name in list(self.running):
                     attempt = self.running[name]
-                    self._follow(attempt)
-                    if name in self.running:
+                    state = self._follow(attempt)
+                    if state is None:
                         self._enforce_limits(attempt, now)
+                    else:
+                        ended.append((attempt, state))
+                self._wrap_up(ended)
                 self._tick()
                 if deadline is not None and time.monotonic() > deadline:
                     self.status.append("run_deadline", seconds=self.options.deadline)
@@ -360,12 +365,14 @@ class Executor:
         if "by_priority" not in self.__dict__:
             ready = [s for s in self.order
                      if not self._unmet[s.name] and s.name not in self.outcomes
-                     and s.name not in self.running and self.not_before.get(s.name, 0.0) <= now]
+                     and s.name not in self.running and s.name not in self.ending
+                     and self.not_before.get(s.name, 0.0) <= now]
             if len(ready) <= 1:
                 return ready
         return [s for s in self.by_priority
                 if not self._unmet[s.name] and s.name not in self.outcomes
-                and s.name not in self.running and self.not_before.get(s.name, 0.0) <= now]
+                and s.name not in self.running and s.name not in self.ending
+                and self.not_before.get(s.name, 0.0) <= now]
 
     def _start_ready(self) -> bool:
         if self.cancelled or (self.options.fail_fast and self._run_outcome() == "failed"):
@@ -457,12 +464,34 @@ class Executor:
 
     # -- following ---------------------------------------------------------------------
 
-    def _follow(self, attempt: Attempt) -> None:
+    def _follow(self, attempt: Attempt) -> JobState | None:
+        """Take in the attempt's reports; its final state once its process has ended."""
         self._drain_events(attempt)
         state = self.launcher.poll(attempt.handle)
-        if state.done:
-            self._drain_events(attempt)
-            self.running.pop(attempt.stage.name, None)
+        if not state.done:
+            return None
+        self._drain_events(attempt)
+        self.running.pop(attempt.stage.name, None)
+        return state
+
+    def _wrap_up(self, ended: list[tuple[Attempt, JobState]]) -> None:
+        """Finish attempts whose processes ended.
+
+        When every one of them exited cleanly, the slots they freed are refilled first, so
+        that their bookkeeping (promotion, hashing, events, calibration) overlaps the stages
+        started in their place. Their own dependents wait for the next pass, as they must;
+        a failure is always finished first (retries, ``--fail-fast``).
+        """
+        if not ended:
+            return
+        if all(a.forced is None and a.term_sent is None and s.returncode == 0
+               and not s.oom_killed for a, s in ended):
+            self.ending = {a.stage.name for a, _ in ended}
+            try:
+                self._start_ready()
+            finally:
+                self.ending = set()
+        for attempt, state in ended:
             self._finish(attempt, state)
 
     def _drain_events(self, attempt: Attempt) -> None:
