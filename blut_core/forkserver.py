@@ -1,4 +1,4 @@
-"""A pre-imported interpreter that forks Python stages: start in ~1 ms, not ~60 ms.
+"""A pre-imported interpreter whose forks run Python stages: a stage starts in ~1 ms, not ~60 ms.
 
 Command stages do not come here: ``subprocess`` starts them as fast (``posix_spawn``), and a
 fork server would only add a round trip.
@@ -6,29 +6,37 @@ fork server would only add a round trip.
 The local launcher starts one fork server per run (``python -m blut_core.forkserver FD``)
 and talks to it over a socket with JSON lines:
 
-- server → driver ``{"op": "spare", "pid"}`` whenever it has forked a *spare*: a child
-  that waits on a pipe for its request, already the leader of its own session. It keeps
-  ``SPARES`` of them, so that stages started in a burst do not wait for forks either;
-- driver → server ``{"op": "spawn", "spare": PID, "context", "cwd", "env", "stdout",
-  "stderr", "join", "exit_file"}``: the server hands the request to that spare and forks
-  another. ``env`` holds only what differs from the server's own environment (``None``:
-  unset). The driver knew the pid beforehand, so it neither waits for a fork nor for an
-  answer: a spawn costs it one message.
+- server → driver ``{"op": "spare", "pid"}`` whenever a *worker* is idle: a fork of the
+  server waiting on a pipe for its next request, the leader of its own session. The server
+  keeps ``SPARES`` of them, so that stages started in a burst do not wait for forks either.
+- driver → server ``{"op": "spawn", "id", "spare": PID, "context", "cwd", "env", "stdout",
+  "stderr", "join", "exit_file", "reuse"}``: the server hands the request to that worker
+  and, if fewer than ``SPARES`` remain idle, forks another. ``env`` holds only what differs
+  from the server's own environment (``None``: unset). The driver knew the pid beforehand,
+  so it waits neither for a fork nor for an answer: a spawn costs it one message.
 - a request that must import a new stage module into the server first (``preload``), or
-  without ``join``, names no spare but an ``id`` and is answered ``{"op": "spawned", "id",
-  "pid"}``; spares forked before the import are dropped (``{"op": "dropped", "pid"}``).
-- the child first puts itself in the stage's memory cage (``join``: cgroup.procs,
+  without ``join``, names no spare and is answered ``{"op": "spawned", "id", "pid"}``; idle
+  workers forked before the import are dropped (``{"op": "dropped", "pid"}``).
+- the worker first puts itself in the stage's memory cage (``join``: cgroup.procs,
   rlimit), then redirects its output, takes its environment and runs the stage, so nothing
   of the stage ever runs outside its cap. A request without ``join`` (``"hold": true``) gets
   a fresh fork that waits until the driver has caged it (``adopt``) and sends
   ``{"op": "go", "pid"}``.
-- server → driver ``{"op": "exit", "pid", "returncode"}`` when a child ends. A child that
-  ends normally also writes its return code to ``exit_file`` just before it exits, so the
-  driver, woken by the child's pidfd, need not wait for the server's notice.
+- server → driver ``{"op": "exit", "id", "pid", "returncode", "reused"}`` when a request
+  ends: its worker exited (``reused`` false: it was killed, or it ended as below), or it
+  finished cleanly and was *reused* — it left the stage's cgroup (``join.home_procs``),
+  reset its environment, working directory, output and signal handlers, and is idle again
+  (announced anew as a spare). A worker is reused only after a stage that returned 0, left
+  no thread behind, grew the worker by less than ``REUSE_MAX_GROWTH`` bytes and was not its
+  ``REUSE_MAX_STAGES``-th; otherwise it exits. The return code is also written to
+  ``exit_file``.
 
-Children are plain forks of the server: modules the server has imported (blut's runner,
-and each stage module after its first use) are shared, so a no-op stage costs a fork.
-When the driver goes away (EOF), the server kills its children's process groups and exits.
+Workers are forks of the server: modules the server has imported (blut's runner, and each
+stage module after its first use) are shared, and a reused worker pays no fork at all; so a
+no-op stage costs well under a millisecond of its process. Module state a stage changes is
+seen by later stages of the same worker (as in Ray or Celery workers); ``reuse`` false in a
+request, or ``BLUT_REUSE_WORKERS=0`` for the driver, gives every stage a fresh fork.
+When the driver goes away (EOF), the server kills its workers' process groups and exits.
 """
 
 from __future__ import annotations
@@ -41,25 +49,53 @@ import selectors
 import signal
 import socket
 import sys
-from typing import Any
+from typing import IO, Any
 
-SPARES = 2  # forks kept waiting for a request
+SPARES = 2  # idle workers kept waiting for a request (forked ahead)
+IDLE_MAX = max(SPARES, os.cpu_count() or 1)  # idle workers kept when stages end
+REUSE_MAX_STAGES = 1000  # stages one worker runs before it is replaced by a fresh fork
+REUSE_MAX_GROWTH = 64 << 20  # resident bytes a worker may gain over its life and stay
 
-def _child(go_fd: int, req: dict[str, Any], sock: socket.socket) -> None:
-    """Runs in the forked child; never returns."""
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _worker(requests: IO[bytes], back: int) -> None:
+    """An idle fork: run each request it is handed, reused while it stays clean; never returns."""
+    base_env = dict(os.environ)
+    born = _rss()
+    done = 0
+    while True:
+        line = requests.readline()
+        if not line:  # dropped or retired by the server, or the server is gone
+            os._exit(0)
+        req = json.loads(line)
+        code = _run(req, base_env)
+        done += 1
+        home = (req.get("join") or {}).get("home_procs")
+        import threading
+
+        if not (req.get("reuse") and home and code == 0 and threading.active_count() == 1
+                and done < REUSE_MAX_STAGES and _rss() - born < REUSE_MAX_GROWTH):
+            os._exit(code)
+        try:
+            _write_pid(str(home))  # out of the stage's cgroup: its cage can be removed
+        except OSError:
+            os._exit(code)
+        os.write(back, (json.dumps({"id": req.get("id"), "returncode": code}) + "\n").encode())
+
+
+def _run(req: dict[str, Any], base_env: dict[str, str]) -> int:
+    """Run one request in this process and return its code (commands and hold: see _child)."""
     code = 1
     try:
-        sock.close()
-        if os.getsid(0) != os.getpid():
-            os.setsid()
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
+                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        if go_fd >= 0:
-            if os.read(go_fd, 1) != b"g":  # the driver died before saying go
-                os._exit(1)
-            os.close(go_fd)
         _join(req.get("join") or {})
         out = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -71,6 +107,9 @@ def _child(go_fd: int, req: dict[str, Any], sock: socket.socket) -> None:
         os.dup2(null, 0)
         os.close(null)
         os.chdir(req["cwd"])
+        if os.environ != base_env:  # a reused worker: back to the server's environment first
+            os.environ.clear()
+            os.environ.update(base_env)
         for key, value in req["env"].items():
             if value is None:
                 os.environ.pop(key, None)
@@ -90,24 +129,38 @@ def _child(go_fd: int, req: dict[str, Any], sock: socket.socket) -> None:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
+        signal.alarm(0)
         exit_file = req.get("exit_file")
-        if exit_file:  # lets the driver learn the code without asking the server
+        if exit_file:
             with contextlib.suppress(OSError):
                 fd = os.open(str(exit_file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.write(fd, str(code).encode())
                 os.close(fd)
-        os._exit(code)
+    return code
+
+
+def _child(go_fd: int, req: dict[str, Any]) -> None:
+    """A fork for one held request: wait for "go", run it, exit; never returns."""
+    if go_fd >= 0:
+        if os.read(go_fd, 1) != b"g":  # the driver died before saying go
+            os._exit(1)
+        os.close(go_fd)
+    os._exit(_run(req, dict(os.environ)))
+
+
+def _write_pid(procs: str) -> None:
+    fd = os.open(procs, os.O_WRONLY)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+    finally:
+        os.close(fd)
 
 
 def _join(spec: dict[str, Any]) -> None:
     """Put this process under its stage's cap (see ``Cage.join_spec``)."""
     procs = spec.get("cgroup_procs")
     if procs:
-        fd = os.open(str(procs), os.O_WRONLY)
-        try:
-            os.write(fd, str(os.getpid()).encode())
-        finally:
-            os.close(fd)
+        _write_pid(str(procs))
     limit = spec.get("rlimit_as")
     if limit:
         import resource
@@ -115,14 +168,26 @@ def _join(spec: dict[str, Any]) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
 
 
+class _Worker:
+    def __init__(self, pid: int, requests: int, back: int) -> None:
+        self.pid = pid
+        self.requests = requests  # write end of its request pipe
+        self.back = back          # read end of its back channel
+        self.buf = b""
+        self.request: int | None = None  # id of the request it runs
+        self.exit_file: str | None = None
+
+
 class _Server:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
-        self.waiting: dict[int, int] = {}   # pid -> write end of its go pipe
-        self.children: set[int] = set()
-        self.exit_files: dict[int, str] = {}
-        self.spares: dict[int, int] = {}  # pid -> request pipe of each waiting fork, oldest first
+        self.sel = selectors.DefaultSelector()
+        self.waiting: dict[int, int] = {}   # pid -> write end of its go pipe (held forks)
+        self.held: dict[int, tuple[int | None, str | None]] = {}  # pid -> (request id, exit file)
+        self.workers: dict[int, _Worker] = {}
+        self.idle: list[int] = []  # workers waiting for a request, most recently idle last
+        self.returning: set[int] = set()  # busy workers that will be idle again if all goes well
         self.preloaded: set[str] = set()  # stage modules asked for (the driver keeps the same)
 
     def send(self, msg: dict[str, Any]) -> None:
@@ -130,35 +195,52 @@ class _Server:
             self.sock.sendall((json.dumps(msg) + "\n").encode())
 
     def _fill_spares(self) -> None:
-        while len(self.spares) < SPARES:
-            self._fork_spare()
+        """Fork workers until ``SPARES`` are idle or will be (busy ones that will be reused)."""
+        while len(self.idle) + len(self.returning) < SPARES:
+            self._fork_worker()
 
-    def _fork_spare(self) -> None:
-        """Fork a child that waits for its request, so the next spawn costs no fork."""
+    def _fork_worker(self) -> None:
+        """Fork a worker that waits for its request, so the next spawn costs no fork."""
         r, w = os.pipe()
+        back_r, back_w = os.pipe()
         gc.freeze()  # forks never scan (and so never copy) the server's objects
         pid = os.fork()
         if pid == 0:
-            os.close(w)
-            for other in (*self.spares.values(), *self.waiting.values()):
-                os.close(other)  # else a sibling would never read end-of-file
-            os.setsid()  # a kill of its process group reaches it from the moment it is announced
-            data = b""
-            while chunk := os.read(r, 65536):
-                data += chunk
-            if not data:  # dropped unused: the server is done with it
-                os._exit(0)
-            _child(-1, json.loads(data), self.sock)
+            try:
+                os.close(w)
+                os.close(back_r)
+                self._close_inherited()
+                os.setsid()  # a kill of its process group reaches it from its announcement on
+                _worker(os.fdopen(r, "rb"), back_w)
+            finally:
+                os._exit(1)
         os.close(r)
-        self.spares[pid] = w
-        self.children.add(pid)
+        os.close(back_w)
+        self.workers[pid] = _Worker(pid, w, back_r)
+        self.sel.register(back_r, selectors.EVENT_READ, pid)
+        self.idle.append(pid)
         self.send({"op": "spare", "pid": pid})
 
-    def _drop_spares(self) -> None:
-        for pid, w in self.spares.items():
-            os.close(w)  # it reads end-of-file and exits
-            self.send({"op": "dropped", "pid": pid})
-        self.spares.clear()
+    def _close_inherited(self) -> None:
+        """In a new fork: close the server's ends of everything (else a worker never sees EOF)."""
+        self.sock.close()
+        for other in self.workers.values():
+            for fd in (other.requests, other.back):
+                if fd >= 0:
+                    os.close(fd)
+        for fd in self.waiting.values():
+            os.close(fd)
+
+    def _retire(self, pid: int, *, announce: bool) -> None:
+        """Close the worker's request pipe: it reads end-of-file and exits."""
+        worker = self.workers.get(pid)
+        if worker is not None and worker.requests >= 0:
+            os.close(worker.requests)
+            worker.requests = -1
+        if pid in self.idle:
+            self.idle.remove(pid)
+            if announce:
+                self.send({"op": "dropped", "pid": pid})
 
     def spawn(self, req: dict[str, Any]) -> None:
         target = req.get("preload")
@@ -167,39 +249,45 @@ class _Server:
             if str(target) not in sys.modules:
                 with contextlib.suppress(Exception):
                     __import__(str(target))
-                self._drop_spares()  # they were forked before the module was here
+                for pid in list(self.idle):  # forked before the module was here
+                    self._retire(pid, announce=True)
         named = req.get("spare")
-        if named is not None and named not in self.spares:
-            # the driver's view of the spare is wrong (a bug): fail this stage, loudly
+        if named is not None and named not in self.idle:
+            # the driver's view of the idle workers is wrong (a bug): fail this stage, loudly
             with contextlib.suppress(OSError), open(req["stderr"], "a", encoding="utf-8") as fh:
-                fh.write(f"blut: fork server has no spare {named}\n")
-            self.send({"op": "exit", "pid": named, "returncode": 1})
+                fh.write(f"blut: fork server has no idle worker {named}\n")
+            self.send({"op": "exit", "id": req.get("id"), "pid": named, "returncode": 1,
+                       "reused": False})
             return
-        if not req.get("hold"):
-            if not self.spares:
-                self._fork_spare()
-            pid = named if named is not None else next(iter(self.spares))
-            w = self.spares.pop(pid)
-            if req.get("exit_file"):
-                self.exit_files[pid] = str(req["exit_file"])
-            with contextlib.suppress(OSError):
-                os.write(w, json.dumps(req).encode())
-            os.close(w)
-            if named is None:
-                self.send({"op": "spawned", "id": req["id"], "pid": pid})
-            self._fill_spares()  # ready for the next requests
+        if req.get("hold"):
+            self._spawn_held(req)
             return
+        if not self.idle:
+            self._fork_worker()
+        pid = named if named is not None else self.idle[-1]
+        self.idle.remove(pid)
+        worker = self.workers[pid]
+        worker.request, worker.exit_file = req.get("id"), req.get("exit_file")
+        if req.get("reuse"):
+            self.returning.add(pid)
+        with contextlib.suppress(OSError):
+            os.write(worker.requests, (json.dumps(req) + "\n").encode())
+        if named is None:
+            self.send({"op": "spawned", "id": req.get("id"), "pid": pid})
+        self._fill_spares()  # ready for the next requests
+
+    def _spawn_held(self, req: dict[str, Any]) -> None:
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(w)
-            _child(r, req, self.sock)
+            self._close_inherited()
+            os.setsid()
+            _child(r, req)
         os.close(r)
         self.waiting[pid] = w
-        self.children.add(pid)
-        if req.get("exit_file"):
-            self.exit_files[pid] = str(req["exit_file"])
-        self.send({"op": "spawned", "id": req["id"], "pid": pid})
+        self.held[pid] = (req.get("id"), req.get("exit_file"))
+        self.send({"op": "spawned", "id": req.get("id"), "pid": pid})
 
     def go(self, pid: int) -> None:
         w = self.waiting.pop(pid, None)
@@ -207,6 +295,34 @@ class _Server:
             with contextlib.suppress(OSError):
                 os.write(w, b"g")
             os.close(w)
+
+    def finished(self, pid: int) -> None:
+        """A worker's back channel spoke: its request ended cleanly and it is idle again."""
+        worker = self.workers.get(pid)
+        if worker is None:
+            return
+        try:
+            data = os.read(worker.back, 65536)
+        except OSError:
+            data = b""
+        if not data:  # it exited: reap() reports it
+            self.sel.unregister(worker.back)
+            os.close(worker.back)
+            worker.back = -1
+            return
+        worker.buf += data
+        while b"\n" in worker.buf:
+            line, worker.buf = worker.buf.split(b"\n", 1)
+            done = json.loads(line)
+            worker.request, worker.exit_file = None, None
+            self.returning.discard(pid)
+            self.send({"op": "exit", "id": done.get("id"), "pid": pid,
+                       "returncode": int(done["returncode"]), "reused": True})
+            if len(self.idle) < IDLE_MAX and worker.requests >= 0:
+                self.idle.append(pid)
+                self.send({"op": "spare", "pid": pid})
+            else:
+                self._retire(pid, announce=False)
 
     def reap(self) -> None:
         while True:
@@ -216,16 +332,30 @@ class _Server:
                 return
             if pid == 0:
                 return
-            self.children.discard(pid)
+            code = os.waitstatus_to_exitcode(status)
             w = self.waiting.pop(pid, None)
             if w is not None:
                 os.close(w)
-            code = os.waitstatus_to_exitcode(status)
-            exit_file = self.exit_files.pop(pid, None)
-            if exit_file:  # the authoritative code, also for commands and killed children
+            request, exit_file = self.held.pop(pid, (None, None))
+            self.returning.discard(pid)
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                request, exit_file = worker.request, worker.exit_file
+                if worker.back >= 0:
+                    self.sel.unregister(worker.back)
+                    os.close(worker.back)
+                if worker.requests >= 0:
+                    os.close(worker.requests)
+                if pid in self.idle:  # an idle worker died (killed from outside)
+                    self.idle.remove(pid)
+                    self.send({"op": "dropped", "pid": pid})
+            if exit_file:  # the authoritative code, also for killed children
                 with contextlib.suppress(OSError), open(exit_file, "w", encoding="ascii") as fh:
                     fh.write(str(code))
-            self.send({"op": "exit", "pid": pid, "returncode": code})
+            if request is not None:
+                self.send({"op": "exit", "id": request, "pid": pid, "returncode": code,
+                           "reused": False})
+        self._fill_spares()
 
     def handle(self, line: bytes) -> None:
         req = json.loads(line)
@@ -236,10 +366,11 @@ class _Server:
             self.go(int(req["pid"]))
 
     def shutdown(self) -> None:
-        self._drop_spares()
+        for pid in list(self.idle):
+            self._retire(pid, announce=False)
         for pid in list(self.waiting):
             self.go(pid)
-        for pid in self.children:
+        for pid in [*self.workers, *self.held]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
 
@@ -249,16 +380,19 @@ class _Server:
         signal.set_wakeup_fd(wfd)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-        sel = selectors.DefaultSelector()
-        sel.register(self.sock, selectors.EVENT_READ, "sock")
-        sel.register(rfd, selectors.EVENT_READ, "signal")
+        self.sel.register(self.sock, selectors.EVENT_READ, "sock")
+        self.sel.register(rfd, selectors.EVENT_READ, "signal")
+        self._fill_spares()  # the first requests cost no fork either
         try:
             while True:
-                for key, _ in sel.select():
+                for key, _ in self.sel.select():
                     if key.data == "signal":
                         with contextlib.suppress(BlockingIOError):
                             os.read(rfd, 512)
                         self.reap()
+                        continue
+                    if isinstance(key.data, int):
+                        self.finished(key.data)
                         continue
                     try:
                         data = self.sock.recv(65536)
@@ -289,9 +423,9 @@ class ForkClient:
             stdout=subprocess.DEVNULL, start_new_session=True)
         theirs.close()
         self.buf = b""
-        self.exited: dict[int, int] = {}
+        self.exits: dict[int, tuple[int, bool]] = {}  # request id -> (return code, reused)
         self._next = 0
-        self.spares: list[int] = []  # the server's announced spares, not yet used or dropped
+        self.spares: list[int] = []  # the server's idle workers, not yet used or dropped
         self.preloaded: set[str] = set()
         self.base_env = dict(env)  # the server's environment: requests send differences
 
@@ -318,8 +452,9 @@ class ForkClient:
             line, self.buf = self.buf.split(b"\n", 1)
             msg = json.loads(line)
             op, pid = msg.get("op"), msg.get("pid")
-            if op == "exit":
-                self.exited.setdefault(int(pid), int(msg["returncode"]))
+            if op == "exit" and msg.get("id") is not None:
+                self.exits.setdefault(int(msg["id"]), (int(msg["returncode"]),
+                                                       bool(msg.get("reused"))))
             elif op == "spare":
                 self.spares.append(int(pid))
             elif op in ("spawned", "dropped") and pid in self.spares:
@@ -329,55 +464,56 @@ class ForkClient:
 
     def spawn(self, *, context: str, cwd: str, env: dict[str, str], stdout: str,
               stderr: str, preload: str | None, join: dict[str, Any] | None,
-              exit_file: str | None = None) -> int:
-        """Fork a Python stage and return its pid.
+              exit_file: str | None = None, reuse: bool = False) -> tuple[int, int]:
+        """Run a Python stage in a worker; return its pid and the request's id.
 
-        With ``join`` the child puts itself under its cap and runs at once; without, it
-        waits for :meth:`go` (the caller puts it under its cap first). When the stage's
-        module is already in the server, the request goes to the announced spare and this
-        returns without waiting for an answer.
+        With ``join`` the worker puts itself under its cap and runs at once; without, a
+        fresh fork waits for :meth:`go` (the caller puts it under its cap first). When the
+        stage's module is already in the server, the request goes to an announced idle
+        worker and this returns without waiting for an answer. With ``reuse`` the worker
+        may serve later requests after this one ends cleanly.
         """
         base = self.base_env
         changes: dict[str, str | None] = {k: v for k, v in env.items() if base.get(k) != v}
         changes.update({k: None for k in base if k not in env})
-        request = {"op": "spawn", "context": context, "cwd": cwd, "env": changes,
-                   "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
-                   "hold": join is None, "exit_file": exit_file}
-        if join is not None and (preload is None or preload in self.preloaded):
-            while not self.spares:  # announced as soon as the server has forked them
-                self._read(None)
-            pid = self.spares.pop(0)
-            self._send({**request, "spare": pid})
-            return pid
-        if preload:
-            self.preloaded.add(preload)
         self._next += 1
         ident = self._next
-        self._send({**request, "id": ident})
+        request = {"op": "spawn", "id": ident, "context": context, "cwd": cwd, "env": changes,
+                   "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
+                   "hold": join is None, "exit_file": exit_file, "reuse": reuse}
+        if not self.spares:
+            self.drain()
+        if join is not None and (preload is None or preload in self.preloaded) and self.spares:
+            pid = self.spares.pop()  # the most recently idle: its memory is warmest
+            self._send({**request, "spare": pid})
+            return pid, ident
+        if preload:
+            self.preloaded.add(preload)
+        self._send(request)
         while True:
             for msg in self._read(None):
                 if msg.get("op") == "spawned" and msg.get("id") == ident:
-                    return int(msg["pid"])
+                    return int(msg["pid"]), ident
 
     def go(self, pid: int) -> None:
         self._send({"op": "go", "pid": pid})
 
     def drain(self) -> None:
-        """Take in exit notices that have arrived, without waiting."""
+        """Take in notices that have arrived, without waiting."""
         while self._read(0.0):
             pass
 
-    def wait_exit(self, pid: int, timeout: float) -> int | None:
-        """The return code of ``pid``, waiting up to ``timeout`` for the notice."""
+    def wait_exit(self, ident: int, timeout: float) -> int | None:
+        """The return code of request ``ident``, waiting up to ``timeout`` for its notice."""
         import time
 
         deadline = time.monotonic() + timeout
-        while pid not in self.exited:
+        while ident not in self.exits:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
             self._read(left)
-        return self.exited[pid]
+        return self.exits[ident][0]
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -395,9 +531,7 @@ def main(argv: list[str]) -> int:
     import blut_core.runner
     import blut_core.stagectx  # noqa: F401
 
-    server = _Server(sock)
-    server._fill_spares()  # the first requests cost no fork either
-    server.serve()
+    _Server(sock).serve()
     return 0
 
 

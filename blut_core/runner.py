@@ -16,11 +16,20 @@ EXIT_DETERMINISTIC = 3
 
 
 def main(argv: list[str]) -> int:
-    from blut_core.stagectx import StageContext, StageFailure
+    from blut_core.stagectx import StageContext
 
     with open(argv[0], encoding="utf-8") as fh:
         data = json.load(fh)
     ctx = StageContext(data)
+    try:
+        return _run(ctx, data)
+    finally:
+        ctx.close()  # a reused worker runs more stages: nothing of this one stays open
+
+
+def _run(ctx: Any, data: dict[str, Any]) -> int:
+    from blut_core.stagectx import StageFailure
+
     try:
         fn = resolve_target(data["target"])
     except Exception as exc:

@@ -53,6 +53,12 @@ class StageContext:
         with open(path, encoding="utf-8") as fh:
             return cls(json.load(fh))
 
+    def close(self) -> None:
+        """Close the event stream (the runner does, when the stage returns)."""
+        if self._events >= 0:
+            os.close(self._events)
+            self._events = -1
+
     def input(self, name: str) -> Path:
         """The promoted output directory of upstream stage ``name``."""
         try:

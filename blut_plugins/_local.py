@@ -37,7 +37,7 @@ class _Proc:
     cage: Cage | None
     pidfd: int | None
     state: JobState | None = None
-    exit_file: str | None = None
+    request: int | None = None  # fork server request id (Python stages run by a worker)
 
 
 class LocalLauncher(Launcher):
@@ -50,6 +50,7 @@ class LocalLauncher(Launcher):
         self._procs: dict[str, _Proc] = {}
         self._forks: ForkClient | None = None
         self._use_forks = os.environ.get("BLUT_FORKSERVER", "1") != "0"
+        self._reuse = os.environ.get("BLUT_REUSE_WORKERS", "1") != "0"
 
     def submit(self, job: Job) -> JobHandle:
         cage = self._containment.cage(job.label or job.stage, job.memory_cap) \
@@ -85,78 +86,77 @@ class LocalLauncher(Launcher):
         return self._track(popen.pid, popen, cage)
 
     def _submit_forked(self, job: Job, cage: Cage | None) -> JobHandle | None:
-        """Fork the stage from the pre-imported server; ``None`` if its cage cannot adopt."""
+        """Run the stage in a worker of the pre-imported server; ``None`` if its cage cannot adopt.
+
+        A worker is reused for later stages only when it can leave the stage's cgroup
+        (``home_procs``) and what the stage leaves behind can be killed through that cgroup.
+        """
         if self._forks is None:
             from blut_core.forkserver import ForkClient
 
             self._forks = ForkClient(dict(job.env))
         join = {} if cage is None else cage.join_spec()
         exit_file = os.path.join(os.path.dirname(job.stdout), "returncode")
-        pid = self._forks.spawn(context=str(job.python_context), cwd=job.cwd, env=dict(job.env),
-                                stdout=job.stdout, stderr=job.stderr,
-                                preload=job.python_module,
-                                join=None if join is None else dict(join), exit_file=exit_file)
-        if join is not None:  # the child joins its cage itself before it runs anything
+        reuse = self._reuse and bool(join and join.get("home_procs"))
+        pid, request = self._forks.spawn(
+            context=str(job.python_context), cwd=job.cwd, env=dict(job.env), stdout=job.stdout,
+            stderr=job.stderr, preload=job.python_module,
+            join=None if join is None else dict(join), exit_file=exit_file, reuse=reuse)
+        if join is not None:  # the worker joins its cage itself before it runs anything
             if cage is not None:
                 cage.attach(pid)
-            return self._track(pid, None, cage, exit_file)
+            return self._track(pid, None, cage, request)
         try:
             adopted = cage is None or cage.adopt(pid)
         except OSError as exc:
-            self._abandon(pid)
+            self._abandon(pid, request)
             raise LauncherError(f"stage {job.stage!r}: cannot cap process {pid}: {exc}",
                                 hint="set BLUT_FORKSERVER=0 or choose another BLUT_CONTAINMENT") from None
         if not adopted:
-            self._abandon(pid)
+            self._abandon(pid, request)
             self._use_forks = False
             return None
-        handle = self._track(pid, None, cage, exit_file)
+        handle = self._track(pid, None, cage, request)
         self._forks.go(pid)
         return handle
 
-    def _abandon(self, pid: int) -> None:
+    def _abandon(self, pid: int, request: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
         if self._forks is not None:
             self._forks.go(pid)
-            self._forks.wait_exit(pid, 5.0)
+            self._forks.wait_exit(request, 5.0)
 
     def _track(self, pid: int, popen: subprocess.Popen[bytes] | None, cage: Cage | None,
-               exit_file: str | None = None) -> JobHandle:
-        try:
-            pidfd: int | None = os.pidfd_open(pid)
-        except (OSError, AttributeError):
-            pidfd = None
-        self._procs[str(pid)] = _Proc(pid=pid, popen=popen, cage=cage, pidfd=pidfd,
-                                      exit_file=exit_file)
-        return JobHandle(launcher=self.name, job_id=str(pid), pid=pid,
+               request: int | None = None) -> JobHandle:
+        pidfd: int | None = None
+        if request is None:  # a worker's end is told by the server (it may live on)
+            try:
+                pidfd = os.pidfd_open(pid)
+            except (OSError, AttributeError):
+                pidfd = None
+        job_id = str(pid) if request is None else f"{pid}.{request}"
+        self._procs[job_id] = _Proc(pid=pid, popen=popen, cage=cage, pidfd=pidfd,
+                                    request=request)
+        return JobHandle(launcher=self.name, job_id=job_id, pid=pid,
                          cgroup=None if cage is None else cage.cgroup)
 
     def _returncode(self, proc: _Proc, *, block: bool) -> int | None:
         if proc.popen is not None:
             return proc.popen.wait() if block else proc.popen.poll()
-        assert self._forks is not None
+        assert self._forks is not None and proc.request is not None
         self._forks.drain()  # never lets the server's notices pile up in the socket
-        rc = self._forks.exited.get(proc.pid)
-        if rc is not None:
-            return rc
-        if not block and not self._pidfd_ready(proc):
-            return None
-        # it has exited: it wrote its code on the way out, unless it was killed
-        if proc.exit_file is not None:
-            try:
-                with open(proc.exit_file, encoding="ascii") as fh:
-                    return int(fh.read())
-            except (OSError, ValueError):
-                pass
-        return self._forks.wait_exit(proc.pid, 30.0 if block else 2.0)
+        rc = self._forks.exits.get(proc.request)
+        if rc is not None or not block:
+            return None if rc is None else rc[0]
+        return self._forks.wait_exit(proc.request, 30.0)
 
-    @staticmethod
-    def _pidfd_ready(proc: _Proc) -> bool:
-        if proc.pidfd is None:
+    def _ended(self, proc: _Proc) -> bool:
+        """Whether a worker's request already ended (its worker may now run another stage)."""
+        if proc.request is None or self._forks is None:
             return False
-        ready, _, _ = select.select([proc.pidfd], [], [], 0)
-        return bool(ready)
+        self._forks.drain()
+        return proc.request in self._forks.exits
 
     def poll(self, handle: JobHandle) -> JobState:
         proc = self._procs.get(handle.job_id)
@@ -170,9 +170,13 @@ class LocalLauncher(Launcher):
         return self._reap(proc, rc)
 
     def _reap(self, proc: _Proc, rc: int) -> JobState:
-        # A stage's own children may outlive it; they belong to the attempt: end them.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        # A stage's own children may outlive it; they belong to the attempt: end them. A
+        # reused worker is not one of them (it left the cage, which still holds them).
+        reused = (proc.request is not None and self._forks is not None
+                  and self._forks.exits.get(proc.request, (0, False))[1])
+        if not reused:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         peak = oom = None
         if proc.cage is not None:
             proc.cage.kill()
@@ -188,7 +192,7 @@ class LocalLauncher(Launcher):
 
     def signal(self, handle: JobHandle, signum: int) -> None:
         proc = self._procs.get(handle.job_id)
-        if proc is not None and proc.state is None:
+        if proc is not None and proc.state is None and not self._ended(proc):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signum)
 
@@ -196,42 +200,57 @@ class LocalLauncher(Launcher):
         proc = self._procs.get(handle.job_id)
         if proc is None or proc.state is not None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        if proc.cage is not None:
-            proc.cage.kill()
+        if not self._ended(proc):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            if proc.cage is not None:
+                proc.cage.kill()
         rc = self._returncode(proc, block=True)
         self._reap(proc, -signal.SIGKILL if rc is None else rc)
 
     def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
-        """Sleep until a stage process ends (its pidfd) or ``timeout`` passes.
+        """Sleep until a stage process ends or ``timeout`` passes, never polling.
 
-        A fork that ended before its pidfd could be opened is waited for through the fork
-        server's exit notice instead.
+        Processes started here are waited for through their pidfds; stages run by fork
+        server workers through the server's notices.
         """
+        import time
+
+        deadline = time.monotonic() + max(0.0, timeout)
         fds: list[int] = []
+        workers: list[int] = []
         for h in handles:
             proc = self._procs.get(h.job_id)
             if proc is None or proc.state is not None:
                 return
-            if proc.pidfd is not None:
+            if proc.request is not None:
+                workers.append(proc.request)
+            elif proc.pidfd is not None:
                 fds.append(proc.pidfd)
-            elif proc.popen is None and self._forks is not None:
-                self._forks.drain()
-                if proc.pid in self._forks.exited:
-                    return
-                fds.append(self._forks.fileno())
             else:
                 super().wait(handles, timeout)
                 return
-        with contextlib.suppress(InterruptedError):
-            select.select(fds, [], [], max(0.0, timeout))
+        if workers and self._forks is not None:
+            fds.append(self._forks.fileno())
+        while True:
+            if workers and self._forks is not None:
+                self._forks.drain()
+                if any(r in self._forks.exits for r in workers):
+                    return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(InterruptedError):
+                ready, _, _ = select.select(fds, [], [], left)
+            if not ready or any(fd != fds[-1] or not workers for fd in ready):
+                return  # a pidfd, or the timeout; else only the server spoke: look again
 
     def close(self) -> None:
         for proc in self._procs.values():
             if proc.state is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                if not self._ended(proc):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(proc.pid, signal.SIGKILL)
                 rc = self._returncode(proc, block=True)
                 self._reap(proc, -signal.SIGKILL if rc is None else rc)
         self._procs.clear()

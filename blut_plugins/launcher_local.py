@@ -2,11 +2,12 @@
 
 Entry point ``launcher-local`` (essential). Every attempt runs in its own session (so a
 cancel reaches its whole process group) and, when containment is available, in its own
-memory cage. Python stages are forked from a pre-imported fork server (see
-:mod:`blut_core.forkserver`; ``BLUT_FORKSERVER=0`` turns it off), each fork putting itself
-under its cap before it runs; command stages, and Python stages whose cage cannot be joined
-that way, are started with ``subprocess``. The executor is woken by the kernel through
-pidfds, never by busy polling.
+memory cage. Python stages run in workers of a pre-imported fork server (see
+:mod:`blut_core.forkserver`; ``BLUT_FORKSERVER=0`` turns it off), each putting itself under
+its cap before it runs, and reused for later stages when a stage ended cleanly in its own
+cgroup (``BLUT_REUSE_WORKERS=0`` turns that off); command stages, and Python stages whose
+cage cannot be joined that way, are started with ``subprocess``. The executor is woken by
+the kernel through pidfds, or by the fork server's notices, never by busy polling.
 """
 
 from __future__ import annotations

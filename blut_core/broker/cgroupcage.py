@@ -10,6 +10,7 @@ left in it is killed, and the directory is removed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
@@ -58,13 +59,15 @@ def cgroup_base(version: int) -> str | None:
     given = os.environ.get("BLUT_CGROUP_PARENT", "").strip()
     if given:
         return given
+    return own_cgroup_dir(version)
+
+
+@functools.cache
+def own_cgroup_dir(version: int) -> str | None:
+    """This process's own cgroup directory in the hierarchy of cgroup ``version``."""
     mine = cgroups.cgroups_of()
-    if version == 1:
-        root = cgroups.v1_memory_root()
-        rel = mine.get("memory")
-    else:
-        root = cgroups.v2_root()
-        rel = mine.get("")
+    root = cgroups.v1_memory_root() if version == 1 else cgroups.v2_root()
+    rel = mine.get("memory") if version == 1 else mine.get("")
     if root is None or rel is None:
         return None
     return os.path.normpath(os.path.join(root, rel.lstrip("/")))
@@ -193,8 +196,16 @@ class CgroupCage(Cage):
         self._pid = pid
 
     def join_spec(self) -> dict[str, Any] | None:
-        """A forked stage writes its own pid to ``cgroup.procs`` before it runs."""
-        return {"cgroup_procs": self._file("cgroup.procs")}
+        """A forked stage writes its own pid to ``cgroup.procs`` before it runs.
+
+        ``home_procs`` is where a reused worker goes back to after the stage: the cgroup
+        of this process (the fork server's, which this process started).
+        """
+        spec = {"cgroup_procs": self._file("cgroup.procs")}
+        home = own_cgroup_dir(self.layout.version)
+        if home is not None:
+            spec["home_procs"] = os.path.join(home, "cgroup.procs")
+        return spec
 
     def adopt(self, pid: int) -> bool:
         """Move ``pid`` (a forked stage that has not started yet) into the cgroup."""

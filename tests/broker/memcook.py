@@ -69,10 +69,28 @@ def undeclared(_: BadParams) -> Plan:
     return Plan.of(Stage.call("plain", stages_mem.hog, params={"mb": 16}))
 
 
+@attrs.frozen(kw_only=True)
+class ChainParams:
+    tag: str = ""
+
+
+def probes(p: ChainParams) -> Plan:
+    """A chain of stages that record their process: the second follows one that used 96 MiB,
+    the fourth one that left a thread running."""
+    spec: list[tuple[str, dict[str, object]]] = [("a", {"mb": 96}), ("b", {}),
+                                                 ("c", {"thread": True}), ("d", {})]
+    return Plan.of(*(Stage.call(name, stages_mem.probe, cache=False,
+                                inputs=[spec[i - 1][0]] if i else [],
+                                params={**params, "tag": p.tag}, footprint=Footprint.fixed("256M"))
+                     for i, (name, params) in enumerate(spec)))
+
+
 COOKBOOK = Cookbook(name="memtest", summary="Recipes for the broker's tests.", recipes=(
     Recipe(name="hog", summary="Touch memory.", params=HogParams, build=hog),
     Recipe(name="forks", summary="Fork memory-holding children.", params=ForkParams, build=forks),
     Recipe(name="knobs", summary="A right-sizable stage.", params=KnobParams, build=knobs),
     Recipe(name="bad", summary="A bad declaration.", params=BadParams, build=bad),
     Recipe(name="undeclared", summary="No footprint.", params=BadParams, build=undeclared),
+    Recipe(name="probes", summary="Stages that record their process.", params=ChainParams,
+           build=probes),
 ))

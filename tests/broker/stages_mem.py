@@ -47,3 +47,20 @@ def forker(ctx: StageContext) -> None:
     while time.monotonic() < deadline:
         time.sleep(0.05)
     (ctx.out_dir / "started.txt").write_text(str(os.getpid()), encoding="utf-8")
+
+
+def probe(ctx: StageContext) -> None:
+    """Record what this stage's process looks like, then leave marks a later stage must not see."""
+    import json
+    import threading
+
+    seen = {"pid": os.getpid(), "leak": os.environ.get("BLUT_TEST_LEAK"), "cwd": os.getcwd(),
+            "work": str(ctx.work_dir)}
+    (ctx.out_dir / "seen.json").write_text(json.dumps(seen), encoding="utf-8")
+    print(f"stdout of {ctx.stage}", flush=True)
+    os.environ["BLUT_TEST_LEAK"] = ctx.stage
+    os.chdir("/")
+    held = [b"\x01" * CHUNK for _ in range(int(ctx.params.get("mb", 0)) * (1 << 20) // CHUNK)]
+    del held
+    if ctx.params.get("thread"):
+        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
