@@ -149,6 +149,12 @@ class Executor:
     def execute(self) -> RunSummary:
         start = time.monotonic()
         deadline = start + self.options.deadline if self.options.deadline else None
+        modules = sorted({str(s.target).partition(":")[0] for s in self.order
+                          if s.target is not None and s.name not in self.outcomes})
+        env = dict(os.environ)
+        if self._pythonpath:
+            env["PYTHONPATH"] = self._pythonpath
+        self.launcher.prepare(env, modules)
         try:
             while True:
                 if self.cancel_requested:

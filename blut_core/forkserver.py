@@ -49,6 +49,7 @@ import selectors
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from typing import IO, Any
 
 SPARES = 2  # idle workers kept waiting for a request (forked ahead)
@@ -412,13 +413,14 @@ class _Server:
 class ForkClient:
     """The driver's end: start the server, spawn stages, learn how they ended."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], preload: Sequence[str] = ()) -> None:
+        """Start the server with environment ``env``, importing the stage modules ``preload``."""
         import subprocess
 
         mine, theirs = socket.socketpair()
         self.sock = mine
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "blut_core.forkserver", str(theirs.fileno())],
+            [sys.executable, "-m", "blut_core.forkserver", str(theirs.fileno()), *preload],
             pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, start_new_session=True)
         theirs.close()
@@ -426,7 +428,7 @@ class ForkClient:
         self.exits: dict[int, tuple[int, bool]] = {}  # request id -> (return code, reused)
         self._next = 0
         self.spares: list[int] = []  # the server's idle workers, not yet used or dropped
-        self.preloaded: set[str] = set()
+        self.preloaded: set[str] = set(preload)
         self.base_env = dict(env)  # the server's environment: requests send differences
 
     def fileno(self) -> int:
@@ -526,12 +528,18 @@ class ForkClient:
 
 
 def main(argv: list[str]) -> int:
+    """``python -m blut_core.forkserver FD [MODULE...]``: serve the driver on socket ``FD``."""
     sock = socket.socket(fileno=int(argv[0]))
-    # Import what every stage needs before the first fork.
+    # Import what every stage needs, and the run's stage modules, before the first fork.
     import blut_core.runner
     import blut_core.stagectx  # noqa: F401
 
-    _Server(sock).serve()
+    server = _Server(sock)
+    for module in argv[1:]:
+        server.preloaded.add(module)
+        with contextlib.suppress(Exception):  # the stage itself reports a broken import
+            __import__(module)
+    server.serve()
     return 0
 
 

@@ -39,6 +39,13 @@ class Launcher(ABC):
     def cancel(self, handle: JobHandle) -> None:
         """Stop the job and everything it started. Idempotent."""
 
+    def prepare(self, env: Mapping[str, str], python_modules: Sequence[str]) -> None:  # noqa: B027
+        """Optional: get ready before the first ``submit`` (start servers, import modules).
+
+        ``env`` is the environment Python stages run with, ``python_modules`` the modules of
+        the run's Python stages. Called once, when the run starts.
+        """
+
     def signal(self, handle: JobHandle, signum: int) -> None:  # noqa: B027 - optional
         """Send ``signum`` to the job's process group (soft timeouts). Optional."""
 

@@ -14,6 +14,7 @@ Layout under ``$BLUT_HOME/runs/<run-id>/``::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -131,10 +132,11 @@ class RunDir:
     def new_attempt(self, stage: str, attempt: int) -> Path:
         """A fresh, empty directory for ``attempt`` of ``stage`` (a leftover one is replaced)."""
         path = self.attempt_dir(stage, attempt)
+        for parent in (path.parent.parent, path.parent):  # stages/NAME, stages/NAME/attempts
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(parent)
         try:
             os.mkdir(path)
-        except FileNotFoundError:  # the stage's first attempt: one mkdir per missing level
-            path.mkdir(parents=True)
         except FileExistsError:  # resumed after a crash mid-attempt
             shutil.rmtree(path)
             os.mkdir(path)

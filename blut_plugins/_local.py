@@ -10,7 +10,7 @@ import os
 import select
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -51,6 +51,13 @@ class LocalLauncher(Launcher):
         self._forks: ForkClient | None = None
         self._use_forks = os.environ.get("BLUT_FORKSERVER", "1") != "0"
         self._reuse = os.environ.get("BLUT_REUSE_WORKERS", "1") != "0"
+
+    def prepare(self, env: Mapping[str, str], python_modules: Sequence[str]) -> None:
+        """Start the fork server now, importing the run's stage modules while the run starts."""
+        if self._use_forks and python_modules and self._forks is None:
+            from blut_core.forkserver import ForkClient
+
+            self._forks = ForkClient(dict(env), python_modules)
 
     def submit(self, job: Job) -> JobHandle:
         cage = self._containment.cage(job.label or job.stage, job.memory_cap) \
