@@ -1,7 +1,9 @@
-"""A pre-imported interpreter whose forks run Python stages: a stage starts in ~1 ms, not ~60 ms.
+"""A pre-imported interpreter whose forks (*workers*) run stages: a Python stage starts in ~1 ms,
+not ~60 ms, and a reused worker starts the next stage without any fork.
 
-Command stages do not come here: ``subprocess`` starts them as fast (``posix_spawn``), and a
-fork server would only add a round trip.
+Python stages run in the worker itself. A command stage is started by a reused worker with
+``posix_spawn`` (no copy of the worker) in the worker's process group and cgroup, and waited
+for; the driver then pays one message per command instead of a fork.
 
 The local launcher starts one fork server per run (``python -m blut_core.forkserver FD``)
 and talks to it over a socket with JSON lines:
@@ -9,8 +11,8 @@ and talks to it over a socket with JSON lines:
 - server → driver ``{"op": "spare", "pid"}`` whenever a *worker* is idle: a fork of the
   server waiting on a pipe for its next request, the leader of its own session. The server
   keeps ``SPARES`` of them, so that stages started in a burst do not wait for forks either.
-- driver → server ``{"op": "spawn", "id", "spare": PID, "context", "cwd", "env", "stdout",
-  "stderr", "join", "exit_file", "reuse"}``: the server hands the request to that worker
+- driver → server ``{"op": "spawn", "id", "spare": PID, "context" | "argv", "cwd", "env",
+  "stdout", "stderr", "join", "exit_file", "reuse"}``: the server hands the request to that worker
   and, if fewer than ``SPARES`` remain idle, forks another. ``env`` holds only what differs
   from the server's own environment (``None``: unset). The driver knew the pid beforehand,
   so it waits neither for a fork nor for an answer: a spawn costs it one message.
@@ -78,14 +80,18 @@ def _worker(requests: IO[bytes], back: int) -> None:
         home = (req.get("join") or {}).get("home_procs")
         import threading
 
-        if not (req.get("reuse") and home and code == 0 and threading.active_count() == 1
-                and done < REUSE_MAX_STAGES and _rss() - born < REUSE_MAX_GROWTH):
-            os._exit(code)
-        try:
-            _write_pid(str(home))  # out of the stage's cgroup: its cage can be removed
-        except OSError:
-            os._exit(code)
-        os.write(back, (json.dumps({"id": req.get("id"), "returncode": code}) + "\n").encode())
+        keep = bool(req.get("reuse") and home and code == 0 and threading.active_count() == 1
+                    and done < REUSE_MAX_STAGES and _rss() - born < REUSE_MAX_GROWTH)
+        if keep:
+            try:
+                _write_pid(str(home))  # out of the stage's cgroup: its cage can be removed
+            except OSError:
+                keep = False
+        # the code as it was (a command killed by a signal is negative), before exiting or not
+        os.write(back, (json.dumps({"id": req.get("id"), "returncode": code, "reused": keep})
+                        + "\n").encode())
+        if not keep:
+            os._exit(code if 0 <= code < 256 else 1)
 
 
 def _run(req: dict[str, Any], base_env: dict[str, str]) -> int:
@@ -116,9 +122,12 @@ def _run(req: dict[str, Any], base_env: dict[str, str]) -> int:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        from blut_core import runner
+        if req.get("argv"):
+            code = _command(list(req["argv"]))
+        else:
+            from blut_core import runner
 
-        code = runner.main([req["context"]])
+            code = runner.main([req["context"]])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -138,6 +147,29 @@ def _run(req: dict[str, Any], base_env: dict[str, str]) -> int:
                 os.write(fd, str(code).encode())
                 os.close(fd)
     return code
+
+
+def _command(argv: list[str]) -> int:
+    """Start a command stage in this process's group and cgroup, wait for it, return its code.
+
+    The worker ignores SIGTERM and SIGINT meanwhile (the command gets them, as the group's
+    member, and decides), so that a soft timeout ends with the command's own exit.
+    """
+    import errno
+
+    restore = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        try:
+            pid = os.posix_spawnp(argv[0], argv, dict(os.environ), setsigdef=(
+                signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP))
+        except OSError as exc:
+            os.write(2, f"blut: cannot start {argv[0]!r}: {exc.strerror}\n".encode())
+            return 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+    finally:
+        for sig, handler in restore.items():
+            signal.signal(sig, handler)
 
 
 def _child(go_fd: int, req: dict[str, Any]) -> None:
@@ -298,7 +330,7 @@ class _Server:
             os.close(w)
 
     def finished(self, pid: int) -> None:
-        """A worker's back channel spoke: its request ended cleanly and it is idle again."""
+        """A worker's back channel spoke: its request ended; it is idle again, or exiting."""
         worker = self.workers.get(pid)
         if worker is None:
             return
@@ -315,10 +347,13 @@ class _Server:
         while b"\n" in worker.buf:
             line, worker.buf = worker.buf.split(b"\n", 1)
             done = json.loads(line)
-            worker.request, worker.exit_file = None, None
+            worker.request, worker.exit_file = None, None  # reported here, not when reaped
             self.returning.discard(pid)
+            reused = bool(done.get("reused"))
             self.send({"op": "exit", "id": done.get("id"), "pid": pid,
-                       "returncode": int(done["returncode"]), "reused": True})
+                       "returncode": int(done["returncode"]), "reused": reused})
+            if not reused:
+                continue  # it exits
             if len(self.idle) < IDLE_MAX and worker.requests >= 0:
                 self.idle.append(pid)
                 self.send({"op": "spare", "pid": pid})
@@ -339,6 +374,8 @@ class _Server:
                 os.close(w)
             request, exit_file = self.held.pop(pid, (None, None))
             self.returning.discard(pid)
+            if pid in self.workers and self.workers[pid].back >= 0:
+                self.finished(pid)  # what it said before it exited comes first
             worker = self.workers.pop(pid, None)
             if worker is not None:
                 request, exit_file = worker.request, worker.exit_file
@@ -464,10 +501,12 @@ class ForkClient:
             out.append(msg)
         return out
 
-    def spawn(self, *, context: str, cwd: str, env: dict[str, str], stdout: str,
-              stderr: str, preload: str | None, join: dict[str, Any] | None,
+    def spawn(self, *, cwd: str, env: dict[str, str], stdout: str, stderr: str,
+              join: dict[str, Any] | None, context: str | None = None,
+              argv: Sequence[str] | None = None, preload: str | None = None,
               exit_file: str | None = None, reuse: bool = False) -> tuple[int, int]:
-        """Run a Python stage in a worker; return its pid and the request's id.
+        """Run a Python stage (``context``) or a command (``argv``) in a worker; return the
+        worker's pid and the request's id.
 
         With ``join`` the worker puts itself under its cap and runs at once; without, a
         fresh fork waits for :meth:`go` (the caller puts it under its cap first). When the
@@ -480,7 +519,8 @@ class ForkClient:
         changes.update({k: None for k in base if k not in env})
         self._next += 1
         ident = self._next
-        request = {"op": "spawn", "id": ident, "context": context, "cwd": cwd, "env": changes,
+        request = {"op": "spawn", "id": ident, "context": context,
+                   "argv": None if argv is None else list(argv), "cwd": cwd, "env": changes,
                    "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
                    "hold": join is None, "exit_file": exit_file, "reuse": reuse}
         if not self.spares:

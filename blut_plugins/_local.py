@@ -53,8 +53,14 @@ class LocalLauncher(Launcher):
         self._reuse = os.environ.get("BLUT_REUSE_WORKERS", "1") != "0"
 
     def prepare(self, env: Mapping[str, str], python_modules: Sequence[str]) -> None:
-        """Start the fork server now, importing the run's stage modules while the run starts."""
-        if self._use_forks and python_modules and self._forks is None:
+        """Start the fork server now, importing the run's stage modules while the run starts.
+
+        Runs of command stages only need it where workers are reused (see
+        :meth:`_worker_command`).
+        """
+        reusable = self._reuse and self._containment is not None and \
+            self._containment.kernel_evidence
+        if self._use_forks and (python_modules or reusable) and self._forks is None:
             from blut_core.forkserver import ForkClient
 
             self._forks = ForkClient(dict(env), python_modules)
@@ -63,7 +69,7 @@ class LocalLauncher(Launcher):
         cage = self._containment.cage(job.label or job.stage, job.memory_cap) \
             if self._containment else None
         try:
-            if job.python_context and self._use_forks:
+            if self._use_forks and (job.python_context or self._worker_command(job, cage)):
                 forked = self._submit_forked(job, cage)
                 if forked is not None:
                     return forked
@@ -72,6 +78,23 @@ class LocalLauncher(Launcher):
             if cage is not None:
                 cage.release()
             raise
+
+    def _worker_command(self, job: Job, cage: Cage | None) -> bool:
+        """Whether a command stage is started by a reusable worker (which then waits for it).
+
+        Only where workers are reused (a cgroup they can leave): a worker spawns the command
+        without copying itself (``posix_spawn``) and is ready for the next stage, so the
+        driver pays one message instead of a fork. The first command stages of a run, while
+        the server is not up yet, start with ``subprocess`` instead.
+        """
+        if not self._reuse or cage is None or self._forks is None:
+            return False
+        join = cage.join_spec()
+        if not (join and join.get("home_procs")):
+            return False
+        if not self._forks.spares:
+            self._forks.drain()
+        return bool(self._forks.spares)  # an idle worker now, else no waiting for one
 
     def _submit_spawned(self, job: Job, cage: Cage | None) -> JobHandle:
         argv: Sequence[str] = job.argv
@@ -105,9 +128,11 @@ class LocalLauncher(Launcher):
         join = {} if cage is None else cage.join_spec()
         exit_file = os.path.join(os.path.dirname(job.stdout), "returncode")
         reuse = self._reuse and bool(join and join.get("home_procs"))
+        python = job.python_context is not None
         pid, request = self._forks.spawn(
-            context=str(job.python_context), cwd=job.cwd, env=dict(job.env), stdout=job.stdout,
-            stderr=job.stderr, preload=job.python_module,
+            context=str(job.python_context) if python else None,
+            argv=None if python else job.argv, cwd=job.cwd, env=dict(job.env),
+            stdout=job.stdout, stderr=job.stderr, preload=job.python_module,
             join=None if join is None else dict(join), exit_file=exit_file, reuse=reuse)
         if join is not None:  # the worker joins its cage itself before it runs anything
             if cage is not None:

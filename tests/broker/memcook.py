@@ -75,10 +75,10 @@ class ChainParams:
 
 
 def probes(p: ChainParams) -> Plan:
-    """A chain of stages that record their process: the second follows one that used 96 MiB,
-    the fourth one that left a thread running."""
-    spec: list[tuple[str, dict[str, object]]] = [("a", {"mb": 96}), ("b", {}),
-                                                 ("c", {"thread": True}), ("d", {})]
+    """A chain of stages that record their process: ``a`` uses 96 MiB, ``t`` leaves a thread
+    running."""
+    spec: list[tuple[str, dict[str, object]]] = [("a", {"mb": 96}), ("b", {}), ("c", {}),
+                                                 ("t", {"thread": True}), ("z", {})]
     return Plan.of(*(Stage.call(name, stages_mem.probe, cache=False,
                                 inputs=[spec[i - 1][0]] if i else [],
                                 params={**params, "tag": p.tag}, footprint=Footprint.fixed("256M"))
@@ -94,3 +94,21 @@ COOKBOOK = Cookbook(name="memtest", summary="Recipes for the broker's tests.", r
     Recipe(name="probes", summary="Stages that record their process.", params=ChainParams,
            build=probes),
 ))
+
+
+def commands(p: ChainParams) -> Plan:
+    """A chain of command stages, then one killed by a signal (``p.tag == "kill"``)."""
+    wait = "sleep 0.5; "  # the first one gives the fork server time to come up
+    stages = [Stage.command(f"c{i}", ["sh", "-c", (wait if i == 0 else "") + "echo $$ > {out}/pid"],
+                            cache=False,
+                            inputs=[f"c{i - 1}"] if i else [], params={"tag": p.tag},
+                            footprint=Footprint.fixed("64M"))
+              for i in range(6)]
+    if p.tag == "kill":
+        stages.append(Stage.command("killed", ["sh", "-c", "kill -KILL $$"], cache=False,
+                                    inputs=["c5"], footprint=Footprint.fixed("64M")))
+    return Plan.of(*stages)
+
+
+COOKBOOK = attrs.evolve(COOKBOOK, recipes=(*COOKBOOK.recipes, Recipe(
+    name="commands", summary="A chain of command stages.", params=ChainParams, build=commands)))
