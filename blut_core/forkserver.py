@@ -69,6 +69,7 @@ def _worker(requests: IO[bytes], back: int) -> None:
     """An idle fork: run each request it is handed, reused while it stays clean; never returns."""
     base_env = dict(os.environ)
     born = _rss()
+    me = os.getpid()
     done = 0
     while True:
         line = requests.readline()
@@ -76,6 +77,8 @@ def _worker(requests: IO[bytes], back: int) -> None:
             os._exit(0)
         req = json.loads(line)
         code = _run(req, base_env)
+        if os.getpid() != me:  # a process the stage forked returned here: it is not a worker
+            os._exit(code if 0 <= code < 256 else 1)
         done += 1
         home = (req.get("join") or {}).get("home_procs")
         import threading

@@ -110,5 +110,15 @@ def commands(p: ChainParams) -> Plan:
     return Plan.of(*stages)
 
 
+def forked(p: ChainParams) -> Plan:
+    """A stage whose forked child returns from the stage function, then stages after it."""
+    return Plan.of(Stage.call("forks", stages_mem.fork_returns, cache=False,
+                              params={"tag": p.tag}, footprint=Footprint.fixed("64M")),
+                   *(Stage.call(f"after{i}", stages_mem.probe, cache=False, inputs=["forks"],
+                                params={"tag": p.tag}, footprint=Footprint.fixed("64M"))
+                     for i in range(4)))
+
+
 COOKBOOK = attrs.evolve(COOKBOOK, recipes=(*COOKBOOK.recipes, Recipe(
-    name="commands", summary="A chain of command stages.", params=ChainParams, build=commands)))
+    name="commands", summary="A chain of command stages.", params=ChainParams, build=commands),
+    Recipe(name="forked", summary="A stage that forks.", params=ChainParams, build=forked)))

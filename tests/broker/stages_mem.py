@@ -64,3 +64,11 @@ def probe(ctx: StageContext) -> None:
     del held
     if ctx.params.get("thread"):
         threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+
+
+def fork_returns(ctx: StageContext) -> None:
+    """Fork a child that returns from the stage function too (as a careless stage might)."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        (ctx.out_dir / "parent.txt").write_text(str(os.getpid()), encoding="utf-8")

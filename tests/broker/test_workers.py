@@ -73,3 +73,14 @@ def test_command_stages_are_started_by_reused_workers(app: App, caged: str,
     # a command killed by a signal is reported as such, not as an exit code
     by_name = {o.stage: o for o in summary.stages}
     assert by_name["killed"].returncode == -9 and "SIGKILL" in (by_name["killed"].error or "")
+
+
+def test_a_forked_child_returning_from_a_stage_never_becomes_a_worker(
+        app: App, caged: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLUT_REUSE_WORKERS", "1")
+    summary = start_run(app, prepare(app, "memtest:forked", overrides=["tag=fork"]))
+    # every later stage ran, each once, in a worker of the server (not in the stray child)
+    assert summary.outcome == "ok", summary
+    assert all(o.attempt == 1 for o in summary.stages)
+    for i in range(4):
+        assert _seen(summary.run_dir, f"after{i}")["leak"] is None
