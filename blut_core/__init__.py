@@ -15,6 +15,7 @@ from blut_core._version import __version__
 if TYPE_CHECKING:
     from blut_core._markers import hookimpl as hookimpl
     from blut_core.app import App as App
+    from blut_core.attempt import Attempt as Attempt
     from blut_core.broker.admission import Admission as Admission
     from blut_core.broker.admission import Budget as Budget
     from blut_core.broker.calibration import CalibrationKey as CalibrationKey
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from blut_core.errors import PluginConflictError as PluginConflictError
     from blut_core.errors import PluginError as PluginError
     from blut_core.errors import RunFailed as RunFailed
-    from blut_core.executor import Attempt as Attempt
     from blut_core.executor import ExecOptions as ExecOptions
     from blut_core.executor import Executor as Executor
     from blut_core.footprint import Footprint as Footprint
@@ -108,7 +108,7 @@ _WHERE = {
     "AdmissionRefused": "errors", "BlutError": "errors", "ConfigError": "errors",
     "LauncherError": "errors", "PlanError": "errors", "PluginConflictError": "errors",
     "PluginError": "errors", "RunFailed": "errors",
-    "Attempt": "executor", "BoundedPolicy": "scheduling", "ExecOptions": "executor",
+    "Attempt": "attempt", "BoundedPolicy": "scheduling", "ExecOptions": "executor",
     "Launch": "scheduling", "Refusal": "scheduling",
     "Executor": "executor", "SchedulingPolicy": "scheduling",
     "Footprint": "footprint", "Knob": "footprint",

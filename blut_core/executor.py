@@ -15,11 +15,11 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
 
+from blut_core.attempt import Attempt, classify, deadlines, failure_text, retryable
 from blut_core.cache import Cache, cache_key
 from blut_core.errors import BlutError
 from blut_core.interfaces import Launcher
@@ -28,7 +28,7 @@ from blut_core.log import get_logger
 from blut_core.outcome import Classification, RunInfo, RunSummary, StageOutcome, StageState
 from blut_core.plan import Plan
 from blut_core.progress import ProgressSink, Snapshot, snapshot_of
-from blut_core.rundir import RunDir, StatusLog, tail_line
+from blut_core.rundir import RunDir, StatusLog
 from blut_core.scheduling import (
     Launch,
     Refusal,
@@ -40,8 +40,6 @@ from blut_core.stage import Stage
 from blut_core.stageproc import prepare_attempt, read_events_from
 
 PLAN_SEARCH_MAX_STAGES = 150  # above this, only the heuristic order (the search is O(n²))
-EXIT_DETERMINISTIC = 3  # blut_core.runner's exit code for never-retry failures
-_SHELL_CANNOT_RUN = (126, 127)  # "not executable", "not found": retrying cannot help
 
 
 @attrs.frozen(kw_only=True)
@@ -54,41 +52,8 @@ class ExecOptions:
     jobs: int | None = None        # stages at once (None: the CPUs this process may use)
 
 
-@attrs.define
-class Attempt:
-    """A stage attempt the executor is following."""
-
-    stage: Stage
-    number: int
-    handle: JobHandle
-    dir: Path
-    tmp_out: Path
-    key: str | None
-    started: float
-    cap: int | None = None
-    footprint: int | None = None
-    events_offset: int = 0
-    error: str | None = None
-    error_kind: str | None = None
-    forced: Classification | None = None
-    last_beat: float | None = None
-    term_sent: float | None = None
-
-    def elapsed(self, now: float) -> float:
-        return now - self.started
-
-
 class _Wakeup(Exception):
     """Raised from a signal handler to end ``launcher.wait`` early."""
-
-
-_RETRYABLE = {
-    "transient": {Classification.ERROR, Classification.OOM, Classification.TIMEOUT,
-                  Classification.STALLED, Classification.LOST},
-    "oom": {Classification.OOM},
-    "any": {Classification.ERROR, Classification.OOM, Classification.TIMEOUT,
-            Classification.STALLED, Classification.LOST},
-}
 
 
 class Executor:
@@ -275,23 +240,11 @@ class Executor:
         if policy_wake is not None:
             wakes.append(policy_wake)
         for attempt in self.running.values():
-            wakes += [d - now for d in self._deadlines(attempt)]
+            wakes += [d - now for d in deadlines(attempt)]
             wakes.append(0.2)  # metrics and heartbeats are read from files
         if self.not_before:
             wakes.append(min(self.not_before.values()) - time.time())
         return max(0.0, min(wakes))
-
-    def _deadlines(self, attempt: Attempt) -> list[float]:
-        t = attempt.stage.timeouts
-        out = []
-        if t.hard is not None:
-            out.append(attempt.started + t.hard)
-        if t.soft is not None:
-            out.append(attempt.started + t.soft if attempt.term_sent is None
-                       else attempt.term_sent + t.grace)
-        if t.stall_after is not None and attempt.last_beat is not None:
-            out.append(attempt.last_beat + t.stall_after)
-        return out
 
     def _enforce_limits(self, attempt: Attempt, now: float) -> None:
         """Soft and hard timeouts and the heartbeat watchdog of one running attempt."""
@@ -539,31 +492,10 @@ class Executor:
 
     # -- finishing ---------------------------------------------------------------------
 
-    def classify(self, attempt: Attempt, state: JobState) -> Classification:
-        if attempt.forced is not None:
-            return attempt.forced
-        if attempt.term_sent is not None:
-            attempt.error = attempt.error or (
-                f"soft timeout after {attempt.stage.timeouts.soft:g}s (stopped on SIGTERM)")
-            return Classification.TIMEOUT
-        if state.oom_killed:
-            return Classification.OOM
-        if state.returncode == 0:
-            return Classification.OK
-        if attempt.error_kind == "deterministic" or (
-                attempt.stage.kind == "python" and state.returncode == EXIT_DETERMINISTIC):
-            return Classification.DETERMINISTIC
-        if attempt.stage.kind == "command" and state.returncode in _SHELL_CANNOT_RUN:
-            attempt.error = attempt.error or (
-                f"exit code {state.returncode}: the command was not found or is not executable"
-                + (f" ({tail})" if (tail := tail_line(attempt.dir / "stderr.log")) else ""))
-            return Classification.DETERMINISTIC
-        return Classification.ERROR
-
     def _finish(self, attempt: Attempt, state: JobState) -> None:
         s = attempt.stage
         duration = time.monotonic() - attempt.started
-        cls = self.classify(attempt, state)
+        cls = classify(attempt, state)
         output_hash = None
         error = attempt.error
         if cls is Classification.OK:
@@ -572,7 +504,7 @@ class Executor:
             except OSError as exc:
                 cls, error = Classification.ERROR, f"could not promote outputs: {exc}"
         elif error is None:
-            error = self._failure_text(attempt, state)
+            error = failure_text(attempt, state)
         stage_state = {Classification.OK: StageState.OK, Classification.PRUNED: StageState.PRUNED,
                        Classification.CANCELLED: StageState.CANCELLED}.get(cls, StageState.FAILED)
         outcome = StageOutcome(stage=s.name, attempt=attempt.number, state=stage_state,
@@ -598,15 +530,7 @@ class Executor:
     def _should_retry(self, s: Stage, number: int, cls: Classification) -> bool:
         if self.cancelled or number >= s.retry.max_attempts:
             return False
-        return cls in _RETRYABLE[s.retry.retry_on.value]
-
-    def _failure_text(self, attempt: Attempt, state: JobState) -> str:
-        if state.oom_killed:
-            return "killed by its memory cap"
-        if state.signal:
-            return f"killed by signal {signal.Signals(state.signal).name}"
-        tail = tail_line(attempt.dir / "stderr.log")
-        return f"exit code {state.returncode}" + (f": {tail}" if tail else "")
+        return retryable(s.retry.retry_on.value, cls)
 
     def _promote(self, attempt: Attempt) -> str:
         s = attempt.stage

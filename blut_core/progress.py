@@ -19,7 +19,7 @@ from blut_core.output import human_bytes, human_seconds
 if TYPE_CHECKING:
     from rich.live import Live
 
-    from blut_core.executor import Attempt
+    from blut_core.attempt import Attempt
     from blut_core.outcome import StageOutcome
     from blut_core.scheduling import PolicyView
     from blut_core.stage import Stage

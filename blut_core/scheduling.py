@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 if TYPE_CHECKING:
-    from blut_core.executor import Attempt
+    from blut_core.attempt import Attempt
     from blut_core.outcome import StageOutcome
     from blut_core.plan import Plan
     from blut_core.stage import Stage

@@ -27,7 +27,7 @@ from blut_core.outcome import Classification, StageOutcome, StageState
 from blut_core.scheduling import Launch, PolicyView, Refusal
 
 if TYPE_CHECKING:
-    from blut_core.executor import Attempt
+    from blut_core.attempt import Attempt
     from blut_core.stage import Stage
 
 RECHECK = 0.25
