@@ -27,7 +27,7 @@ from blut_core import (
 )
 
 if TYPE_CHECKING:
-    from blut_core.forkserver import ForkClient
+    from blut_core.forkclient import ForkClient
 
 
 @attrs.define
@@ -61,7 +61,7 @@ class LocalLauncher(Launcher):
         reusable = self._reuse and self._containment is not None and \
             self._containment.kernel_evidence
         if self._use_forks and (python_modules or reusable) and self._forks is None:
-            from blut_core.forkserver import ForkClient
+            from blut_core.forkclient import ForkClient
 
             self._forks = ForkClient(dict(env), python_modules)
 
@@ -122,7 +122,7 @@ class LocalLauncher(Launcher):
         (``home_procs``) and what the stage leaves behind can be killed through that cgroup.
         """
         if self._forks is None:
-            from blut_core.forkserver import ForkClient
+            from blut_core.forkclient import ForkClient
 
             self._forks = ForkClient(dict(job.env))
         join = {} if cage is None else cage.join_spec()
