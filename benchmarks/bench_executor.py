@@ -11,8 +11,9 @@
   stages sleep and declare their footprints and ``expected_seconds``; the run ignores
   calibration (``--no-calibration``), so that bookings stay the declared footprints (the
   stages' real peaks are tiny) and memory is what binds. The row also shows the spread of
-  the runs and, from their events, what the process plumbing costs: how long the first
-  stage took to start and how much longer than its sleep a stage held its booking.
+  the runs and, from their events, what the process plumbing costs (how long the first
+  stage took to start, how much longer than its sleep a stage held its booking) and whether
+  other runs on the machine had memory booked meanwhile (which takes it from this one).
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def _packing(recipe: str, spec: list[tuple[str, float, float, list[str]]], repea
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         usable = _usable(tmp)
-        walls, first, per_stage = [], [], []
+        walls, first, per_stage, others = [], [], [], []
         for i in range(repeat):
             r = subprocess.run([*blut_exe(), "run", f"benchbook:{recipe}", "-p", f"usable={usable}",
                                 "-p", f"scale={scale}", "-p", f"tag={i}", "-j", "64",
@@ -153,9 +154,10 @@ def _packing(recipe: str, spec: list[tuple[str, float, float, list[str]]], repea
                 raise RuntimeError(r.stderr[-2000:])
             summary = json.loads(r.stdout)
             walls.append(float(summary["wall"]))
-            start, extra = _launch_costs(Path(summary["run_dir"]), dur)
+            start, extra, other = _run_costs(Path(summary["run_dir"]), dur)
             first.append(start)
             per_stage.append(extra)
+            others.append(other / usable)
     # lower bound: the longest chain of durations, or memory-time over usable memory
     ins = {n: i for n, _, _, i in spec}
     finish: dict[str, float] = {}
@@ -170,26 +172,34 @@ def _packing(recipe: str, spec: list[tuple[str, float, float, list[str]]], repea
             f"{area:.2f} s) -> {m / bound:.3f}x (target <= 1.15x); runs {min(walls) / bound:.3f}-"
             f"{max(walls) / bound:.3f}x; first stage started {_median(first):.2f} s after its "
             f"admission, each stage held its memory {_median(per_stage) * 1000:.0f} ms longer "
-            f"than it slept")
+            f"than it slept"
+            + (f"; other runs booked up to {max(others):.0%} of the memory during "
+               f"{sum(o > 0.005 for o in others)} of the runs" if max(others) > 0.005 else ""))
 
 
-def _launch_costs(run_dir: Path, seconds: dict[str, float]) -> tuple[float, float]:
-    """From a run's events: how long its first stage took to start after admission, and the
-    median time a stage's booking outlived its sleep (admitted to finished, minus seconds)."""
+def _run_costs(run_dir: Path, seconds: dict[str, float]) -> tuple[float, float, int]:
+    """From a run's events: how long its first stage took to start after admission, the
+    median time a stage's booking outlived its sleep (admitted to finished, minus seconds),
+    and the most memory other runs had booked in the machine-wide ledger at an admission."""
     admitted: dict[str, float] = {}
     started: dict[str, float] = {}
     held = []
+    own: dict[str, int] = {}  # this run's stages holding a booking, and their footprints
+    other = 0
     for line in (run_dir / "status.jsonl").read_text().splitlines():
         ev = json.loads(line)
         stage = ev.get("stage")
         if ev["event"] == "stage_admitted":
             admitted[stage] = ev["t"]
+            other = max(other, int(ev.get("booked_bytes") or 0) - sum(own.values()))
+            own[stage] = int(ev.get("footprint_bytes") or 0)
         elif ev["event"] == "stage_started":
             started[stage] = ev["t"]
         elif ev["event"] == "stage_finished" and stage in admitted:
             held.append(ev["t"] - admitted[stage] - seconds[stage])
+            own.pop(stage, None)
     first = min(admitted, key=admitted.__getitem__)
-    return started[first] - admitted[first], _median(held)
+    return started[first] - admitted[first], _median(held), other
 
 
 def main(repeat: int = 5) -> None:
