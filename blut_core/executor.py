@@ -93,7 +93,7 @@ class Executor:
         self._last_tick = 0.0
         self.cancel_requested: str | None = None
         self.waiting = False  # True only while blocked in launcher.wait (safe to interrupt)
-        self._pythonpath = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+        self._pythonpath = stage_pythonpath()
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -114,12 +114,7 @@ class Executor:
     def execute(self) -> RunSummary:
         start = time.monotonic()
         deadline = start + self.options.deadline if self.options.deadline else None
-        modules = sorted({str(s.target).partition(":")[0] for s in self.order
-                          if s.target is not None and s.name not in self.outcomes})
-        env = dict(os.environ)
-        if self._pythonpath:
-            env["PYTHONPATH"] = self._pythonpath
-        self.launcher.prepare(env, modules)
+        prepare_launcher(self.launcher, [s for s in self.order if s.name not in self.outcomes])
         try:
             while True:
                 if self.cancel_requested:
@@ -573,3 +568,19 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in values.items():
         out[k] = repr(v) if isinstance(v, float) and not math.isfinite(v) else v
     return out
+
+
+def stage_pythonpath() -> str:
+    """``PYTHONPATH`` of Python stage processes: this process's import path."""
+    return os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+
+
+def prepare_launcher(launcher: Launcher, stages: list[Stage]) -> None:
+    """Let ``launcher`` get ready for ``stages`` (e.g. start its fork server and import the
+    stage modules) while the run is still being set up."""
+    modules = sorted({str(s.target).partition(":")[0] for s in stages if s.target is not None})
+    env = dict(os.environ)
+    pythonpath = stage_pythonpath()
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    launcher.prepare(env, modules)

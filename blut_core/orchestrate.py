@@ -19,7 +19,7 @@ import attrs
 
 from blut_core.cache import Cache
 from blut_core.convert import apply_overrides, read_params_file, structure, unstructure
-from blut_core.executor import ExecOptions, Executor
+from blut_core.executor import ExecOptions, Executor, prepare_launcher
 from blut_core.lineage.ingest import Checked, check_sinks, ingest
 from blut_core.outcome import RunInfo, RunSummary, StageState
 from blut_core.rundir import RunDir, StatusLog, ensure_writable, new_run_id, write_json_atomic
@@ -111,24 +111,29 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
 
         get_logger().warning("containment_bare", message=broker.selection.warning)
     the_launcher = make_launcher(app, launcher, broker.selection.containment)
-    cache = Cache(settings.cache_dir)
-    run_id = new_run_id(prepared.ref.qualname)
-    rundir = RunDir.create(runs_root, run_id)
     plan = prepared.plan
-    write_json_atomic(rundir.path / "plan.json", {"recipe": prepared.ref.qualname,
-                                                  "stages": plan.to_json()})
-    write_json_atomic(rundir.path / "params.json", prepared.params_data)
-    write_json_atomic(rundir.path / "provenance.json", _provenance(app, prepared, launcher))
-    status = StatusLog(rundir.status_path)
-    info = RunInfo(run_id=run_id, recipe=prepared.ref.qualname, run_dir=rundir.path,
-                   launcher=launcher, stages=tuple(s.name for s in plan.topological()))
-    status.append("run_started", run_id=run_id, recipe=info.recipe, launcher=launcher,
-                  stages=list(info.stages))
-    app.hooks.run_started(info)
-    executor = Executor(plan=plan, run=info, rundir=rundir, status=status,
-                        launcher=the_launcher, cache=cache,
-                        policy=policy or BoundedPolicy(1), hooks=app.hooks, options=options,
-                        progress=progress)
+    prepare_launcher(the_launcher, plan.topological())  # starts while the run is set up
+    try:
+        cache = Cache(settings.cache_dir)
+        run_id = new_run_id(prepared.ref.qualname)
+        rundir = RunDir.create(runs_root, run_id)
+        write_json_atomic(rundir.path / "plan.json", {"recipe": prepared.ref.qualname,
+                                                      "stages": plan.to_json()})
+        write_json_atomic(rundir.path / "params.json", prepared.params_data)
+        write_json_atomic(rundir.path / "provenance.json", _provenance(app, prepared, launcher))
+        status = StatusLog(rundir.status_path)
+        info = RunInfo(run_id=run_id, recipe=prepared.ref.qualname, run_dir=rundir.path,
+                       launcher=launcher, stages=tuple(s.name for s in plan.topological()))
+        status.append("run_started", run_id=run_id, recipe=info.recipe, launcher=launcher,
+                      stages=list(info.stages))
+        app.hooks.run_started(info)
+        executor = Executor(plan=plan, run=info, rundir=rundir, status=status,
+                            launcher=the_launcher, cache=cache,
+                            policy=policy or BoundedPolicy(1), hooks=app.hooks, options=options,
+                            progress=progress)
+    except BaseException:
+        the_launcher.close()
+        raise
     return drive(app, executor, info, status, the_launcher, sinks=sinks)
 
 
