@@ -138,6 +138,9 @@ class Executor:
                         continue
                     self._refuse_stranded()
                     break
+                if "by_priority" not in self.__dict__ and \
+                        len(self.order) - len(self.outcomes) - len(self.running) > 1:
+                    self.by_priority  # noqa: B018 - ordered while the first stages run
                 timeout = self._next_timeout()
                 self.waiting = True
                 try:
@@ -314,7 +317,8 @@ class Executor:
         return ordered
 
     def _ready(self) -> list[Stage]:
-        """Stages whose inputs are done, in priority order (ordered only once two compete)."""
+        """Stages whose inputs are done, in priority order (ordered once two compete, or
+        while the first stages run)."""
         now = time.time()
         if "by_priority" not in self.__dict__:
             ready = [s for s in self.order
