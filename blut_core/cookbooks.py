@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable, Mapping
-from importlib import metadata as md
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from blut_core.errors import ConfigError, PluginConflictError, PluginError
 from blut_core.manager import PluginRecord, dist_of
 from blut_core.plan import Plan
+
+if TYPE_CHECKING:
+    from importlib import metadata as md
 
 COOKBOOK_GROUP = "blut.cookbooks"
 
@@ -70,6 +72,8 @@ class CookbookIndex:
 
     @classmethod
     def discover(cls, eps: Iterable[md.EntryPoint] | None = None, *, strict: bool = False) -> CookbookIndex:
+        from importlib import metadata as md
+
         found = md.entry_points(group=COOKBOOK_GROUP) if eps is None else eps
         recipes: dict[str, RecipeRef] = {}
         owners: dict[str, str] = {}

@@ -9,14 +9,16 @@ with its error (shown by ``blut plugins list``); it is fatal when it is essentia
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from importlib import metadata as md
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pluggy
 
 from blut_core import hookspecs
 from blut_core._markers import PROJECT
 from blut_core.errors import PluginError
+
+if TYPE_CHECKING:
+    from importlib import metadata as md
 
 ENTRY_POINT_GROUP = "blut.plugins"
 BUILTIN_DISTRIBUTION = "blut"
@@ -119,6 +121,8 @@ def make_plugin_manager(
             raise PluginError(f"plugin {name!r} is essential and cannot be disabled",
                               hint="remove it from BLUT_DISABLE_PLUGINS")
     pm = BlutPluginManager()
+    from importlib import metadata as md
+
     found = md.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
     pm.load_entry_points(sorted(found, key=_load_order), strict=strict, blocked=blocked)
     return pm
