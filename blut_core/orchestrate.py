@@ -102,18 +102,19 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     runs_root = settings.runs_dir
     ensure_writable(runs_root, what="runs directory")
     broker = Broker(app, no_calibration=no_calibration)
-    if policy is None:
-        broker.preflight(prepared.plan, prepared.ref.qualname,
-                         skip=lambda: _cached_stages(app, prepared, options))
-        policy = broker.policy(prepared.ref.qualname, max_parallel=options.jobs if options else None)
-    if broker.selection.warning:
-        from blut_core.log import get_logger
-
-        get_logger().warning("containment_bare", message=broker.selection.warning)
     the_launcher = make_launcher(app, launcher, broker.selection.containment)
     plan = prepared.plan
     prepare_launcher(the_launcher, plan.topological())  # starts while the run is set up
     try:
+        if policy is None:
+            broker.preflight(plan, prepared.ref.qualname,
+                             skip=lambda: _cached_stages(app, prepared, options))
+            policy = broker.policy(prepared.ref.qualname,
+                                   max_parallel=options.jobs if options else None)
+        if broker.selection.warning:
+            from blut_core.log import get_logger
+
+            get_logger().warning("containment_bare", message=broker.selection.warning)
         cache = Cache(settings.cache_dir)
         run_id = new_run_id(prepared.ref.qualname)
         rundir = RunDir.create(runs_root, run_id)
