@@ -67,6 +67,7 @@ def _rss() -> int:
 def _worker(requests: IO[bytes], back: int) -> None:
     """An idle fork: run each request it is handed, reused while it stays clean; never returns."""
     base_env = dict(os.environ)
+    base_logging = _logging_state()
     born = _rss()
     me = os.getpid()
     done = 0
@@ -89,11 +90,47 @@ def _worker(requests: IO[bytes], back: int) -> None:
                 _write_pid(str(home))  # out of the stage's cgroup: its cage can be removed
             except OSError:
                 keep = False
+        if keep:
+            _tidy(base_logging)
         # the code as it was (a command killed by a signal is negative), before exiting or not
         os.write(back, (json.dumps({"id": req.get("id"), "returncode": code, "reused": keep})
                         + "\n").encode())
         if not keep:
             os._exit(code if 0 <= code < 256 else 1)
+
+
+def _logging_state() -> tuple[list[Any], int] | None:
+    """The root logger's handlers and level, if logging is in use."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return None
+    root = logging.getLogger()
+    return root.handlers[:], root.level
+
+
+def _tidy(baseline: tuple[list[Any], int] | None) -> None:
+    """After a stage, before the next: undo what a stage commonly leaves in its process.
+
+    Its ``sys.stdout``/``sys.stderr`` replacements, and the handlers it added to the root
+    logger (``logging.basicConfig(filename=...)`` would otherwise keep writing the next
+    stage's log into this stage's file, and make the next one's ``basicConfig`` a no-op):
+    the root logger is put back as it was when the worker was forked.
+    """
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return
+    handlers, level = baseline if baseline is not None else ([], logging.WARNING)
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            with contextlib.suppress(Exception):
+                handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 def _run(req: dict[str, Any], base_env: dict[str, str]) -> int:

@@ -119,6 +119,16 @@ def forked(p: ChainParams) -> Plan:
                      for i in range(4)))
 
 
+def logging_chain(p: ChainParams) -> Plan:
+    """Stages that each configure the root logger to a file of their own."""
+    return Plan.of(*(Stage.call(f"log{i}", stages_mem.logs, cache=False,
+                                inputs=[f"log{i - 1}"] if i else [], params={"tag": p.tag},
+                                footprint=Footprint.fixed("64M"))
+                     for i in range(4)))
+
+
 COOKBOOK = attrs.evolve(COOKBOOK, recipes=(*COOKBOOK.recipes, Recipe(
+    name="logs", summary="Stages that log to their own files.", params=ChainParams,
+    build=logging_chain), Recipe(
     name="commands", summary="A chain of command stages.", params=ChainParams, build=commands),
     Recipe(name="forked", summary="A stage that forks.", params=ChainParams, build=forked)))

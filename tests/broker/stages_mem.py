@@ -72,3 +72,11 @@ def fork_returns(ctx: StageContext) -> None:
     if pid:
         os.waitpid(pid, 0)
         (ctx.out_dir / "parent.txt").write_text(str(os.getpid()), encoding="utf-8")
+
+
+def logs(ctx: StageContext) -> None:
+    """Log through the root logger into a file of this stage's output, as scripts often do."""
+    import logging
+
+    logging.basicConfig(filename=str(ctx.out_dir / "stage.log"), level=logging.INFO)
+    logging.info("from %s", ctx.stage)

@@ -84,3 +84,13 @@ def test_a_forked_child_returning_from_a_stage_never_becomes_a_worker(
     assert all(o.attempt == 1 for o in summary.stages)
     for i in range(4):
         assert _seen(summary.run_dir, f"after{i}")["leak"] is None
+
+
+def test_each_stage_logging_to_its_own_file_gets_its_own_file(
+        app: App, caged: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLUT_REUSE_WORKERS", "1")
+    summary = start_run(app, prepare(app, "memtest:logs", overrides=["tag=logs"]))
+    assert summary.outcome == "ok", summary
+    for i in range(4):
+        text = (summary.run_dir / f"stages/log{i}/out/stage.log").read_text()
+        assert text.splitlines() == [f"INFO:root:from log{i}"]
