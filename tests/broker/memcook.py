@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import attrs
 
-from blut_core import Cookbook, Footprint, Knob, Plan, Recipe, RetryOn, RetryPolicy, Stage
+from blut_core import (
+    Cookbook,
+    Footprint,
+    Knob,
+    Plan,
+    Recipe,
+    RetryOn,
+    RetryPolicy,
+    Stage,
+    Timeouts,
+)
 from tests.broker import stages_mem
 
 
@@ -127,7 +137,22 @@ def logging_chain(p: ChainParams) -> Plan:
                      for i in range(4)))
 
 
+def command_timeouts(p: ChainParams) -> Plan:
+    """Command stages past their soft timeout: one stops on SIGTERM, one ignores it."""
+    polite = 'echo $$ > sh.pid; trap "echo got TERM; exit 0" TERM; sleep 30 & wait'
+    stubborn = 'trap "" TERM; sleep 30 & wait'
+    fp = Footprint.fixed("64M")
+    return Plan.of(
+        Stage.command("warmup", ["sleep", "0.5"], cache=False, params={"tag": p.tag}, footprint=fp),
+        Stage.command("polite", ["sh", "-c", polite], cache=False, inputs=["warmup"],
+                      footprint=fp, timeouts=Timeouts(soft=0.5, grace=5.0)),
+        Stage.command("stubborn", ["sh", "-c", stubborn], cache=False, inputs=["warmup"],
+                      footprint=fp, timeouts=Timeouts(soft=0.5, grace=0.5)))
+
+
 COOKBOOK = attrs.evolve(COOKBOOK, recipes=(*COOKBOOK.recipes, Recipe(
+    name="cmdtimeouts", summary="Command stages that time out.", params=ChainParams,
+    build=command_timeouts), Recipe(
     name="logs", summary="Stages that log to their own files.", params=ChainParams,
     build=logging_chain), Recipe(
     name="commands", summary="A chain of command stages.", params=ChainParams, build=commands),

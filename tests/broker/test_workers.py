@@ -94,3 +94,25 @@ def test_each_stage_logging_to_its_own_file_gets_its_own_file(
     for i in range(4):
         text = (summary.run_dir / f"stages/log{i}/out/stage.log").read_text()
         assert text.splitlines() == [f"INFO:root:from log{i}"]
+
+
+def test_a_command_started_by_a_worker_gets_its_soft_timeout_alone(
+        app: App, caged: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLUT_REUSE_WORKERS", "1")
+    summary = start_run(app, prepare(app, "memtest:cmdtimeouts", overrides=["tag=term"]))
+    by = {o.stage: o for o in summary.stages}
+    # the command heard SIGTERM and stopped on its own; the worker waited for it
+    assert by["polite"].classification.value == "timeout"
+    assert "stopped on SIGTERM" in (by["polite"].error or "")
+    stdout = (summary.run_dir / "stages/polite/attempts/1/stdout.log").read_text()
+    assert "got TERM" in stdout and by["polite"].duration < 5
+    # ... as a process of its own, started by a worker (the process blut followed)
+    from blut_core.rundir import read_events
+
+    [started] = [e for e in read_events(summary.run_dir / "status.jsonl")
+                 if e["event"] == "stage_started" and e["stage"] == "polite"]
+    shell = int((summary.run_dir / "stages/polite/attempts/1/work/sh.pid").read_text())
+    assert started["pid"] != shell
+    # the one that ignored it was killed after its grace period, worker and all
+    assert by["stubborn"].classification.value == "timeout"
+    assert "did not stop within 0.5s" in (by["stubborn"].error or "")
