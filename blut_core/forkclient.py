@@ -67,7 +67,8 @@ class ForkClient:
     def spawn(self, *, cwd: str, env: dict[str, str], stdout: str, stderr: str,
               join: dict[str, Any] | None, context: str | None = None,
               argv: Sequence[str] | None = None, preload: str | None = None,
-              exit_file: str | None = None, reuse: bool = False) -> tuple[int, int]:
+              exit_file: str | None = None, reuse: bool = False,
+              dirs: Sequence[str] = ()) -> tuple[int, int]:
         """Run a Python stage (``context``) or a command (``argv``) in a worker; return the
         worker's pid and the request's id.
 
@@ -75,7 +76,8 @@ class ForkClient:
         fresh fork waits for :meth:`go` (the caller puts it under its cap first). When the
         stage's module is already in the server, the request goes to an announced idle
         worker and this returns without waiting for an answer. With ``reuse`` the worker
-        may serve later requests after this one ends cleanly.
+        may serve later requests after this one ends cleanly. ``dirs`` are made by the
+        worker, in its cage, before it changes to ``cwd``.
         """
         base = self.base_env
         changes: dict[str, str | None] = {k: v for k, v in env.items() if base.get(k) != v}
@@ -85,7 +87,8 @@ class ForkClient:
         request = {"op": "spawn", "id": ident, "context": context,
                    "argv": None if argv is None else list(argv), "cwd": cwd, "env": changes,
                    "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
-                   "hold": join is None, "exit_file": exit_file, "reuse": reuse}
+                   "hold": join is None, "exit_file": exit_file, "reuse": reuse,
+                   "dirs": list(dirs)}
         if not self.spares:
             self.drain()
         if join is not None and (preload is None or preload in self.preloaded) and self.spares:

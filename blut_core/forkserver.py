@@ -11,8 +11,8 @@ and talks to it over a socket with JSON lines:
 - server → driver ``{"op": "spare", "pid"}`` whenever a *worker* is idle: a fork of the
   server waiting on a pipe for its next request, the leader of its own session. The server
   keeps ``SPARES`` of them, so that stages started in a burst do not wait for forks either.
-- driver → server ``{"op": "spawn", "id", "spare": PID, "context" | "argv", "cwd", "env",
-  "stdout", "stderr", "join", "exit_file", "reuse"}``: the server hands the request to that worker
+- driver → server ``{"op": "spawn", "id", "spare": PID, "context" | "argv", "dirs", "cwd",
+  "env", "stdout", "stderr", "join", "exit_file", "reuse"}``: the server hands the request to that worker
   and, if fewer than ``SPARES`` remain idle, forks another. ``env`` holds only what differs
   from the server's own environment (``None``: unset). The driver knew the pid beforehand,
   so it waits neither for a fork nor for an answer: a spawn costs it one message.
@@ -152,6 +152,8 @@ def _run(req: dict[str, Any], base_env: dict[str, str]) -> int:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
+        for path in req.get("dirs") or ():
+            os.makedirs(path, exist_ok=True)
         os.chdir(req["cwd"])
         if os.environ != base_env:  # a reused worker: back to the server's environment first
             os.environ.clear()

@@ -41,6 +41,9 @@ class Job:
     #: the stage in a pre-imported interpreter instead of ``argv`` (same meaning, faster).
     python_context: str | None = None
     python_module: str | None = None
+    #: Directories the stage needs before it starts (its output and scratch, ``cwd``
+    #: among them), made where it runs: by the launcher, or by the process it starts.
+    dirs: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

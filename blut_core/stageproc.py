@@ -30,12 +30,14 @@ from blut_core.stage import Stage
 
 def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
                     cap: int | None, knobs: Mapping[str, int], pythonpath: str) -> Job:
-    """Create attempt ``number`` of ``stage`` on disk and return the job that starts it."""
+    """Create attempt ``number`` of ``stage`` on disk and return the job that starts it.
+
+    The attempt's output and scratch directories are the job's ``dirs``: the launcher makes
+    them where the stage runs (the local one leaves it to the process it starts).
+    """
     adir = rundir.new_attempt(stage.name, number)
     tmp_out = adir / "out.tmp"
-    os.mkdir(tmp_out)
     work = adir / "work"
-    os.mkdir(work)
     ctx: dict[str, Any] = {
         "run_id": run_id, "stage": stage.name, "attempt": number,
         "target": stage.target, "params": dict(stage.params),
@@ -52,7 +54,8 @@ def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
                cwd=str(work), stdout=str(adir / "stdout.log"), stderr=str(adir / "stderr.log"),
                memory_cap=cap, label=f"{run_id}.{stage.name}.{number}",
                python_context=str(ctx_path) if python else None,
-               python_module=str(stage.target).partition(":")[0] if python else None)
+               python_module=str(stage.target).partition(":")[0] if python else None,
+               dirs=(str(tmp_out), str(work)))
 
 
 def stage_environment(stage: Stage, ctx: Mapping[str, Any], ctx_path: Path, *,

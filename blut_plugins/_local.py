@@ -97,6 +97,8 @@ class LocalLauncher(Launcher):
         return bool(self._forks.spares)  # an idle worker now, else no waiting for one
 
     def _submit_spawned(self, job: Job, cage: Cage | None) -> JobHandle:
+        for path in job.dirs:
+            os.makedirs(path, exist_ok=True)
         argv: Sequence[str] = job.argv
         preexec = None
         if cage is not None:
@@ -133,7 +135,8 @@ class LocalLauncher(Launcher):
             context=str(job.python_context) if python else None,
             argv=None if python else job.argv, cwd=job.cwd, env=dict(job.env),
             stdout=job.stdout, stderr=job.stderr, preload=job.python_module,
-            join=None if join is None else dict(join), exit_file=exit_file, reuse=reuse)
+            join=None if join is None else dict(join), exit_file=exit_file, reuse=reuse,
+            dirs=job.dirs)
         if join is not None:  # the worker joins its cage itself before it runs anything
             if cage is not None:
                 cage.attach(pid)
