@@ -45,6 +45,7 @@ def _stage(name: str, memory: str) -> Stage:
 @attrs.define
 class FakeHandle:
     pid: int | None = None
+    cgroup: str | None = None
 
 
 @attrs.define
@@ -81,6 +82,21 @@ def test_a_release_is_written_by_the_next_pass_even_with_nothing_ready(app: App,
                                  classification=Classification.OK))
     policy.choose([], running=[])  # the executor's next pass: nothing left to start
     assert ledger.bookings() == []
+
+
+def test_a_started_stage_is_booked_with_the_cgroup_its_launcher_made(app: App,
+                                                                     tmp_path: Path) -> None:
+    policy = _policy(app, tmp_path, box=8 * GiB, available=8 * GiB, floor=GiB)
+    ledger = Ledger(tmp_path / "ledger.json")
+    first, second = _stage("s0", "1G"), _stage("s1", "1G")
+    (launch,) = policy.choose([first], running=[])
+    cage = tmp_path / "cage"
+    cage.mkdir()
+    policy.started(FakeAttempt(first, launch.cap,  # type: ignore[arg-type, union-attr]
+                               FakeHandle(pid=1, cgroup=str(cage))))
+    policy.choose([second], running=["busy"])  # type: ignore[list-item]
+    by_label = {b.label: b for b in ledger.bookings()}
+    assert by_label["s0"].cgroup == str(cage) and by_label["s1"].cgroup is None
 
 
 def test_waiting_alone_times_out_as_a_refusal(app: App, tmp_path: Path) -> None:
