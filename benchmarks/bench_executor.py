@@ -33,13 +33,10 @@ N = 200
 
 
 def _site(tmp: Path) -> Path:
-    site = tmp / "site"
-    dist = site / "blut_benchbook-0.0.dist-info"
-    dist.mkdir(parents=True, exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: blut-benchbook\nVersion: 0.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[blut.cookbooks]\nbenchbook = benchmarks.cookbook:COOKBOOK\n")
-    return site
+    from blut_core.testing import installed_distribution
+
+    return installed_distribution(tmp / "site", "blut-benchbook", "0.0",
+                                  {"blut.cookbooks": {"benchbook": "benchmarks.cookbook:COOKBOOK"}})
 
 
 def _env(tmp: Path) -> dict[str, str]:

@@ -6,7 +6,7 @@ a fresh :class:`App` (no module-global plugin manager) and its own ``BLUT_HOME``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from importlib import metadata as md
 from pathlib import Path
 
@@ -28,6 +28,23 @@ def entry_points_of(distribution: str, group: str = ENTRY_POINT_GROUP) -> list[m
 
 def builtin_entry_points() -> list[md.EntryPoint]:
     return entry_points_of("blut")
+
+
+def installed_distribution(site: Path, name: str, version: str,
+                           entry_points: Mapping[str, Mapping[str, str]]) -> Path:
+    """Make ``site`` hold a distribution's metadata, so that with ``site`` on ``PYTHONPATH`` a
+    blut process sees its ``entry_points`` (group -> name -> ``module:object``) as installed.
+
+    Returns ``site``. For tests and benchmarks that run blut as a subprocess with a cookbook
+    or plugin that is not really installed.
+    """
+    dist = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{key} = {target}\n" for key, target in eps.items())
+        for group, eps in entry_points.items()))
+    return site
 
 
 @pytest.fixture

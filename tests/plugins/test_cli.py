@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from blut_core.cli import main
+from blut_core.testing import installed_distribution
 
 
 def test_help_lists_builtin_commands(invoke) -> None:  # type: ignore[no-untyped-def]
@@ -135,11 +136,8 @@ def test_console_script_bad_input_exit_2(tmp_path) -> None:  # type: ignore[no-u
 
 def test_broken_plugin_does_not_break_help(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # a broken third-party plugin: a distribution on PYTHONPATH whose module fails to import
-    site = tmp_path / "site"
-    dist = site / "blut_broken-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: blut-broken\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[blut.plugins]\nbroken = blut_broken_mod\n")
+    site = installed_distribution(tmp_path / "site", "blut-broken", "1.0",
+                                  {"blut.plugins": {"broken": "blut_broken_mod"}})
     (site / "blut_broken_mod.py").write_text("raise ImportError('this plugin is broken')\n")
     env = {"PYTHONPATH": str(site)}
     r = _blut("--help", home=tmp_path / "h", **env)
@@ -160,11 +158,8 @@ def test_version_has_commit_when_installed_from_git(tmp_path) -> None:  # type: 
 
 
 def test_log_format_applies_to_plugin_load_warnings(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    site = tmp_path / "site"
-    dist = site / "blut_broken-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: blut-broken\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[blut.plugins]\nbroken = blut_broken_mod\n")
+    site = installed_distribution(tmp_path / "site", "blut-broken", "1.0",
+                                  {"blut.plugins": {"broken": "blut_broken_mod"}})
     (site / "blut_broken_mod.py").write_text("raise ImportError('broken on purpose')\n")
     r = _blut("--log-format", "console", "plugins", "list", home=tmp_path / "h",
               PYTHONPATH=str(site))

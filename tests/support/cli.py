@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from blut_core.testing import installed_distribution
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -17,13 +19,8 @@ def blut_argv() -> list[str]:
 
 def testbook_site(tmp: Path) -> Path:
     """A directory that, on PYTHONPATH, makes the test cookbook an installed entry point."""
-    site = tmp / "testbook-site"
-    dist = site / "blut_testbook-0.0.dist-info"
-    dist.mkdir(parents=True, exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: blut-testbook\nVersion: 0.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[blut.cookbooks]\ntestbook = tests.support.cookbook:COOKBOOK\n")
-    return site
+    return installed_distribution(tmp / "testbook-site", "blut-testbook", "0.0",
+                                  {"blut.cookbooks": {"testbook": "tests.support.cookbook:COOKBOOK"}})
 
 
 def blut_env(home: Path, tmp: Path, **extra: str) -> dict[str, str]:
