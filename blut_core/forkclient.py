@@ -67,7 +67,7 @@ class ForkClient:
     def spawn(self, *, cwd: str, env: dict[str, str], stdout: str, stderr: str,
               join: dict[str, Any] | None, context: str | None = None,
               argv: Sequence[str] | None = None, preload: str | None = None,
-              exit_file: str | None = None, reuse: bool = False,
+              reuse: bool = False,
               dirs: Sequence[str] = ()) -> tuple[int, int]:
         """Run a Python stage (``context``) or a command (``argv``) in a worker; return the
         worker's pid and the request's id.
@@ -87,7 +87,7 @@ class ForkClient:
         request = {"op": "spawn", "id": ident, "context": context,
                    "argv": None if argv is None else list(argv), "cwd": cwd, "env": changes,
                    "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
-                   "hold": join is None, "exit_file": exit_file, "reuse": reuse,
+                   "hold": join is None, "reuse": reuse,
                    "dirs": list(dirs)}
         if not self.spares:
             self.drain()

@@ -12,7 +12,7 @@ and talks to it over a socket with JSON lines:
   server waiting on a pipe for its next request, the leader of its own session. The server
   keeps ``SPARES`` of them, so that stages started in a burst do not wait for forks either.
 - driver → server ``{"op": "spawn", "id", "spare": PID, "context" | "argv", "dirs", "cwd",
-  "env", "stdout", "stderr", "join", "exit_file", "reuse"}``: the server hands the request to that worker
+  "env", "stdout", "stderr", "join", "reuse"}``: the server hands the request to that worker
   and, if fewer than ``SPARES`` remain idle, forks another. ``env`` holds only what differs
   from the server's own environment (``None``: unset). The driver knew the pid beforehand,
   so it waits neither for a fork nor for an answer: a spawn costs it one message.
@@ -30,8 +30,7 @@ and talks to it over a socket with JSON lines:
   reset its environment, working directory, output and signal handlers, and is idle again
   (announced anew as a spare). A worker is reused only after a stage that returned 0, left
   no thread behind, grew the worker by less than ``REUSE_MAX_GROWTH`` bytes and was not its
-  ``REUSE_MAX_STAGES``-th; otherwise it exits. The return code is also written to
-  ``exit_file``.
+  ``REUSE_MAX_STAGES``-th; otherwise it exits.
 
 Workers are forks of the server: modules the server has imported (blut's runner, and each
 stage module after its first use) are shared, and a reused worker pays no fork at all; so a
@@ -181,12 +180,6 @@ def _run(req: dict[str, Any], base_env: dict[str, str]) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
         signal.alarm(0)
-        exit_file = req.get("exit_file")
-        if exit_file:
-            with contextlib.suppress(OSError):
-                fd = os.open(str(exit_file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                os.write(fd, str(code).encode())
-                os.close(fd)
     return code
 
 
@@ -249,7 +242,6 @@ class _Worker:
         self.back = back          # read end of its back channel
         self.buf = b""
         self.request: int | None = None  # id of the request it runs
-        self.exit_file: str | None = None
 
 
 class _Server:
@@ -258,7 +250,7 @@ class _Server:
         self.buf = b""
         self.sel = selectors.DefaultSelector()
         self.waiting: dict[int, int] = {}   # pid -> write end of its go pipe (held forks)
-        self.held: dict[int, tuple[int | None, str | None]] = {}  # pid -> (request id, exit file)
+        self.held: dict[int, int | None] = {}  # pid -> request id (held forks)
         self.workers: dict[int, _Worker] = {}
         self.idle: list[int] = []  # workers waiting for a request, most recently idle last
         self.returning: set[int] = set()  # busy workers that will be idle again if all goes well
@@ -341,7 +333,7 @@ class _Server:
         pid = named if named is not None else self.idle[-1]
         self.idle.remove(pid)
         worker = self.workers[pid]
-        worker.request, worker.exit_file = req.get("id"), req.get("exit_file")
+        worker.request = req.get("id")
         if req.get("reuse"):
             self.returning.add(pid)
         with contextlib.suppress(OSError):
@@ -360,7 +352,7 @@ class _Server:
             _child(r, req)
         os.close(r)
         self.waiting[pid] = w
-        self.held[pid] = (req.get("id"), req.get("exit_file"))
+        self.held[pid] = req.get("id")
         self.send({"op": "spawned", "id": req.get("id"), "pid": pid})
 
     def go(self, pid: int) -> None:
@@ -388,7 +380,7 @@ class _Server:
         while b"\n" in worker.buf:
             line, worker.buf = worker.buf.split(b"\n", 1)
             done = json.loads(line)
-            worker.request, worker.exit_file = None, None  # reported here, not when reaped
+            worker.request = None  # reported here, not when reaped
             self.returning.discard(pid)
             reused = bool(done.get("reused"))
             self.send({"op": "exit", "id": done.get("id"), "pid": pid,
@@ -413,13 +405,13 @@ class _Server:
             w = self.waiting.pop(pid, None)
             if w is not None:
                 os.close(w)
-            request, exit_file = self.held.pop(pid, (None, None))
+            request = self.held.pop(pid, None)
             self.returning.discard(pid)
             if pid in self.workers and self.workers[pid].back >= 0:
                 self.finished(pid)  # what it said before it exited comes first
             worker = self.workers.pop(pid, None)
             if worker is not None:
-                request, exit_file = worker.request, worker.exit_file
+                request = worker.request
                 if worker.back >= 0:
                     self.sel.unregister(worker.back)
                     os.close(worker.back)
@@ -428,9 +420,6 @@ class _Server:
                 if pid in self.idle:  # an idle worker died (killed from outside)
                     self.idle.remove(pid)
                     self.send({"op": "dropped", "pid": pid})
-            if exit_file:  # the authoritative code, also for killed children
-                with contextlib.suppress(OSError), open(exit_file, "w", encoding="ascii") as fh:
-                    fh.write(str(code))
             if request is not None:
                 self.send({"op": "exit", "id": request, "pid": pid, "returncode": code,
                            "reused": False})

@@ -60,17 +60,25 @@ class LocalLauncher(Launcher):
         """
         reusable = self._reuse and self._containment is not None and \
             self._containment.kernel_evidence
-        if self._use_forks and (python_modules or reusable) and self._forks is None:
+        if self._use_forks and (python_modules or reusable):
+            self._server(env, python_modules)
+
+    def _server(self, env: Mapping[str, str], modules: Sequence[str] = ()) -> ForkClient:
+        """The run's fork server, started on first use."""
+        if self._forks is None:
             from blut_core.forkclient import ForkClient
 
-            self._forks = ForkClient(dict(env), python_modules)
+            self._forks = ForkClient(dict(env), modules)
+        return self._forks
 
     def submit(self, job: Job) -> JobHandle:
         cage = self._containment.cage(job.label or job.stage, job.memory_cap) \
             if self._containment else None
         try:
-            if self._use_forks and (job.python_context or self._worker_command(job, cage)):
-                forked = self._submit_forked(job, cage)
+            join = {} if cage is None else cage.join_spec()
+            reuse = self._reuse and bool(join and join.get("home_procs"))
+            if self._use_forks and (job.python_context or (reuse and self._idle_worker())):
+                forked = self._submit_forked(job, cage, join, reuse)
                 if forked is not None:
                     return forked
             return self._submit_spawned(job, cage)
@@ -79,22 +87,19 @@ class LocalLauncher(Launcher):
                 cage.release()
             raise
 
-    def _worker_command(self, job: Job, cage: Cage | None) -> bool:
-        """Whether a command stage is started by a reusable worker (which then waits for it).
+    def _idle_worker(self) -> bool:
+        """Whether a worker is idle now, to start a command stage (never waits for one).
 
-        Only where workers are reused (a cgroup they can leave): a worker spawns the command
-        without copying itself (``posix_spawn``) and is ready for the next stage, so the
-        driver pays one message instead of a fork. The first command stages of a run, while
-        the server is not up yet, start with ``subprocess`` instead.
+        Commands go to workers only where workers are reused (a cgroup they can leave): a
+        worker spawns the command without copying itself (``posix_spawn``) and is ready for
+        the next stage, so the driver pays one message instead of a fork. The first command
+        stages of a run, while the server is not up yet, start with ``subprocess``.
         """
-        if not self._reuse or cage is None or self._forks is None:
-            return False
-        join = cage.join_spec()
-        if not (join and join.get("home_procs")):
+        if self._forks is None:
             return False
         if not self._forks.spares:
             self._forks.drain()
-        return bool(self._forks.spares)  # an idle worker now, else no waiting for one
+        return bool(self._forks.spares)
 
     def _submit_spawned(self, job: Job, cage: Cage | None) -> JobHandle:
         for path in job.dirs:
@@ -117,26 +122,21 @@ class LocalLauncher(Launcher):
             cage.attach(popen.pid)
         return self._track(popen.pid, popen, cage)
 
-    def _submit_forked(self, job: Job, cage: Cage | None) -> JobHandle | None:
+    def _submit_forked(self, job: Job, cage: Cage | None, join: Mapping[str, Any] | None,
+                       reuse: bool) -> JobHandle | None:
         """Run the stage in a worker of the pre-imported server; ``None`` if its cage cannot adopt.
 
-        A worker is reused for later stages only when it can leave the stage's cgroup
-        (``home_procs``) and what the stage leaves behind can be killed through that cgroup.
+        ``join`` is how the worker enters the cage itself (``None``: the cage adopts it). The
+        worker is reused for later stages (``reuse``) only when it can leave the stage's
+        cgroup (``home_procs``) and what the stage leaves behind can be killed through it.
         """
-        if self._forks is None:
-            from blut_core.forkclient import ForkClient
-
-            self._forks = ForkClient(dict(job.env))
-        join = {} if cage is None else cage.join_spec()
-        exit_file = os.path.join(os.path.dirname(job.stdout), "returncode")
-        reuse = self._reuse and bool(join and join.get("home_procs"))
+        forks = self._server(job.env)
         python = job.python_context is not None
-        pid, request = self._forks.spawn(
+        pid, request = forks.spawn(
             context=str(job.python_context) if python else None,
             argv=None if python else job.argv, cwd=job.cwd, env=dict(job.env),
             stdout=job.stdout, stderr=job.stderr, preload=job.python_module,
-            join=None if join is None else dict(join), exit_file=exit_file, reuse=reuse,
-            dirs=job.dirs)
+            join=None if join is None else dict(join), reuse=reuse, dirs=job.dirs)
         if join is not None:  # the worker joins its cage itself before it runs anything
             if cage is not None:
                 cage.attach(pid)
@@ -152,7 +152,7 @@ class LocalLauncher(Launcher):
             self._use_forks = False
             return None
         handle = self._track(pid, None, cage, request)
-        self._forks.go(pid)
+        forks.go(pid)
         return handle
 
     def _abandon(self, pid: int, request: int) -> None:
