@@ -64,13 +64,8 @@ def cgroup_base(version: int) -> str | None:
 
 @functools.cache
 def own_cgroup_dir(version: int) -> str | None:
-    """This process's own cgroup directory in the hierarchy of cgroup ``version``."""
-    mine = cgroups.cgroups_of()
-    root = cgroups.v1_memory_root() if version == 1 else cgroups.v2_root()
-    rel = mine.get("memory") if version == 1 else mine.get("")
-    if root is None or rel is None:
-        return None
-    return os.path.normpath(os.path.join(root, rel.lstrip("/")))
+    """This process's own cgroup directory in the hierarchy of cgroup ``version`` (once)."""
+    return cgroups.own_dir(version)
 
 
 def cgroup_layout(version: int) -> CgroupLayout:

@@ -112,17 +112,24 @@ def v2_has_memory(path: str) -> bool:
 
 
 @functools.cache
+def own_dir(version: int) -> str | None:
+    """This process's cgroup directory in the hierarchy of cgroup ``version`` (v1: memory)."""
+    mine = cgroups_of()
+    root = v1_memory_root() if version == 1 else v2_root()
+    rel = mine.get("memory") if version == 1 else mine.get("")
+    if root is None or rel is None:
+        return None
+    return os.path.normpath(os.path.join(root, rel.lstrip("/")))
+
+
 def own_memory_cgroup() -> tuple[int, str] | None:
     """(version, absolute directory) of the memory cgroup this process is charged to."""
-    mine = cgroups_of()
-    root1 = v1_memory_root()
-    if root1 is not None and "memory" in mine:
-        return 1, os.path.join(root1, mine["memory"].lstrip("/"))
-    root2 = v2_root()
-    if root2 is not None and "" in mine:
-        path = os.path.join(root2, mine[""].lstrip("/"))
-        if "memory" in (read_text(os.path.join(path, "cgroup.controllers")) or "").split():
-            return 2, path
+    v1 = own_dir(1)
+    if v1 is not None:
+        return 1, v1
+    v2 = own_dir(2)
+    if v2 is not None and "memory" in (read_text(os.path.join(v2, "cgroup.controllers")) or "").split():
+        return 2, v2
     return None
 
 
