@@ -109,9 +109,7 @@ class MemoryPolicy:
         """
         free = self.max_parallel - len(running)
         decisions = self._pass(ready, free) if free > 0 and ready else []
-        if self._to_release:  # no pass wrote them: release on their own
-            with self.ledger.transaction() as txn:
-                self._apply_pending(txn)
+        self._release_pending()  # when no pass wrote them
         if decisions or running or not ready:
             return decisions
         first = min(self._waiting.get(s.name, time.monotonic()) for s in ready)
@@ -164,10 +162,14 @@ class MemoryPolicy:
         """Release bookings still held (there should be none) and save calibration."""
         self._to_release += self._bookings.values()
         self._bookings.clear()
+        self._release_pending()
+        self.estimator.store.flush()
+
+    def _release_pending(self) -> None:
+        """Write the releases no admission pass has written yet, in a transaction of their own."""
         if self._to_release:
             with self.ledger.transaction() as txn:
                 self._apply_pending(txn)
-        self.estimator.store.flush()
 
     def _apply_pending(self, txn: Transaction) -> None:
         """Write what was deferred to this transaction: released bookings, cgroups to attach."""
