@@ -114,7 +114,6 @@ class Executor:
     def execute(self) -> RunSummary:
         start = time.monotonic()
         deadline = start + self.options.deadline if self.options.deadline else None
-        prepare_launcher(self.launcher, [s for s in self.order if s.name not in self.outcomes])
         try:
             while True:
                 if self.cancel_requested:

@@ -104,7 +104,7 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
     """Continue run ``ref`` (id, prefix or ``latest``) in its own directory."""
     from blut_core.broker.service import Broker
     from blut_core.cache import Cache
-    from blut_core.executor import Executor
+    from blut_core.executor import Executor, prepare_launcher
     from blut_core.lineage.ingest import check_sinks
     from blut_core.orchestrate import drive, make_launcher
     from blut_core.outcome import RunInfo
@@ -126,6 +126,7 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
     broker = Broker(app)
     policy = broker.policy(recipe, max_parallel=options.jobs if options else None)
     launcher = make_launcher(app, launcher_name, broker.selection.containment)
+    prepare_launcher(launcher, [s for s in plan.topological() if s.name not in kept])
     rundir = RunDir(path)
     rundir.claim()
     status = StatusLog(rundir.status_path)
