@@ -40,7 +40,7 @@ def _noop() -> None:
 def bench_probe(n: int = 2000) -> dict[str, float]:
     import psutil
 
-    from blut_core.broker.probe import probe
+    from blut_core.broker.machine import probe
 
     return {"probe": _median(probe, n), "empty_call": _median(_noop, n),
             "psutil_virtual_memory": _median(psutil.virtual_memory, n)}
@@ -51,10 +51,10 @@ def bench_admission(n: int = 5000) -> dict[str, float]:
     from blut_core.broker.admission import Budget, admit
     from blut_core.broker.calibration import CalibrationStore
     from blut_core.broker.config import BrokerConfig
-    from blut_core.broker.policy import decide_stage
-    from blut_core.broker.probe import probe
+    from blut_core.broker.machine import probe
     from blut_core.broker.resolve import Estimator
-    from blut_core.broker.sizes import GiB
+    from blut_core.model.sizes import GiB
+    from blut_core.run.policy import decide_stage
 
     cfg = BrokerConfig()
     budget = Budget(box=24 * GiB, available=20 * GiB, booked=2 * GiB, floor=2 * GiB)

@@ -54,16 +54,16 @@ def _plan(kind: str):  # type: ignore[no-untyped-def]
 
 
 def _run_plan(kind: str, home: Path) -> float:
-    from blut_core import App, Cookbook, ExecOptions, Recipe, Settings
-    from blut_core.cookbooks import CookbookIndex, RecipeRef
-    from blut_core.manager import make_plugin_manager
-    from blut_core.orchestrate import Prepared, start_run
-    from blut_core.scheduling import BoundedPolicy
+    from blut_core import App, CookbookSpec, ExecOptions, Recipe, Settings
+    from blut_core.host.cookbooks import CookbookIndex, RecipeRef
+    from blut_core.host.manager import make_plugin_manager
+    from blut_core.run.orchestrate import Prepared, start_run
+    from blut_core.run.scheduling import BoundedPolicy
 
     app = App(make_plugin_manager(), Settings.from_environ({**os.environ, "BLUT_HOME": str(home)}))
     recipe = Recipe(name=f"noop-{kind}", summary="", params=_NoParams, build=lambda _: _plan(kind))
-    book = Cookbook(name="bench", summary="", recipes=(recipe,))
-    app.__dict__["cookbooks"] = CookbookIndex(recipes={}, records=())
+    book = CookbookSpec(name="bench", summary="")
+    app.__dict__["cookbooks"] = CookbookIndex(recipes={}, cookbooks={}, records=())
     prepared = Prepared(ref=RecipeRef(cookbook=book, recipe=recipe), params=_NoParams(),
                         plan=_plan(kind))
     t = time.perf_counter()

@@ -36,7 +36,7 @@ def _site(tmp: Path) -> Path:
     from blut_core.testing import installed_distribution
 
     return installed_distribution(tmp / "site", "blut-benchbook", "0.0",
-                                  {"blut.cookbooks": {"benchbook": "benchmarks.cookbook:COOKBOOK"}})
+                                  {"blut.cookbooks": {"benchbook": "benchmarks.cookbook"}})
 
 
 def _env(tmp: Path) -> dict[str, str]:

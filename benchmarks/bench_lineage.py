@@ -92,7 +92,7 @@ def fill_index(home: Path, runs: int, stages: int) -> tuple[str, str]:
     """``runs`` × ``stages`` synthetic runs straight into the database (SQL, seconds)."""
     import duckdb
 
-    from blut_plugins.lineage_duckdb import DuckDBLineage, migrate
+    from blut_plugins.duckdb import DuckDBLineage, migrate
 
     store = DuckDBLineage(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -166,7 +166,7 @@ def bench_ingest(root: Path, repeat: int = 15) -> dict[str, float]:
     as is the mean, which includes the checkpoints of the write-ahead log.
     """
     from blut_core.lineage.extract import extract_run
-    from blut_plugins.lineage_duckdb import DuckDBLineage, engine
+    from blut_plugins.duckdb import DuckDBLineage, engine
 
     start = time.perf_counter()
     engine().connect(":memory:", config={"threads": "1"}).close()
@@ -219,7 +219,7 @@ def compile_bytecode() -> None:
 
 def breakdown(db: Path, env: dict[str, str], repeat: int) -> dict[str, float]:
     """Whole-process floors: interpreter, DuckDB import (engine, package), engine + connect."""
-    from blut_plugins.lineage_duckdb import engine
+    from blut_plugins.duckdb import engine
 
     py = sys.executable
     name = engine().__name__                  # what the commands import: _duckdb, else duckdb
@@ -274,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                   f" over --help, ×{value / helped:.2f}; over --version ×{value / base:.2f}; "
                   f"target ≤ 300 ms)")
         from blut_core.lineage.extract import extract_run
-        from blut_plugins.lineage_duckdb import DuckDBLineage
+        from blut_plugins.duckdb import DuckDBLineage
 
         store = DuckDBLineage(big)
         for i in range(2):                    # a write-ahead log as writers leave it

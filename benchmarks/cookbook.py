@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 
-from blut_core import Cookbook, Footprint, Plan, Recipe, Stage
+from blut_core import CookbookSpec, Footprint, Plan, Recipe, Stage, hookimpl
 
 
 def noop(ctx: Any) -> None:
@@ -90,11 +91,21 @@ def _sleepers(spec: list[tuple[str, float, float, list[str]]], p: MemDag) -> Pla
                      for name, share, units, inputs in spec))
 
 
-COOKBOOK = Cookbook(name="benchbook", summary="Benchmark recipes.", recipes=(
+RECIPES = (
     Recipe(name="commands", summary="n no-op command stages", params=N, build=commands),
     Recipe(name="pythons", summary="n no-op Python stages", params=N, build=pythons),
     Recipe(name="chain", summary="a chain of n no-op Python stages", params=N, build=chain),
     Recipe(name="memdag", summary="a DAG bound by its critical path and memory", params=MemDag,
            build=memdag),
     Recipe(name="wide", summary="a memory-bound DAG", params=MemDag, build=wide),
-))
+)
+
+
+@hookimpl
+def blut_cookbooks() -> Iterator[CookbookSpec]:
+    yield CookbookSpec(name="benchbook", summary="Benchmark recipes.")
+
+
+@hookimpl
+def blut_recipes() -> Iterator[Recipe]:
+    yield from RECIPES

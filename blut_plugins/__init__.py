@@ -1,1 +1,1 @@
-"""blut's built-in plugins: one module per capability, each registered as its own entry point."""
+"""blut's built-in plugins: one package per capability, each module with hooks its own entry point."""

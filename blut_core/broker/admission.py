@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 
 import attrs
 
-from blut_core.broker.sizes import format_size
-from blut_core.footprint import Knob
+from blut_core.model.footprint import Knob
+from blut_core.model.sizes import format_size
 
 ADMIT, RIGHT_SIZE, WAIT, REFUSE = "admit", "right_size", "wait", "refuse"
 

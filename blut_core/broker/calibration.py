@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from blut_core.log import get_logger
+from blut_core.host.log import get_logger
 
 DEFAULT, MEASURED, OOM_CORRECTED = "default", "measured", "oom_corrected"
 RANK = {DEFAULT: 0, MEASURED: 1, OOM_CORRECTED: 2}

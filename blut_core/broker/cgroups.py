@@ -1,8 +1,8 @@
 """Where this process's cgroups are, read cheaply from /proc and /sys (no subprocess).
 
-Used by the probe (the memory limit blut itself runs under), by the cgroup containment
-backends (where to create a stage's child cgroup) and by the ledger (how much a booked
-stage already uses). Mount points are looked up once per process.
+Used by the probe (the memory limit blut itself runs under), by the ledger (how much a
+booked stage already uses), and, through :mod:`blut_core.broker`, by containment plugins
+(where blut's own cgroup is, what a cgroup's files say). Mount points are looked up once per process.
 """
 
 from __future__ import annotations
@@ -53,15 +53,6 @@ def read_keyed(path: str) -> dict[str, int]:
     return out
 
 
-def write_text(path: str, value: str) -> None:
-    """Write ``value`` to a cgroup control file in one ``write`` (raises ``OSError``)."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
 def cgroups_of(pid: int | str = "self") -> dict[str, str]:
     """``/proc/<pid>/cgroup`` as ``{controller: path}``; the v2 hierarchy is ``""``."""
     out: dict[str, str] = {}
@@ -104,11 +95,6 @@ def v2_root() -> str | None:
         if fstype == "cgroup2":
             return point
     return None
-
-
-def v2_has_memory(path: str) -> bool:
-    """Whether the memory controller is enabled for cgroups under ``path``."""
-    return "memory" in (read_text(os.path.join(path, "cgroup.subtree_control")) or "").split()
 
 
 @functools.cache

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 
 import attrs
 
-from blut_core.broker.sizes import GiB, MiB, parse_fraction, parse_size
 from blut_core.errors import ConfigError
+from blut_core.model.sizes import GiB, MiB, parse_fraction, parse_size
 
 #: Footprint of a stage that declares none (``blut plan`` flags such stages).
 DEFAULT_FOOTPRINT = 1 * GiB

@@ -14,11 +14,11 @@ from blut_core.broker import calibration
 from blut_core.broker.calibration import CalibrationKey, CalibrationStore, Resolved
 from blut_core.broker.config import BrokerConfig
 from blut_core.errors import BlutError, ConfigError
-from blut_core.interfaces import FootprintModel
+from blut_core.host.interfaces import FootprintModel
 
 if TYPE_CHECKING:
-    from blut_core.registry import Registry
-    from blut_core.stage import Stage
+    from blut_core.host.registry import Registry
+    from blut_core.model.stage import Stage
 
 
 class Estimator:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import attrs
 
 from blut_core.errors import ConfigError
-from blut_core.interfaces import Containment
+from blut_core.host.interfaces import Containment
 
 if TYPE_CHECKING:
-    from blut_core.registry import Registry
+    from blut_core.host.registry import Registry
 
 
 @attrs.frozen(kw_only=True)

@@ -1,8 +1,31 @@
 """Lineage: what a run made, from what, with which code, on which machine.
 
-The run directory is the source of truth; lineage sinks keep indexes over it.
-:mod:`.model` names the tables and their columns, :mod:`.extract` turns one run directory
-into those rows, :mod:`.sinks` reads the sink configuration, :mod:`.diff` compares two
-runs. Nothing here imports DuckDB: the DuckDB sink and its queries live in
-``blut_plugins``.
+Owns the rows every lineage sink stores (:mod:`~blut_core.lineage.model`), extracting them
+from a run directory, feeding finished runs to the configured sinks, and diffing two runs.
+Imports :mod:`blut_core.model`, :mod:`blut_core.host` and :mod:`blut_core.store`.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from blut_core._lazy import exports
+
+if TYPE_CHECKING:
+    from blut_core.lineage.diff import diff_runs as diff_runs
+    from blut_core.lineage.extract import extract_run as extract_run
+    from blut_core.lineage.extract import final_metrics as final_metrics
+    from blut_core.lineage.model import COLUMNS as COLUMNS
+    from blut_core.lineage.model import TABLES as TABLES
+    from blut_core.lineage.model import RunLineage as RunLineage
+    from blut_core.lineage.sinks import configured as configured
+    from blut_core.lineage.sinks import open_sink as open_sink
+
+_WHERE = {
+    "COLUMNS": "lineage.model", "TABLES": "lineage.model", "RunLineage": "lineage.model",
+    "extract_run": "lineage.extract", "final_metrics": "lineage.extract",
+    "diff_runs": "lineage.diff",
+    "configured": "lineage.sinks", "open_sink": "lineage.sinks",
+}
+
+__getattr__, __all__ = exports(__name__, _WHERE)

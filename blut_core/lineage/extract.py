@@ -1,7 +1,7 @@
 """One run directory → one :class:`RunLineage`: the rows every lineage sink stores.
 
 Reads ``plan.json``, ``params.json``, ``provenance.json`` and ``status.jsonl`` (see
-:mod:`blut_core.rundir`) and, for file-level artifacts, the manifest of the stage's cache
+:mod:`blut_core.store.rundir`) and, for file-level artifacts, the manifest of the stage's cache
 entry (``meta.json``) when it matches the output hash, else hashes ``stages/<name>/out``.
 Missing optional fields become ``None``; a directory without a readable plan or without a
 ``run_started`` event is damaged (:class:`DamagedRun`).
@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from blut_core.errors import ConfigError
-from blut_core.hashing import canonical_json, digest, is_finite_number, tree_manifest
 from blut_core.lineage.model import Row, RunLineage
-from blut_core.rundir import STATUS, read_events
-from blut_core.runs import load_run
+from blut_core.model.hashing import canonical_json, digest, is_finite_number, tree_manifest
+from blut_core.store.rundir import STATUS, read_events
+from blut_core.store.runs import load_run
 
 
 class DamagedRun(ConfigError):
@@ -42,7 +42,7 @@ def _read_json(path: str | Path) -> tuple[bool, Any]:
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
-    """The events of a status stream, as :func:`blut_core.rundir.read_events` reads them.
+    """The events of a status stream, as :func:`blut_core.store.rundir.read_events` reads them.
 
     The lines are parsed as one JSON array (~3x faster than line by line); a torn or
     garbled line makes that fail, or yield another number of values, and then the stream

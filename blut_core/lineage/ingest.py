@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from blut_core.host.log import get_logger
 from blut_core.lineage.sinks import configured, open_sink
-from blut_core.log import get_logger
 
 if TYPE_CHECKING:
-    from blut_core.app import App
+    from blut_core.host.app import App
     from blut_core.lineage.model import LineageSink
 
 Checked = list[tuple[str, "LineageSink"]]

@@ -17,8 +17,8 @@ from blut_core.errors import ConfigError
 from blut_core.lineage.model import LineageSink
 
 if TYPE_CHECKING:
-    from blut_core.manager import PluginRecord
-    from blut_core.registry import Registry
+    from blut_core.host.manager import PluginRecord
+    from blut_core.host.registry import Registry
 
 ENV = "BLUT_LINEAGE_SINKS"
 DEFAULT = ("duckdb",)

@@ -13,11 +13,10 @@ from pathlib import Path
 import click.testing
 import pytest
 
-from blut_core.app import App
 from blut_core.cli import cli
-from blut_core.cookbooks import COOKBOOK_GROUP
-from blut_core.manager import ENTRY_POINT_GROUP, BlutPluginManager, make_plugin_manager
-from blut_core.settings import Settings
+from blut_core.host.app import App
+from blut_core.host.manager import COOKBOOK_GROUP, ENTRY_POINT_GROUP, BlutPluginManager, make_plugin_manager
+from blut_core.host.settings import Settings
 
 
 def entry_points_of(distribution: str, group: str = ENTRY_POINT_GROUP) -> list[md.EntryPoint]:
@@ -57,23 +56,23 @@ def blut_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def plugin_manager() -> BlutPluginManager:
-    """A fresh manager with blut's built-in plugins only, strict."""
-    return make_plugin_manager(entry_points=builtin_entry_points(), strict=True)
-
-
-@pytest.fixture
 def cookbook_entry_points() -> list[md.EntryPoint] | None:
-    """Cookbooks the test app sees (``None``: every installed cookbook)."""
+    """Cookbooks the test app loads (``None``: every installed cookbook). Override it."""
     return None
 
 
 @pytest.fixture
-def app(plugin_manager: BlutPluginManager, blut_home: Path,
-        cookbook_entry_points: list[md.EntryPoint] | None) -> App:
-    """A fresh App over the built-in plugins, with a private home."""
+def plugin_manager(cookbook_entry_points: list[md.EntryPoint] | None) -> BlutPluginManager:
+    """A fresh, strict manager: blut's built-in plugins and ``cookbook_entry_points``."""
+    return make_plugin_manager(entry_points=builtin_entry_points(),
+                               cookbook_entry_points=cookbook_entry_points, strict=True)
+
+
+@pytest.fixture
+def app(plugin_manager: BlutPluginManager, blut_home: Path) -> App:
+    """A fresh App over ``plugin_manager``, with a private home."""
     settings = Settings.from_environ({"BLUT_HOME": str(blut_home)})
-    return App(plugin_manager, settings, cookbook_entry_points=cookbook_entry_points)
+    return App(plugin_manager, settings)
 
 
 @pytest.fixture

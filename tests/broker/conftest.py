@@ -9,7 +9,7 @@ import pytest
 
 from blut_core.testing import COOKBOOK_GROUP
 
-MEMTEST = md.EntryPoint(name="memtest", value="tests.broker.memcook:COOKBOOK", group=COOKBOOK_GROUP)
+MEMTEST = md.EntryPoint(name="memtest", value="tests.broker.memcook", group=COOKBOOK_GROUP)
 
 
 @pytest.fixture(autouse=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import attrs
 
 from blut_core import (
-    Cookbook,
+    CookbookSpec,
     Footprint,
     Knob,
     Plan,
@@ -14,6 +16,7 @@ from blut_core import (
     RetryPolicy,
     Stage,
     Timeouts,
+    hookimpl,
 )
 from tests.broker import stages_mem
 
@@ -95,7 +98,7 @@ def probes(p: ChainParams) -> Plan:
                      for i, (name, params) in enumerate(spec)))
 
 
-COOKBOOK = Cookbook(name="memtest", summary="Recipes for the broker's tests.", recipes=(
+RECIPES = (
     Recipe(name="hog", summary="Touch memory.", params=HogParams, build=hog),
     Recipe(name="forks", summary="Fork memory-holding children.", params=ForkParams, build=forks),
     Recipe(name="knobs", summary="A right-sizable stage.", params=KnobParams, build=knobs),
@@ -103,7 +106,7 @@ COOKBOOK = Cookbook(name="memtest", summary="Recipes for the broker's tests.", r
     Recipe(name="undeclared", summary="No footprint.", params=BadParams, build=undeclared),
     Recipe(name="probes", summary="Stages that record their process.", params=ChainParams,
            build=probes),
-))
+)
 
 
 def commands(p: ChainParams) -> Plan:
@@ -150,10 +153,20 @@ def command_timeouts(p: ChainParams) -> Plan:
                       footprint=fp, timeouts=Timeouts(soft=0.5, grace=0.5)))
 
 
-COOKBOOK = attrs.evolve(COOKBOOK, recipes=(*COOKBOOK.recipes, Recipe(
+RECIPES = (*RECIPES, Recipe(
     name="cmdtimeouts", summary="Command stages that time out.", params=ChainParams,
     build=command_timeouts), Recipe(
     name="logs", summary="Stages that log to their own files.", params=ChainParams,
     build=logging_chain), Recipe(
     name="commands", summary="A chain of command stages.", params=ChainParams, build=commands),
-    Recipe(name="forked", summary="A stage that forks.", params=ChainParams, build=forked)))
+    Recipe(name="forked", summary="A stage that forks.", params=ChainParams, build=forked))
+
+
+@hookimpl
+def blut_cookbooks() -> Iterator[CookbookSpec]:
+    yield CookbookSpec(name="memtest", summary="Recipes for the broker's tests.")
+
+
+@hookimpl
+def blut_recipes() -> Iterator[Recipe]:
+    yield from RECIPES

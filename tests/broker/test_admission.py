@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from blut_core import Budget, Knob
 from blut_core.broker.admission import ADMIT, REFUSE, RIGHT_SIZE, WAIT, admit, cap_for, decide
 from blut_core.broker.config import BrokerConfig, default_floor
-from blut_core.broker.sizes import GiB, MiB, TiB
+from blut_core.model.sizes import GiB, MiB, TiB
 
 BOX = Budget(box=24 * GiB, available=20 * GiB, booked=4 * GiB, floor=2 * GiB)  # free: 14 GiB
 

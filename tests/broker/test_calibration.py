@@ -14,7 +14,7 @@ from blut_core.broker.calibration import (
     merge_peak,
     resolve,
 )
-from blut_core.broker.sizes import GiB, MiB
+from blut_core.model.sizes import GiB, MiB
 
 KEY = CalibrationKey.of("book:recipe", "train", {"workers": 2, "batch": 32})
 

@@ -95,7 +95,7 @@ def test_bad_declarations_exit_2_in_one_line(app: App, args: list[str], words: s
 
 def test_forced_unusable_backend_exits_2(app: App, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from blut_plugins._systemd import Systemd
+    from blut_plugins.systemd.backend import Systemd
 
     if Systemd().unusable_reason() is None:
         pytest.skip("systemd-run works on this machine")
@@ -107,7 +107,7 @@ def test_forced_unusable_backend_exits_2(app: App, monkeypatch: pytest.MonkeyPat
 
 
 def test_corrupt_calibration_never_blocks_a_run(app: App, blut_home: Path) -> None:
-    from blut_core.orchestrate import prepare, start_run
+    from blut_core.run.orchestrate import prepare, start_run
 
     blut_home.mkdir(parents=True, exist_ok=True)
     (blut_home / "calibration.json").write_text("\x00garbage")

@@ -12,8 +12,8 @@ import pytest
 from blut_core import AdmissionRefused, App, Classification, StageState
 from blut_core.broker.select import select_containment
 from blut_core.cli import main
-from blut_core.orchestrate import prepare, start_run
-from blut_core.rundir import read_events
+from blut_core.run.orchestrate import prepare, start_run
+from blut_core.store.rundir import read_events
 
 pytestmark = pytest.mark.cgroup
 
@@ -33,7 +33,7 @@ def _events(run_dir: Path, kind: str) -> list[dict[str, object]]:
 
 
 def _leftover_cgroups(run_id: str) -> list[str]:
-    from blut_core.broker.cgroupcage import cgroup_base
+    from blut_plugins.cgroup.cage import cgroup_base
 
     found = []
     for version in (1, 2):
@@ -141,7 +141,7 @@ def test_cages_adopt_and_describe_how_to_join(app: App, caged: str) -> None:
 
 
 def test_empty_cages_of_dead_drivers_are_swept(caged: str) -> None:
-    from blut_core.broker.cgroupcage import cgroup_base, sweep_stale
+    from blut_plugins.cgroup.cage import cgroup_base, sweep_stale
 
     base = cgroup_base(1 if caged == "cgroup-v1" else 2)
     assert base is not None

@@ -8,9 +8,9 @@ import math
 import pytest
 
 from blut_core import ConfigError, Footprint, Knob
-from blut_core.broker.sizes import GiB, MiB
-from blut_plugins.footprint_fixed import FixedModel
-from blut_plugins.footprint_scaling import ScalingModel
+from blut_core.model.sizes import GiB, MiB
+from blut_plugins.footprints.fixed import FixedModel
+from blut_plugins.footprints.scaling import ScalingModel
 
 SPEC = {"base": "1G", "terms": {"workers": "2G", "workers*prefetch": "64M", "batch": "16M",
                                 "channels": {"per": "1G", "every": 21}}}

@@ -24,7 +24,7 @@ from blut_core import (
     StageState,
 )
 from blut_core.broker.resolve import Estimator
-from blut_core.broker.sizes import GiB, MiB
+from blut_core.model.sizes import GiB, MiB
 from tests.broker import stages_mem
 
 

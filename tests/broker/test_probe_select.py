@@ -8,7 +8,7 @@ import time
 import pytest
 
 from blut_core import App, ConfigError
-from blut_core.broker.probe import probe
+from blut_core.broker.machine import probe
 from blut_core.broker.select import select_containment
 
 
@@ -48,7 +48,7 @@ def test_forced_backends(app: App) -> None:
 
 
 def test_systemd_without_systemd_is_a_refusal_not_a_fallback(app: App) -> None:
-    from blut_plugins._systemd import Systemd
+    from blut_plugins.systemd.backend import Systemd
 
     reason = Systemd().unusable_reason()
     if reason is None:

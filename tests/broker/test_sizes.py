@@ -7,7 +7,7 @@ import math
 import pytest
 
 from blut_core import ConfigError, format_size, parse_size
-from blut_core.broker.sizes import GiB, KiB, MiB, TiB
+from blut_core.model.sizes import GiB, KiB, MiB, TiB
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -12,7 +12,7 @@ import pytest
 
 from blut_core import App
 from blut_core.broker.select import select_containment
-from blut_core.orchestrate import prepare, start_run
+from blut_core.run.orchestrate import prepare, start_run
 
 pytestmark = pytest.mark.cgroup
 
@@ -58,7 +58,7 @@ def test_reuse_can_be_turned_off(app: App, caged: str, monkeypatch: pytest.Monke
 
 def test_command_stages_are_started_by_reused_workers(app: App, caged: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from blut_core.rundir import read_events
+    from blut_core.store.rundir import read_events
 
     monkeypatch.setenv("BLUT_REUSE_WORKERS", "1")
     summary = start_run(app, prepare(app, "memtest:commands", overrides=["tag=kill"]))
@@ -107,7 +107,7 @@ def test_a_command_started_by_a_worker_gets_its_soft_timeout_alone(
     stdout = (summary.run_dir / "stages/polite/attempts/1/stdout.log").read_text()
     assert "got TERM" in stdout and by["polite"].duration < 5
     # ... as a process of its own, started by a worker (the process blut followed)
-    from blut_core.rundir import read_events
+    from blut_core.store.rundir import read_events
 
     [started] = [e for e in read_events(summary.run_dir / "status.jsonl")
                  if e["event"] == "stage_started" and e["stage"] == "polite"]

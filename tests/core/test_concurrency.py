@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from blut_core.rundir import read_events
+from blut_core.store.rundir import read_events
 from tests.support.cli import run_blut, start_blut
 
 pytestmark = pytest.mark.cgroup

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from blut_core import ExecOptions, RunSummary, StageState
-from blut_core.orchestrate import prepare, start_run
-from blut_core.rundir import read_events
+from blut_core.run.orchestrate import prepare, start_run
+from blut_core.store.rundir import read_events
 
 
 @pytest.fixture
@@ -131,8 +131,7 @@ def test_unwritable_home_is_a_config_error_and_leaves_nothing(tmp_path, plugin_m
 
     blocker = tmp_path / "file"
     blocker.write_text("")
-    app = App(plugin_manager, Settings.from_environ({"BLUT_HOME": str(blocker / "home")}),
-              cookbook_entry_points=[__import__("tests.core.conftest", fromlist=["TESTBOOK"]).TESTBOOK])
+    app = App(plugin_manager, Settings.from_environ({"BLUT_HOME": str(blocker / "home")}))
     with pytest.raises(ConfigError, match="not writable"):
         start_run(app, prepare(app, "diamond"))
 

@@ -13,8 +13,9 @@ from urllib.parse import quote
 
 import pytest
 
-from blut_core import App, __version__, installinfo
+from blut_core import App, __version__
 from blut_core.cli import main
+from blut_core.host import installinfo
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

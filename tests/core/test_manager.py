@@ -7,7 +7,7 @@ from importlib import metadata as md
 import pytest
 
 from blut_core import App, PluginConflictError, PluginError, Settings
-from blut_core.manager import make_plugin_manager
+from blut_core.host.manager import make_plugin_manager
 from blut_core.testing import builtin_entry_points
 
 
@@ -16,14 +16,15 @@ def ep(name: str, value: str) -> md.EntryPoint:
 
 
 def test_builtins_load_in_a_deterministic_order() -> None:
-    a = make_plugin_manager(entry_points=builtin_entry_points(), strict=True)
-    b = make_plugin_manager(entry_points=list(reversed(builtin_entry_points())), strict=True)
+    a = make_plugin_manager(cookbook_entry_points=(), entry_points=builtin_entry_points(), strict=True)
+    b = make_plugin_manager(cookbook_entry_points=(), entry_points=list(reversed(builtin_entry_points())),
+                            strict=True)
     assert [r.name for r in a.records] == [r.name for r in b.records]
     assert all(r.builtin and r.error is None for r in a.records)
 
 
 def test_broken_plugin_is_skipped_and_recorded() -> None:
-    pm = make_plugin_manager(entry_points=[*builtin_entry_points(),
+    pm = make_plugin_manager(cookbook_entry_points=(), entry_points=[*builtin_entry_points(),
                                            ep("broken", "no_such_module_for_blut:plugin")])
     broken = pm.record("broken")
     assert broken is not None and broken.state == "failed"
@@ -34,7 +35,7 @@ def test_broken_plugin_is_skipped_and_recorded() -> None:
 
 def test_broken_plugin_is_fatal_in_strict_mode() -> None:
     with pytest.raises(PluginError, match="broken"):
-        make_plugin_manager(entry_points=[*builtin_entry_points(),
+        make_plugin_manager(cookbook_entry_points=(), entry_points=[*builtin_entry_points(),
                                           ep("broken", "no_such_module_for_blut:plugin")],
                             strict=True)
 
@@ -47,7 +48,8 @@ def test_strict_mode_comes_from_the_environment(tmp_path) -> None:  # type: igno
 
 
 def test_disabled_plugin_is_not_registered() -> None:
-    pm = make_plugin_manager(entry_points=builtin_entry_points(), blocked=["cli-plan"])
+    pm = make_plugin_manager(cookbook_entry_points=(), entry_points=builtin_entry_points(),
+                             blocked=["cli-plan"])
     assert pm.get_plugin("cli-plan") is None
     assert pm.record("cli-plan").state == "disabled"  # type: ignore[union-attr]
     app = App(pm, Settings.from_environ({"BLUT_HOME": "/tmp/unused"}))
@@ -56,27 +58,35 @@ def test_disabled_plugin_is_not_registered() -> None:
 
 def test_essential_plugin_cannot_be_disabled() -> None:
     with pytest.raises(PluginError, match="essential"):
-        make_plugin_manager(entry_points=builtin_entry_points(), blocked=["launcher-local"])
+        make_plugin_manager(cookbook_entry_points=(), entry_points=builtin_entry_points(),
+                            blocked=["launcher-local"])
 
 
 def test_duplicate_names_are_refused_naming_both_providers() -> None:
-    pm = make_plugin_manager(entry_points=[*builtin_entry_points(),
-                                           ep("impostor", "tests.support.plugins:extra")])
+    eps = [*builtin_entry_points(), ep("impostor", "tests.support.plugins:extra")]
+    pm = make_plugin_manager(cookbook_entry_points=(), entry_points=eps)
     app = App(pm, Settings.from_environ({"BLUT_HOME": "/tmp/unused"}))
+    assert app.registry.launchers["local"].plugin == "launcher-local"  # the first provider keeps it
+    impostor = pm.record("impostor")
+    assert impostor is not None and impostor.state == "failed"
+    assert "'local' is already provided by launcher-local (blut " in (impostor.error or "")
+    strict = App(make_plugin_manager(cookbook_entry_points=(), entry_points=eps, strict=True),
+                 Settings.from_environ({"BLUT_HOME": "/tmp/unused"}))
     with pytest.raises(PluginConflictError) as err:
-        _ = app.registry.launchers
+        _ = strict.registry.launchers
     assert "launcher-local (blut " in err.value.message and "impostor" in err.value.message
 
 
 def test_misspelt_hook_is_a_load_error() -> None:
-    pm = make_plugin_manager(entry_points=[*builtin_entry_points(),
+    pm = make_plugin_manager(cookbook_entry_points=(), entry_points=[*builtin_entry_points(),
                                            ep("typo", "tests.support.plugins:misspelt")])
     record = pm.record("typo")
     assert record is not None and "blut_launcherz" in (record.error or "")
 
 
 def test_each_app_has_its_own_manager(plugin_manager) -> None:  # type: ignore[no-untyped-def]
-    other = make_plugin_manager(entry_points=builtin_entry_points(), strict=True)
+    other = make_plugin_manager(cookbook_entry_points=(), entry_points=builtin_entry_points(),
+                                strict=True)
     assert other is not plugin_manager
     plugin_manager.unregister(name="cli-plan")
     assert other.get_plugin("cli-plan") is not None

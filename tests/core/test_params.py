@@ -8,8 +8,8 @@ import attrs
 import pytest
 
 from blut_core import ConfigError
-from blut_core.convert import structure
-from blut_core.orchestrate import prepare
+from blut_core.model.convert import structure
+from blut_core.run.orchestrate import prepare
 
 
 def test_defaults_file_and_overrides_merge(app, tmp_path) -> None:  # type: ignore[no-untyped-def]

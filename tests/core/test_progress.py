@@ -6,8 +6,8 @@ import io
 import re
 from pathlib import Path
 
-from blut_core.orchestrate import prepare, start_run
-from blut_core.progress import LiveTable, LogLines, Snapshot, StageView
+from blut_core.run.orchestrate import prepare, start_run
+from blut_core.run.progress import LiveTable, LogLines, Snapshot, StageView
 from tests.support.cli import run_blut
 
 

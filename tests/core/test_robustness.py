@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from blut_core import ExecOptions
-from blut_core.orchestrate import prepare, start_run
-from blut_core.rundir import read_events
+from blut_core.run.orchestrate import prepare, start_run
+from blut_core.store.rundir import read_events
 from tests.support.cli import run_blut, start_blut
 
 
@@ -145,7 +145,7 @@ def test_killed_driver_shows_interrupted_then_resumes(tmp_path: Path) -> None:
 
 def test_resume_refuses_finished_and_running_runs(app) -> None:  # type: ignore[no-untyped-def]
     from blut_core import ConfigError
-    from blut_core.resume import resume_run
+    from blut_core.run.resume import resume_run
 
     summary = start_run(app, prepare(app, "testbook:diamond"))
     with pytest.raises(ConfigError, match="already finished ok"):

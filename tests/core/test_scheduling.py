@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from blut_core import Plan, Stage
-from blut_core.scheduling import best_order, critical_paths, expected_makespan, simulate
+from blut_core.run.scheduling import best_order, critical_paths, expected_makespan, simulate
 from tests.support import stages
 
 

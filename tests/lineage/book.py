@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import attrs
 
-from blut_core import Cookbook, Plan, Recipe, Stage
+from blut_core import CookbookSpec, Plan, Recipe, Stage, hookimpl
 
 if TYPE_CHECKING:
     from blut_core import StageContext
@@ -68,11 +69,16 @@ def failing_plan(_: Empty) -> Plan:
                    Stage.call("broken", broken, inputs=["source"]))
 
 
-COOKBOOK = Cookbook(
-    name="lbook",
-    summary="Recipes for the lineage tests.",
-    recipes=(
+RECIPES = (
         Recipe(name="merge", summary="a diamond with a merge", params=MergeParams, build=merge_plan),
-        Recipe(name="failing", summary="a stage that fails", params=Empty, build=failing_plan),
-    ),
-)
+        Recipe(name="failing", summary="a stage that fails", params=Empty, build=failing_plan),)
+
+
+@hookimpl
+def blut_cookbooks() -> Iterator[CookbookSpec]:
+    yield CookbookSpec(name="lbook", summary="Recipes for the lineage tests.")
+
+
+@hookimpl
+def blut_recipes() -> Iterator[Recipe]:
+    yield from RECIPES

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from blut_core.app import App
-from blut_core.orchestrate import prepare, start_run
+from blut_core.host.app import App
+from blut_core.run.orchestrate import prepare, start_run
 from blut_core.testing import COOKBOOK_GROUP, entry_points_of
 
-LBOOK = md.EntryPoint(name="lbook", value="tests.lineage.book:COOKBOOK", group=COOKBOOK_GROUP)
+LBOOK = md.EntryPoint(name="lbook", value="tests.lineage.book", group=COOKBOOK_GROUP)
 
 
 @pytest.fixture

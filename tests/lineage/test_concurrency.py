@@ -7,12 +7,12 @@ import subprocess
 import sys
 import time
 
-from blut_plugins.lineage_duckdb import DuckDBLineage
+from blut_plugins.duckdb import DuckDBLineage
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from blut_plugins.lineage_duckdb import DuckDBLineage
+from blut_plugins.duckdb import DuckDBLineage
 with DuckDBLineage(Path(sys.argv[1])).writer() as con:
     con.execute("SELECT count(*) FROM runs").fetchall()
     print("holding", flush=True)
@@ -22,7 +22,7 @@ with DuckDBLineage(Path(sys.argv[1])).writer() as con:
 INGEST = """
 import sys
 from pathlib import Path
-from blut_core.app import App
+from blut_core.host.app import App
 from blut_core.lineage.ingest import check_sinks, ingest
 app = App.from_environment()
 sys.exit(0 if ingest(app, Path(sys.argv[1]), check_sinks(app)) == 1 else 1)
@@ -76,7 +76,7 @@ def test_a_reader_holding_the_file_makes_a_writer_wait_not_fail(run, blut_home) 
     run("lbook:merge")
     reader = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\nfrom pathlib import Path\n"
-        "from blut_plugins.lineage_duckdb import DuckDBLineage\n"
+        "from blut_plugins.duckdb import DuckDBLineage\n"
         "with DuckDBLineage(Path(sys.argv[1])).reader() as con:\n"
         "    print('reading', flush=True)\n    time.sleep(1.0)\n"), str(blut_home)],
         stdout=subprocess.PIPE, text=True)

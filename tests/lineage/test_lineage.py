@@ -12,8 +12,8 @@ import pytest
 
 from blut_core.errors import ConfigError
 from blut_core.lineage.model import TABLES
-from blut_core.orchestrate import prepare, start_run
-from blut_plugins.lineage_duckdb import SCHEMA_VERSION, DuckDBLineage
+from blut_core.run.orchestrate import prepare, start_run
+from blut_plugins.duckdb import SCHEMA_VERSION, DuckDBLineage
 from tests.lineage.conftest import as_json
 
 
@@ -89,8 +89,10 @@ def test_diff_of_runs_differing_in_params_and_in_code(tmp_path, monkeypatch, app
     """The recipe lives in a temporary git repository; the second run is of a new commit."""
     from importlib import metadata as md
 
-    from blut_core.orchestrate import prepare, start_run
-    from blut_core.testing import COOKBOOK_GROUP
+    from blut_core import App
+    from blut_core.host import make_plugin_manager
+    from blut_core.run.orchestrate import prepare, start_run
+    from blut_core.testing import COOKBOOK_GROUP, builtin_entry_points
 
     repo = tmp_path / "recipes"
     repo.mkdir()
@@ -103,7 +105,9 @@ def test_diff_of_runs_differing_in_params_and_in_code(tmp_path, monkeypatch, app
     _git(repo, "-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-q", "-m", "one")
     monkeypatch.syspath_prepend(str(repo))
     monkeypatch.setenv("PYTHONPATH", str(repo))
-    app._cookbook_eps = [md.EntryPoint(name="dbook", value=f"{module}:COOKBOOK", group=COOKBOOK_GROUP)]
+    dbook = md.EntryPoint(name="dbook", value=module, group=COOKBOOK_GROUP)
+    app = App(make_plugin_manager(entry_points=builtin_entry_points(), cookbook_entry_points=[dbook],
+                                  strict=True), app.settings)
     a = start_run(app, prepare(app, "dbook:merge"))
     (repo / f"{module}.py").write_text(source.replace("total = sum(left) + sum(right)",
                                                       "total = sum(left) + 2 * sum(right)"))
@@ -232,8 +236,8 @@ def test_an_unknown_sink_stops_the_run_before_any_write(blut_home, cli_env, invo
 
 
 def test_a_sink_whose_plugin_failed_to_load_names_its_error(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from blut_core.host.manager import PluginRecord
     from blut_core.lineage.ingest import check_sinks
-    from blut_core.manager import PluginRecord
 
     broken = PluginRecord(name="lineage-parquet", distribution="blut-parquet", version="0.3",
                           builtin=False, error="ImportError: no module named pyarrow")
@@ -250,7 +254,7 @@ def test_a_sink_whose_plugin_failed_to_load_names_its_error(app, monkeypatch) ->
 
 
 def test_failed_and_resumed_runs_are_ingested_once_each_time(run, app, blut_home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from blut_core.resume import resume_run
+    from blut_core.run.resume import resume_run
 
     failed = run("lbook:failing")
     assert failed.outcome == "failed"
@@ -337,7 +341,7 @@ def test_cache_gc_is_lru_and_keeps_entries_of_a_running_run(run, invoke, blut_ho
     live = blut_home / "runs" / "20990101-000000-live-000000"
     live.mkdir()
     (live / "plan.json").write_text(json.dumps({"recipe": "lbook:merge", "stages": []}))
-    from blut_core.rundir import StatusLog, _proc_start
+    from blut_core.store.rundir import StatusLog, _proc_start
 
     # the driver.json RunDir.create writes, naming this (alive) test process
     (live / "driver.json").write_text(json.dumps({

@@ -6,7 +6,7 @@ import pytest
 
 from blut_core.testing import COOKBOOK_GROUP, entry_points_of
 
-TESTBOOK = md.EntryPoint(name="testbook", value="tests.support.cookbook:COOKBOOK", group=COOKBOOK_GROUP)
+TESTBOOK = md.EntryPoint(name="testbook", value="tests.support.cookbook", group=COOKBOOK_GROUP)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def blut_argv() -> list[str]:
 def testbook_site(tmp: Path) -> Path:
     """A directory that, on PYTHONPATH, makes the test cookbook an installed entry point."""
     return installed_distribution(tmp / "testbook-site", "blut-testbook", "0.0",
-                                  {"blut.cookbooks": {"testbook": "tests.support.cookbook:COOKBOOK"}})
+                                  {"blut.cookbooks": {"testbook": "tests.support.cookbook"}})
 
 
 def blut_env(home: Path, tmp: Path, **extra: str) -> dict[str, str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import attrs
 
-from blut_core import Cookbook, Footprint, Plan, Recipe, RetryPolicy, Stage, Timeouts
+from blut_core import CookbookSpec, Footprint, Plan, Recipe, RetryPolicy, Stage, Timeouts, hookimpl
 from tests.support import stages
 
 
@@ -126,10 +128,7 @@ def memload(p: MemloadParams) -> Plan:
         for i in range(p.stages)))
 
 
-COOKBOOK = Cookbook(
-    name="testbook",
-    summary="Recipes for blut's own tests.",
-    recipes=(
+RECIPES = (
         Recipe(name="diamond", summary="a diamond DAG", params=DiamondParams, build=diamond),
         Recipe(name="failing", summary="a stage fails after writing output", params=Empty,
                build=failing),
@@ -145,6 +144,14 @@ COOKBOOK = Cookbook(
                params=Empty, build=missing_command),
         Recipe(name="memload", summary="stages that book more than the box together",
                params=MemloadParams, build=memload),
-        Recipe(name="resumable", summary="a checkpointing stage", params=Empty, build=resumable),
-    ),
-)
+        Recipe(name="resumable", summary="a checkpointing stage", params=Empty, build=resumable),)
+
+
+@hookimpl
+def blut_cookbooks() -> Iterator[CookbookSpec]:
+    yield CookbookSpec(name="testbook", summary="Recipes for blut's own tests.")
+
+
+@hookimpl
+def blut_recipes() -> Iterator[Recipe]:
+    yield from RECIPES

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from blut_core import LauncherSpec, hookimpl
-from blut_core.interfaces import Launcher
+from blut_core.host.interfaces import Launcher
 
 
 class _Nope(Launcher):

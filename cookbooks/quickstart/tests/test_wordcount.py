@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 import click.testing
 import pytest
-from blut_cookbook_quickstart import COOKBOOK
+from blut_cookbook_quickstart import plugin
 from blut_cookbook_quickstart.wordcount import ReportParams, WordcountParams, build
 
 from blut_core import App, Plan
@@ -40,10 +40,14 @@ def _report(summary: dict[str, Any]) -> str:
 # -- the recipe, without running anything ---------------------------------------------------
 
 
-def test_cookbook_declares_the_recipe() -> None:
-    assert COOKBOOK.name == "quickstart"
-    (recipe,) = COOKBOOK.recipes
+def test_cookbook_declares_the_recipe(app: App) -> None:
+    (spec,) = plugin.blut_cookbooks()
+    assert spec.name == "quickstart"
+    (recipe,) = plugin.blut_recipes()
     assert (recipe.name, recipe.params, recipe.build) == ("wordcount", WordcountParams, build)
+    ref = app.cookbooks.find("wordcount")
+    assert (ref.qualname, ref.recipe.build, ref.distribution) == (
+        "quickstart:wordcount", build, "blut-cookbook-quickstart")
 
 
 def test_params_defaults_and_help() -> None:

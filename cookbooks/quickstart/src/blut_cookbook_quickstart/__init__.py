@@ -1,15 +1,5 @@
-"""The ``quickstart`` cookbook: small recipes that run on a laptop in seconds."""
+"""The ``quickstart`` cookbook: small recipes that run on a laptop in seconds.
 
-from __future__ import annotations
-
-from blut_cookbook_quickstart.wordcount import WordcountParams, build
-from blut_core import Cookbook, Recipe
-
-COOKBOOK = Cookbook(
-    name="quickstart",
-    summary="First steps with blut.",
-    recipes=(
-        Recipe(name="wordcount", summary="Generate a corpus, count words and bigrams, write a report.",
-               params=WordcountParams, build=build),
-    ),
-)
+Its hooks are in :mod:`blut_cookbook_quickstart.plugin`, the module its ``blut.cookbooks``
+entry point names; the recipes themselves live in their own modules.
+"""

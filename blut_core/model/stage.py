@@ -1,0 +1,109 @@
+"""A Stage: one unit of work, a Python callable or an argv command.
+
+A stage has a ``name`` (unique in its plan), a ``version`` (bump it to invalidate cached
+results), JSON-able ``params``, ``inputs`` (names of upstream stages) and declarations
+(footprint, retry, timeouts) that the executor and the broker honour.
+
+Python stages name a module-level function, ``fn(ctx)``, run in a fresh process by
+``blut_core.process.runner``; command stages are argv lists run without a shell unless
+``shell=True``. Argv items may use ``{out}``, ``{inputs[NAME]}``, ``{params[KEY]}`` and
+``{attempt}`` placeholders.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from blut_core.errors import PlanError
+from blut_core.model.declarations import RetryPolicy, Timeouts
+from blut_core.model.footprint import Footprint
+
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def _check_name(_: object, __: object, value: str) -> None:
+    if not _STAGE_NAME.match(value):
+        raise PlanError(
+            f"stage name {value!r} is not valid",
+            hint="use letters, digits, '_', '-' and '.', starting with a letter or digit",
+        )
+
+
+def _names(inputs: Iterable[str | Stage]) -> tuple[str, ...]:
+    return tuple(i.name if isinstance(i, Stage) else str(i) for i in inputs)
+
+
+@attrs.frozen(kw_only=True)
+class Stage:
+    """One node of a plan. Build it with :meth:`call` or :meth:`command`."""
+
+    name: str = attrs.field(validator=_check_name)
+    target: str | None = None            # "package.module:function" for Python stages
+    argv: tuple[str, ...] | None = None  # for command stages
+    shell: bool = False
+    version: str = "1"
+    params: Mapping[str, Any] = attrs.field(factory=dict)
+    inputs: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    footprint: Footprint | None = None
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    timeouts: Timeouts = attrs.field(factory=Timeouts)
+    cache: bool = True
+    #: How long the stage is expected to run, in seconds: orders the ready set by the
+    #: critical path. Without it, durations measured in earlier runs are used.
+    expected_seconds: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0.0)))
+
+    @property
+    def kind(self) -> str:
+        """``python`` or ``command``."""
+        return "python" if self.target is not None else "command"
+
+    @classmethod
+    def call(cls, name: str, fn: Callable[..., Any] | str, **kwargs: Any) -> Stage:
+        """A Python stage running ``fn(ctx)``; ``fn`` must be a module-level function."""
+        return cls(name=name, target=callable_target(fn, stage=name), **kwargs)
+
+    @classmethod
+    def command(cls, name: str, argv: Iterable[str] | str, *, shell: bool = False,
+                **kwargs: Any) -> Stage:
+        """A command stage. A string is one shell command and requires ``shell=True``."""
+        if isinstance(argv, str):
+            if not shell:
+                raise PlanError(
+                    f"stage {name!r}: a command given as one string needs shell=True",
+                    hint="pass a list of arguments, or shell=True to run it through /bin/sh",
+                )
+            argv = ("/bin/sh", "-c", argv)
+        items = tuple(str(a) for a in argv)
+        if not items:
+            raise PlanError(f"stage {name!r}: the command is empty")
+        return cls(name=name, argv=items, shell=shell, **kwargs)
+
+    def identity(self) -> dict[str, Any]:
+        """What, besides inputs, decides this stage's cache key."""
+        what = self.target if self.target is not None else list(self.argv or ())
+        return {"name": self.name, "version": self.version, "kind": self.kind,
+                "what": what, "params": dict(self.params), "env": dict(self.env)}
+
+
+def callable_target(fn: Callable[..., Any] | str, *, stage: str) -> str:
+    """``module:qualname`` of ``fn``, checked to be importable by that name."""
+    if isinstance(fn, str):
+        mod, _, name = fn.partition(":")
+        if not mod or not name:
+            raise PlanError(f"stage {stage!r}: target {fn!r} is not 'module:function'")
+        return fn
+    module_name: str | None = getattr(fn, "__module__", None)
+    qualname: str = getattr(fn, "__qualname__", "")
+    if not module_name or "<" in qualname or module_name == "__main__":
+        raise PlanError(
+            f"stage {stage!r}: {qualname or fn!r} is not a module-level function, "
+            "so a stage process cannot import it",
+            hint="define the stage function at module level in an importable module",
+        )
+    return f"{module_name}:{qualname}"

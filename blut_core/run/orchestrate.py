@@ -1,0 +1,181 @@
+"""From a recipe name and params to a finished run.
+
+:func:`prepare` does everything that can fail on bad input (recipe lookup, params, plan
+validation, launcher choice) before anything is written, so a bad command line never leaves
+a run directory behind. :func:`start_run` creates the run directory and drives the executor.
+"""
+
+from __future__ import annotations
+
+import inspect
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from blut_core.lineage.ingest import Checked, check_sinks, ingest
+from blut_core.model.convert import apply_overrides, read_params_file, structure, unstructure
+from blut_core.model.outcome import RunInfo, RunSummary, StageState
+from blut_core.process.spec import prepare_launcher
+from blut_core.run.executor import ExecOptions, Executor
+from blut_core.run.scheduling import BoundedPolicy, SchedulingPolicy
+from blut_core.store.cache import Cache
+from blut_core.store.rundir import RunDir, StatusLog, ensure_writable, new_run_id, write_json_atomic
+
+if TYPE_CHECKING:
+    from blut_core.host.app import App
+    from blut_core.host.cookbooks import RecipeRef
+    from blut_core.host.interfaces import Launcher
+    from blut_core.model.plan import Plan
+    from blut_core.run.progress import ProgressSink
+
+
+@attrs.frozen(kw_only=True)
+class Prepared:
+    """A recipe resolved, its params structured and its plan validated."""
+
+    ref: RecipeRef
+    params: Any
+    plan: Plan
+
+    @property
+    def params_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = unstructure(self.params)
+        return data
+
+
+def prepare(app: App, recipe: str, *, params_file: Path | None = None,
+            overrides: Sequence[str] = ()) -> Prepared:
+    """Resolve ``recipe``, structure its params and build and validate its plan."""
+    ref = app.cookbooks.find(recipe)
+    data: dict[str, Any] = read_params_file(params_file) if params_file else {}
+    data = apply_overrides(data, list(overrides))
+    params = structure(data, ref.recipe.params, where=f"params for {ref.qualname}",
+                       hint=f"see `blut recipes show {ref.qualname}` for fields and types")
+    plan = ref.recipe.build(params)
+    plan.validate()
+    return Prepared(ref=ref, params=params, plan=plan)
+
+
+def make_launcher(app: App, name: str, containment: Any = None) -> Launcher:
+    spec = app.registry.require("launchers", name)
+    launcher: Launcher = spec.factory(None, containment)
+    return launcher
+
+
+@contextmanager
+def _signals_cancel(executor: Executor) -> Iterator[None]:
+    """Ctrl-C, SIGTERM (``blut cancel``) and SIGHUP cancel the run at a safe point."""
+    names = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "cancelled (SIGTERM)",
+             signal.SIGHUP: "cancelled (terminal closed)"}
+
+    def handler(signum: int, frame: Any) -> None:
+        executor.request_cancel(names.get(signal.Signals(signum), "cancelled"))
+
+    old = {s: signal.signal(s, handler) for s in names}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
+              options: ExecOptions | None = None,
+              policy: SchedulingPolicy | None = None,
+              no_calibration: bool = False,
+              progress: ProgressSink | None = None) -> RunSummary:
+    """Create the run directory, run the plan, and return the summary.
+
+    Without an explicit ``policy`` the memory broker schedules the run: every declaration
+    is checked and a stage that can never fit this box refuses the whole run
+    (:class:`AdmissionRefused`, exit 3) before anything is written or started.
+    """
+    from blut_core.run.service import Broker
+
+    settings = app.settings
+    sinks = check_sinks(app)          # a bad BLUT_LINEAGE_SINKS stops here, nothing written
+    ensure_writable(settings.home)
+    runs_root = settings.runs_dir
+    ensure_writable(runs_root, what="runs directory")
+    broker = Broker(app, no_calibration=no_calibration)
+    the_launcher = make_launcher(app, launcher, broker.selection.containment)
+    plan = prepared.plan
+    prepare_launcher(the_launcher, plan.topological())  # starts while the run is set up
+    try:
+        if policy is None:
+            broker.preflight(plan, prepared.ref.qualname,
+                             skip=lambda: _cached_stages(app, prepared, options))
+            policy = broker.policy(prepared.ref.qualname,
+                                   max_parallel=options.jobs if options else None)
+        if broker.selection.warning:
+            from blut_core.host.log import get_logger
+
+            get_logger().warning("containment_bare", message=broker.selection.warning)
+        cache = Cache(settings.cache_dir)
+        run_id = new_run_id(prepared.ref.qualname)
+        rundir = RunDir.create(runs_root, run_id)
+        write_json_atomic(rundir.path / "plan.json", {"recipe": prepared.ref.qualname,
+                                                      "stages": plan.to_json()})
+        write_json_atomic(rundir.path / "params.json", prepared.params_data)
+        write_json_atomic(rundir.path / "provenance.json", _provenance(app, prepared, launcher))
+        status = StatusLog(rundir.status_path)
+        info = RunInfo(run_id=run_id, recipe=prepared.ref.qualname, run_dir=rundir.path,
+                       launcher=launcher, stages=tuple(s.name for s in plan.topological()))
+        status.append("run_started", run_id=run_id, recipe=info.recipe, launcher=launcher,
+                      stages=list(info.stages))
+        app.hooks.run_started(info)
+        executor = Executor(plan=plan, run=info, rundir=rundir, status=status,
+                            launcher=the_launcher, cache=cache,
+                            policy=policy or BoundedPolicy(1), hooks=app.hooks, options=options,
+                            progress=progress)
+    except BaseException:
+        the_launcher.close()
+        raise
+    return drive(app, executor, info, status, the_launcher, sinks=sinks)
+
+
+def drive(app: App, executor: Executor, info: RunInfo, status: StatusLog,
+          launcher: Launcher, *, sinks: Checked) -> RunSummary:
+    """Run ``executor`` to the end, close the status stream, feed the lineage ``sinks``
+    (from :func:`check_sinks`; never fails the run), then notify plugins."""
+    try:
+        with _signals_cancel(executor):
+            summary = executor.execute()
+    finally:
+        launcher.close()
+    status.append("run_finished", outcome=summary.outcome, wall=round(summary.wall, 6),
+                  counts={s.value: summary.count(s) for s in StageState if summary.count(s)})
+    status.close()
+    ingest(app, info.run_dir, sinks)
+    app.hooks.run_finished(info, summary)
+    return summary
+
+
+def _cached_stages(app: App, prepared: Prepared, options: ExecOptions | None) -> set[str]:
+    """Stages a run would skip as cached (they need no memory)."""
+    from blut_core.run.planning import CacheState, cache_states
+
+    states = cache_states(prepared.plan, Cache(app.settings.cache_dir),
+                          no_cache=bool(options and options.no_cache))
+    return {name for name, st in states.items() if st.state is CacheState.CACHED}
+
+
+def _provenance(app: App, prepared: Prepared, launcher: str) -> dict[str, Any]:
+    from blut_core.run import provenance
+
+    try:
+        source = inspect.getsourcefile(prepared.ref.recipe.build)
+    except TypeError:
+        source = None
+    plugins = [{"name": r.name, "distribution": r.distribution, "version": r.version,
+                "state": r.state} for r in app.pm.records]
+    plugins += [{"name": f"cookbook:{r.name}", "distribution": r.distribution,
+                 "version": r.version, "state": r.state} for r in app.cookbooks.records]
+    data = provenance.collect(Path(source) if source else None, plugins)
+    data.update(recipe=prepared.ref.qualname, launcher=launcher, created=time.time())
+    return data

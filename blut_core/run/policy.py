@@ -1,0 +1,256 @@
+"""The memory-aware scheduling policy the executor asks which ready stages may start.
+
+For each ready stage: resolve its footprint (calibration or model), decide against the live
+probe and the machine-wide ledger (refuse, wait, right-size, admit with a cap), and book
+what it admits, all under the ledger's lock, so concurrent runs never over-book the box.
+When a stage ends its booking is released and calibration learns: a clean kernel peak, or
+the cap an OOM kill hit as a lower bound, so a retry resolves an escalated cap. An OOM
+bound that can no longer grow within the box becomes a refusal naming the stage, its
+measured lower bound and the box.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from blut_core.broker.admission import REFUSE, WAIT, Admission, Budget, admit
+from blut_core.broker.config import BrokerConfig
+from blut_core.broker.ledger import Ledger, Transaction
+from blut_core.broker.machine import Probe, probe
+from blut_core.broker.resolve import Estimator
+from blut_core.host.log import get_logger
+from blut_core.model.outcome import Classification, StageOutcome, StageState
+from blut_core.model.sizes import format_size
+from blut_core.run.scheduling import Launch, PolicyView, Refusal
+
+if TYPE_CHECKING:
+    from blut_core.model.stage import Stage
+    from blut_core.run.attempt import Attempt
+
+RECHECK = 0.25
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), the default for ``--jobs``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1  # seconds between looks while a stage waits for memory
+
+
+def exhausted_reason(stage: str, bound: int, box: int, floor: int) -> str:
+    """The one message of a stage whose OOM bound cannot grow within the box."""
+    return (f"stage {stage!r} was OOM-killed at {format_size(bound)}, its measured lower bound; "
+            f"it needs more than this box can ever give ({format_size(box)} box − "
+            f"{format_size(floor)} floor = {format_size(max(0, box - floor))})")
+
+
+def decide_stage(estimator: Estimator, stage: Stage, snap: Probe, booked: int,
+                 config: BrokerConfig) -> tuple[Admission, dict[str, Any]]:
+    """Admission of ``stage`` now, and the facts behind it (the ``stage_admitted`` detail)."""
+    box = snap.box
+    floor = config.floor_for(box)
+    budget = Budget(box=box, available=snap.available, booked=booked, floor=floor)
+    requested = estimator.requested(stage)
+    resolved = estimator.resolve(stage, requested, box=box, floor=floor)
+    detail: dict[str, Any] = {
+        "source": resolved.source, "model_bytes": resolved.model,
+        "calibrated_bytes": resolved.calibrated, "box_bytes": box,
+        "available_bytes": snap.available, "booked_bytes": booked, "floor_bytes": floor,
+        "calibration_key": estimator.key(stage, requested).text,
+    }
+    if resolved.exhausted and resolved.bound is not None:
+        return Admission(decision=REFUSE, footprint=resolved.bytes, cap=None, drivers=requested,
+                         reason=exhausted_reason(stage.name, resolved.bound, box, floor)), detail
+    knobs = stage.footprint.knobs if stage.footprint else {}
+    adm = admit(stage.name, estimator.need_at(stage, box=box, floor=floor), requested, knobs,
+                budget, config.headroom_for)
+    if adm.drivers != requested:
+        detail["calibration_key"] = estimator.key(stage, adm.drivers).text
+    return adm, detail
+
+
+class MemoryPolicy:
+    """A :class:`blut_core.SchedulingPolicy` that never books more than the box."""
+
+    def __init__(self, *, estimator: Estimator, ledger: Ledger, config: BrokerConfig,
+                 containment: str = "", learn: bool = True,
+                 probe_fn: Callable[[], Probe] = probe, max_parallel: int | None = None,
+                 reserve_after: float = 30.0) -> None:
+        self.estimator = estimator
+        self.ledger = ledger
+        self.config = config
+        self.containment = containment
+        self.learn = learn
+        self._probe = probe_fn
+        self.max_parallel = max_parallel if max_parallel is not None else usable_cpus()
+        self.reserve_after = reserve_after
+        self._sizes: dict[str, int] = {}
+        self._last_probe: Probe | None = None
+        self._to_attach: dict[str, str] = {}
+        self._to_release: list[str] = []
+        self._bookings: dict[str, str] = {}
+        self._admitted: dict[str, Admission] = {}
+        self._waiting: dict[str, float] = {}
+        self._why: dict[str, str] = {}
+        self.log = get_logger()
+
+    # -- SchedulingPolicy ---------------------------------------------------------------
+
+    def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Launch | Refusal]:
+        """Launch, refuse or (by leaving out) keep waiting each ready stage.
+
+        Never blocks: a stage that must wait is offered again after :meth:`next_check`.
+        With nothing of this run running, a stage that has waited longer than
+        ``BLUT_ADMISSION_TIMEOUT`` for memory other processes hold is refused.
+        """
+        free = self.max_parallel - len(running)
+        decisions = self._pass(ready, free) if free > 0 and ready else []
+        self._release_pending()  # when no pass wrote them
+        if decisions or running or not ready:
+            return decisions
+        first = min(self._waiting.get(s.name, time.monotonic()) for s in ready)
+        if time.monotonic() - first > self.config.wait_timeout:
+            return [Refusal(stage=s, reason=f"waited {self.config.wait_timeout:.0f}s for "
+                                            f"memory: {self._why.get(s.name, '')}")
+                    for s in ready]
+        return []
+
+    def started(self, attempt: Attempt) -> None:
+        """Note the stage's cgroup for its booking (the ledger then counts only unused bytes).
+
+        The note rides along with this run's next ledger transaction (an admission pass or a
+        release) instead of costing one of its own: until then the booking counts in full,
+        which only errs on the safe side, and a short stage never needs it at all.
+        """
+        booking = self._bookings.get(attempt.stage.name)
+        if booking is not None and attempt.handle.cgroup is not None:
+            self._to_attach[booking] = attempt.handle.cgroup
+
+    def finished(self, attempt: Attempt, outcome: StageOutcome) -> None:
+        """Release the booking; learn from the kernel's peak or from an OOM kill.
+
+        The release is written by the next :meth:`choose` (the executor asks right after a
+        stage ends), in the same ledger transaction that books the stages started in its
+        place: one transaction per pass instead of one per event. Until then the memory
+        stays booked, which only errs on the safe side.
+        """
+        name = attempt.stage.name
+        booking = self._bookings.pop(name, None)
+        if booking is not None:
+            self._to_attach.pop(booking, None)
+            self._to_release.append(booking)
+        adm = self._admitted.pop(name, None)
+        if adm is None or not self.learn:
+            return
+        key = self.estimator.key(attempt.stage, adm.drivers)
+        if outcome.classification is Classification.OOM and attempt.cap:
+            entry = self.estimator.store.record_oom(key, attempt.cap)
+            self.log.info("calibration_oom", stage=name, bound=entry.peak, key=key.text)
+        elif outcome.state is StageState.OK and outcome.peak_bytes:
+            self.estimator.store.record_peak(key, outcome.peak_bytes, attempt.cap,
+                                             seconds=outcome.duration)
+
+    def next_check(self) -> float | None:
+        """While a stage waits for memory, look again shortly."""
+        return RECHECK if self._waiting else None
+
+    def close(self) -> None:
+        """Release bookings still held (there should be none) and save calibration."""
+        self._to_release += self._bookings.values()
+        self._bookings.clear()
+        self._release_pending()
+        self.estimator.store.flush()
+
+    def _release_pending(self) -> None:
+        """Write the releases no admission pass has written yet, in a transaction of their own."""
+        if self._to_release:
+            with self.ledger.transaction() as txn:
+                self._apply_pending(txn)
+
+    def _apply_pending(self, txn: Transaction) -> None:
+        """Write what was deferred to this transaction: released bookings, cgroups to attach."""
+        if self._to_release:
+            txn.release_all(self._to_release)
+            self._to_release.clear()
+        for booking, cgroup in self._to_attach.items():
+            txn.attach(booking, cgroup)
+        self._to_attach.clear()
+
+    def view(self) -> PolicyView:
+        """Why stages wait, what this run has booked, and memory available (for progress)."""
+        snap = self._last_probe or self._probe()
+        booked = sum(adm.footprint for adm in self._admitted.values())
+        capacity = max(0, snap.available - self.config.floor_for(snap.box)) if snap.known else None
+        return PolicyView(waiting=dict(self._why_waiting()), booked=booked,
+                          available=snap.available, box=snap.box, capacity=capacity,
+                          jobs=self.max_parallel)
+
+    def _why_waiting(self) -> dict[str, str]:
+        return {name: self._why.get(name, "waiting for memory") for name in self._waiting}
+
+    def duration_hint(self, stage: Stage) -> float | None:
+        """Seconds ``stage`` is expected to take: declared, else measured in earlier runs."""
+        if stage.expected_seconds is not None:
+            return stage.expected_seconds
+        entry = self.estimator.store.get(self.estimator.key(stage, self.estimator.requested(stage)))
+        return entry.seconds if entry is not None else None
+
+    def size_hint(self, stage: Stage) -> int:
+        """The stage's footprint as calibration or its model gives it (cached per run)."""
+        size = self._sizes.get(stage.name)
+        if size is None:
+            snap = self._probe()
+            floor = self.config.floor_for(snap.box)
+            size = self.estimator.resolve(stage, self.estimator.requested(stage),
+                                          box=snap.box, floor=floor).bytes
+            self._sizes[stage.name] = size
+        return size
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _pass(self, ready: Sequence[Stage], free: int) -> list[Launch | Refusal]:
+        """One admission pass over ``ready`` (in priority order), starting at most ``free``.
+
+        A stage that must wait does not hold back smaller ones behind it (they fill the
+        gap), unless it has waited longer than ``reserve_after`` seconds: then nothing after
+        it is admitted until it fits, so a big stage is never starved.
+        """
+        if not ready:
+            return []
+        out: list[Launch | Refusal] = []
+        snap = self._probe()
+        self._last_probe = snap
+        now = time.monotonic()
+        with self.ledger.transaction() as txn:
+            self._apply_pending(txn)
+            booked = txn.outstanding()
+            for stage in ready:
+                if free <= 0:
+                    break
+                adm, detail = decide_stage(self.estimator, stage, snap, booked, self.config)
+                if adm.decision == REFUSE:
+                    self._waiting.pop(stage.name, None)
+                    out.append(Refusal(stage=stage, reason=adm.reason))
+                    continue
+                if adm.decision == WAIT:
+                    waiting_since = self._waiting.setdefault(stage.name, now)
+                    self._why[stage.name] = adm.reason
+                    if now - waiting_since >= self.reserve_after:
+                        break
+                    continue
+                booking = txn.book(adm.footprint, stage.name)
+                booked += adm.footprint
+                free -= 1
+                self._bookings[stage.name] = booking.id
+                self._admitted[stage.name] = adm
+                since = self._waiting.pop(stage.name, None)
+                detail["containment"] = self.containment
+                out.append(Launch(stage=stage, cap=adm.cap, footprint=adm.footprint,
+                                  knobs=dict(adm.knobs), decision=adm.decision,
+                                  reason=adm.reason, waited=0.0 if since is None else now - since,
+                                  detail=detail))
+        return out

@@ -1,0 +1,184 @@
+"""Continuing a run whose driver died (``blut resume``) and cancelling one (``blut cancel``).
+
+The run directory is the source of truth: finished stages (ok or cached, with their output
+promoted) are kept; every other stage runs again, continuing its attempt numbering and, for
+stages that called ``ctx.checkpoint()``, from their last checkpoint. Stage processes the
+dead driver left behind are found through the status stream and killed first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from blut_core.errors import ConfigError
+from blut_core.model.outcome import Classification, StageOutcome, StageState
+from blut_core.store.rundir import STATUS, RunDir, StatusLog, read_events
+from blut_core.store.runs import find_run, load_run
+
+if TYPE_CHECKING:
+    from blut_core.host.app import App
+    from blut_core.model.outcome import RunSummary
+    from blut_core.model.plan import Plan
+    from blut_core.run.executor import ExecOptions
+    from blut_core.run.progress import ProgressSink
+
+
+def load_plan(path: Path) -> tuple[str, Plan]:
+    """The recipe name and the plan recorded in a run directory's ``plan.json``."""
+    from blut_core.model.convert import structure
+    from blut_core.model.plan import Plan
+    from blut_core.model.stage import Stage
+
+    try:
+        data = json.loads((path / "plan.json").read_text(encoding="utf-8"))
+        stages = tuple(structure(s, Stage, where=f"{path / 'plan.json'}") for s in data["stages"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read the plan of run {path.name}: {exc}",
+                          hint="the run directory is damaged; start a new run") from None
+    plan = Plan(stages)
+    plan.validate()
+    return str(data.get("recipe", "?")), plan
+
+
+def previous_state(path: Path, plan: Plan) -> tuple[dict[str, StageOutcome], dict[str, int],
+                                                   dict[int, str]]:
+    """(stages to keep, attempt numbers used so far, pids of attempts that never finished)."""
+    kept: dict[str, StageOutcome] = {}
+    attempts: dict[str, int] = {}
+    open_pids: dict[tuple[str, int], int] = {}
+    names = {s.name for s in plan}
+    for ev in read_events(path / STATUS):
+        name = ev.get("stage")
+        if name not in names:
+            continue
+        kind = ev.get("event")
+        attempt = int(ev.get("attempt") or 0)
+        if kind == "stage_started":
+            attempts[name] = max(attempts.get(name, 0), attempt)
+            if isinstance(ev.get("pid"), int):
+                open_pids[(name, attempt)] = ev["pid"]
+        elif kind in ("stage_finished", "stage_skipped"):
+            open_pids.pop((name, attempt), None)
+            state = ev.get("state", "cached" if kind == "stage_skipped" else None)
+            out = path / "stages" / name / "out"
+            if state in ("ok", "cached") and ev.get("output_hash") and out.is_dir():
+                kept[name] = StageOutcome(
+                    stage=name, attempt=attempt,
+                    state=StageState.OK if state == "ok" else StageState.CACHED,
+                    classification=Classification.OK, output_hash=ev["output_hash"],
+                    cache_key=ev.get("cache_key"), peak_bytes=ev.get("peak_bytes"),
+                    duration=float(ev.get("duration") or 0.0))
+            else:
+                kept.pop(name, None)
+    orphans = {pid: f"{name}#{n}" for (name, n), pid in open_pids.items()}
+    return kept, attempts, orphans
+
+
+def _belongs_to(pid: int, run_id: str) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"BLUT_RUN_ID={run_id}".encode() in environ.split(b"\0")
+
+
+def kill_orphans(run_id: str, pids: dict[int, str]) -> list[str]:
+    """Kill the process groups of attempts a dead driver left running; return their labels."""
+    killed = []
+    for pid, label in pids.items():
+        if _belongs_to(pid, run_id):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+                killed.append(label)
+    return killed
+
+
+def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
+               progress: ProgressSink | None = None) -> RunSummary:
+    """Continue run ``ref`` (id, prefix or ``latest``) in its own directory."""
+    from blut_core.lineage.ingest import check_sinks
+    from blut_core.model.outcome import RunInfo
+    from blut_core.process.spec import prepare_launcher
+    from blut_core.run.executor import Executor
+    from blut_core.run.orchestrate import drive, make_launcher
+    from blut_core.run.service import Broker
+    from blut_core.store.cache import Cache
+
+    path = find_run(app.settings.runs_dir, ref)
+    record = load_run(path)
+    if record.state == "running":
+        raise ConfigError(f"run {record.run_id} is still running",
+                          hint=f"wait for it, or stop it first with `blut cancel {record.run_id}`")
+    if record.state == "ok":
+        raise ConfigError(f"run {record.run_id} already finished ok: nothing to resume",
+                          hint="start a new run with `blut run`")
+    recipe, plan = load_plan(path)
+    kept, attempts, orphans = previous_state(path, plan)
+    sinks = check_sinks(app)
+    killed = kill_orphans(record.run_id, orphans)
+    provenance = _read(path / "provenance.json")
+    launcher_name = str(provenance.get("launcher") or "local")
+    broker = Broker(app)
+    policy = broker.policy(recipe, max_parallel=options.jobs if options else None)
+    launcher = make_launcher(app, launcher_name, broker.selection.containment)
+    prepare_launcher(launcher, [s for s in plan.topological() if s.name not in kept])
+    rundir = RunDir(path)
+    rundir.claim()
+    status = StatusLog(rundir.status_path)
+    rerun = [s.name for s in plan.topological() if s.name not in kept]
+    status.append("run_resumed", previous_state=record.state, kept=sorted(kept), rerun=rerun,
+                  killed=killed)
+    info = RunInfo(run_id=record.run_id, recipe=recipe, run_dir=path, launcher=launcher_name,
+                   stages=tuple(s.name for s in plan.topological()))
+    app.hooks.run_started(info)
+    executor = Executor(plan=plan, run=info, rundir=rundir, status=status, launcher=launcher,
+                        cache=Cache(app.settings.cache_dir), policy=policy, hooks=app.hooks,
+                        options=options, progress=progress)
+    executor.seed(kept, attempts)
+    return drive(app, executor, info, status, launcher, sinks=sinks)
+
+
+def cancel_run(app: App, ref: str, *, wait: float = 30.0) -> str:
+    """Cancel run ``ref``; returns its state afterwards."""
+    path = find_run(app.settings.runs_dir, ref)
+    record = load_run(path)
+    if record.state == "running":
+        driver = _read(path / "driver.json")
+        pid = driver.get("pid")
+        if not isinstance(pid, int):
+            raise ConfigError(f"run {record.run_id}: driver.json names no process",
+                              hint="the run directory is damaged")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            state = load_run(path).state
+            if state != "running":
+                return state
+            time.sleep(0.1)
+        return "running"
+    if record.state == "interrupted":
+        _, plan = load_plan(path)
+        _, _, orphans = previous_state(path, plan)
+        kill_orphans(record.run_id, orphans)
+        status = StatusLog(path / STATUS)
+        status.append("run_finished", outcome="cancelled", wall=None,
+                      reason="cancelled after its driver had stopped")
+        status.close()
+        return "cancelled"
+    raise ConfigError(f"run {record.run_id} is not running (it is {record.state})",
+                      hint="only running or interrupted runs can be cancelled")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,43 @@
+"""Implementation behind the ``containment-cgroup-v2`` and ``containment-cgroup-v1`` plugins.
+
+Each stage gets a child of blut's own cgroup (v1: in the memory hierarchy; v2: in a
+delegated subtree), capped and removed by :class:`~blut_plugins.cgroup.cage.CgroupCage`. Imported only when
+a run uses it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from blut_core import Cage, Containment, LauncherError
+from blut_plugins.cgroup.cage import CgroupCage, cgroup_base, cgroup_layout, check_cgroup_base
+
+_MISSING = {1: "no cgroup v1 memory hierarchy is mounted for this process",
+            2: "no cgroup v2 hierarchy is mounted for this process"}
+
+
+@functools.cache
+def _reason(version: int) -> str | None:
+    base = cgroup_base(version)
+    if base is None:
+        return _MISSING[version]
+    return check_cgroup_base(cgroup_layout(version), base)
+
+
+class CgroupContainment(Containment):
+    """Caps each stage in its own child cgroup of the given cgroup ``version``."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.name = f"cgroup-v{version}"
+
+    def unusable_reason(self) -> str | None:
+        """Probed once per process: a capped child cgroup can be created and removed."""
+        return _reason(self.version)
+
+    def cage(self, label: str, cap_bytes: int | None) -> Cage:
+        """A fresh child cgroup capped at ``cap_bytes``."""
+        base = cgroup_base(self.version)
+        if base is None:
+            raise LauncherError(_MISSING[self.version], hint="unset BLUT_CONTAINMENT")
+        return CgroupCage(base, label, cap_bytes, cgroup_layout(self.version))

@@ -1,0 +1,251 @@
+"""A stage's own memory cgroup (v1 or v2), the shared machinery of the cgroup backends.
+
+A cage is a child cgroup created under blut's own memory cgroup (or ``BLUT_CGROUP_PARENT``)
+for one attempt: the cap is written before the stage starts, the stage joins it before it
+``exec``s the stage's command (so it never runs uncapped, and everything it forks is
+charged and capped with it), the kernel's peak and OOM counter are read after it exits, every process
+left in it is killed, and the directory is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from blut_core import Cage, LauncherError
+from blut_core.host import get_logger
+from blut_plugins.cgroup import files
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_SHELL = "/bin/sh"
+
+
+@attrs.frozen(kw_only=True)
+class CgroupLayout:
+    """The control files of one cgroup version."""
+
+    version: int
+    limit: str
+    swap_limit: str
+    peak: str
+    events: str
+    kill: str | None
+    oom_group: str | None
+
+    def swap_value(self, cap: int) -> str:
+        # v1 limits memory+swap together (= cap: no swap); v2 limits swap alone (0)
+        return str(cap) if self.version == 1 else "0"
+
+
+V1 = CgroupLayout(version=1, limit="memory.limit_in_bytes", swap_limit="memory.memsw.limit_in_bytes",
+                  peak="memory.max_usage_in_bytes", events="memory.oom_control", kill=None,
+                  oom_group=None)
+V2 = CgroupLayout(version=2, limit="memory.max", swap_limit="memory.swap.max",
+                  peak="memory.peak", events="memory.events", kill="cgroup.kill",
+                  oom_group="memory.oom.group")
+
+
+def cgroup_base(version: int) -> str | None:
+    """The directory under which cages are created: ``BLUT_CGROUP_PARENT`` or blut's own."""
+    given = os.environ.get("BLUT_CGROUP_PARENT", "").strip()
+    if given:
+        return given
+    return own_cgroup_dir(version)
+
+
+@functools.cache
+def own_cgroup_dir(version: int) -> str | None:
+    """This process's own cgroup directory in the hierarchy of cgroup ``version`` (once)."""
+    return files.own_dir(version)
+
+
+def cgroup_layout(version: int) -> CgroupLayout:
+    """The control files of cgroup ``version`` (1 or 2)."""
+    return V1 if version == 1 else V2
+
+
+def check_cgroup_base(layout: CgroupLayout, base: str) -> str | None:
+    """``None`` when a capped child can be made under ``base``; else why not (one line)."""
+    if not os.path.isdir(base):
+        return f"{base} does not exist"
+    if layout.version == 2 and not files.v2_has_memory(base):
+        with contextlib.suppress(OSError):  # fails when base holds processes (not delegated)
+            files.write_text(os.path.join(base, "cgroup.subtree_control"), "+memory")
+        if not files.v2_has_memory(base):
+            have = (files.read_text(os.path.join(base, "cgroup.controllers")) or "").split()
+            return (f"the memory controller is not delegated to {base} "
+                    f"(controllers: {', '.join(have) or 'none'})")
+    sweep_stale(base)
+    probe = os.path.join(base, f"blut-probe-{os.getpid()}-{os.urandom(2).hex()}")
+    try:
+        os.mkdir(probe)
+    except OSError as exc:
+        return f"cannot create a cgroup under {base}: {exc.strerror}"
+    try:
+        if not os.path.exists(os.path.join(probe, layout.limit)):
+            return f"no {layout.limit} under {base} (memory controller not enabled there)"
+        files.write_text(os.path.join(probe, layout.limit), str(64 << 20))
+    except OSError as exc:
+        return f"cannot set {layout.limit} under {base}: {exc.strerror}"
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(probe)
+    return None
+
+
+STALE_AFTER = 60.0  # seconds an empty cage may exist before a new process removes it
+
+
+def sweep_stale(base: str, *, older_than: float = STALE_AFTER) -> list[str]:
+    """Remove empty ``blut-*`` cages under ``base`` left by a driver that died (SIGKILL).
+
+    A live cage always holds its stage's processes (it is empty only for the instant before
+    the stage joins and after it exited, while its driver reaps it), so an empty cage older
+    than ``older_than`` seconds belongs to nobody. Returns the directories removed.
+    """
+    removed: list[str] = []
+    now = time.time()
+    try:
+        names = [n for n in os.listdir(base) if n.startswith("blut-")]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(base, name)
+        try:
+            if now - os.stat(path).st_mtime < older_than or files.procs(path):
+                continue
+            os.rmdir(path)
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def cage_name(label: str) -> str:
+    """A cgroup directory name for ``label``: safe characters, short, unique."""
+    return f"blut-{_UNSAFE.sub('_', label)[:80]}-{os.urandom(3).hex()}"
+
+
+class CgroupCage(Cage):
+    """One attempt's cgroup; see the module docstring for its life."""
+
+    def __init__(self, base: str, label: str, cap_bytes: int | None, layout: CgroupLayout) -> None:
+        self.layout = layout
+        self.cap = cap_bytes
+        self.path = os.path.join(base, cage_name(label))
+        self.cgroup: str | None = self.path
+        self._pid: int | None = None
+        self._released = False
+        try:
+            os.mkdir(self.path)
+        except OSError as exc:
+            raise LauncherError(f"cannot create cgroup {self.path}: {exc.strerror}",
+                                hint="set BLUT_CONTAINMENT to another backend") from None
+        try:
+            if cap_bytes is not None:
+                files.write_text(self._file(layout.limit), str(cap_bytes))
+                with contextlib.suppress(OSError):  # absent without swap accounting
+                    files.write_text(self._file(layout.swap_limit), layout.swap_value(cap_bytes))
+            if layout.oom_group:
+                with contextlib.suppress(OSError):
+                    files.write_text(self._file(layout.oom_group), "1")
+        except OSError as exc:
+            self.release()
+            raise LauncherError(f"cannot cap cgroup {self.path} at {cap_bytes} bytes: "
+                                f"{exc.strerror}", hint="set BLUT_CONTAINMENT to another backend") from None
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def wrap(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
+        """Start ``argv`` inside the cgroup: it joins before ``exec``, so nothing runs uncapped.
+
+        Where ``/bin/sh`` exists the child joins through a one-line shell shim (``echo $$ >
+        cgroup.procs && exec argv``): that keeps the parent's fast spawn path, which a
+        Python pre-exec function would disable. Otherwise a pre-exec function joins.
+        """
+        procs = self._file("cgroup.procs")
+        if os.path.exists(_SHELL):
+            return [_SHELL, "-c", 'echo $$ > "$0" && exec "$@"', procs, *argv], None
+
+        def join() -> None:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, str(os.getpid()).encode())
+            finally:
+                os.close(fd)
+
+        return list(argv), join
+
+    def attach(self, pid: int) -> None:
+        """Remember the stage's pid (it joined the cgroup before exec)."""
+        self._pid = pid
+
+    def join_spec(self) -> dict[str, Any] | None:
+        """A forked stage writes its own pid to ``cgroup.procs`` before it runs.
+
+        ``home_procs`` is where a reused worker goes back to after the stage: the cgroup
+        of this process (the fork server's, which this process started).
+        """
+        spec = {"cgroup_procs": self._file("cgroup.procs")}
+        home = own_cgroup_dir(self.layout.version)
+        if home is not None:
+            spec["home_procs"] = os.path.join(home, "cgroup.procs")
+        return spec
+
+    def adopt(self, pid: int) -> bool:
+        """Move ``pid`` (a forked stage that has not started yet) into the cgroup."""
+        files.write_text(self._file("cgroup.procs"), str(pid))
+        self._pid = pid
+        return True
+
+    def peak_bytes(self) -> int | None:
+        """The kernel's peak for the whole cgroup (``None`` before kernel 5.19 on v2)."""
+        return files.read_int(self._file(self.layout.peak))
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer killed a process of this cgroup."""
+        events = files.read_keyed(self._file(self.layout.events))
+        return events.get("oom_kill", 0) > 0 or events.get("oom_group_kill", 0) > 0
+
+    def kill(self) -> None:
+        """SIGKILL every process in the cgroup, forks included, until it is empty."""
+        if self.layout.kill and os.path.exists(self._file(self.layout.kill)):
+            with contextlib.suppress(OSError):
+                files.write_text(self._file(self.layout.kill), "1")
+        for _ in range(200):
+            pids = files.procs(self.path)
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.001)
+
+    def release(self) -> None:
+        """Kill what is left and remove the cgroup (retrying while the dead are exiting)."""
+        if self._released:
+            return
+        self.kill()
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                os.rmdir(self.path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    get_logger().warning("cgroup_not_removed", cgroup=self.path, error=exc.strerror)
+                    break
+                self.kill()
+                time.sleep(0.002)
+        self._released = True

@@ -1,0 +1,43 @@
+"""``blut plugins list``: what is installed, from which distribution, and what failed.
+
+Entry point ``cli-plugins`` (essential).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import click
+
+from blut_core import hookimpl
+from blut_core.cli import echo_json, json_option, table
+
+if TYPE_CHECKING:
+    from blut_core import App
+
+
+@click.group(name="plugins")
+def plugins_group() -> None:
+    """Inspect installed plugins and cookbooks."""
+
+
+@plugins_group.command(name="list")
+@json_option
+@click.pass_obj
+def list_plugins(app: App, as_json: bool) -> None:
+    """List plugins (and cookbooks) with distribution, version and load errors."""
+    rows = [{**r._asdict(), "kind": "plugin", "state": r.state} for r in app.pm.records]
+    rows += [{**r._asdict(), "kind": "cookbook", "state": r.state}
+             for r in app.cookbooks.records]
+    if as_json:
+        echo_json(rows)
+        return
+    table([(r["name"], r["kind"], r["distribution"], r["version"],
+            r["state"] if r["state"] != "failed" else f"FAILED: {r['error']}") for r in rows],
+          ["NAME", "KIND", "DISTRIBUTION", "VERSION", "STATE"])
+
+
+@hookimpl
+def blut_commands() -> Iterator[click.Command]:
+    yield plugins_group

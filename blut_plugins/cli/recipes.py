@@ -1,0 +1,87 @@
+"""``blut recipes list`` and ``blut recipes show NAME``.
+
+Entry point ``cli-recipes``.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from blut_core import hookimpl
+from blut_core.cli import echo_json, json_option, table
+
+if TYPE_CHECKING:
+    from blut_core import App
+
+
+@click.group(name="recipes")
+def recipes_group() -> None:
+    """List and describe the recipes installed cookbooks provide."""
+
+
+@recipes_group.command(name="list")
+@json_option
+@click.pass_obj
+def list_recipes(app: App, as_json: bool) -> None:
+    """Every recipe, as cookbook:recipe, with its summary."""
+    refs = list(app.cookbooks.recipes.values())
+    if as_json:
+        echo_json([{"name": r.qualname, "cookbook": r.cookbook.name, "recipe": r.recipe.name,
+                    "summary": r.recipe.summary, "distribution": r.distribution} for r in refs])
+        return
+    table([(r.qualname, r.recipe.summary) for r in refs], ["RECIPE", "SUMMARY"])
+
+
+def describe_params(cls: type[Any], prefix: str = "") -> list[dict[str, Any]]:
+    """Fields of a params class (nested attrs classes flattened to dotted keys)."""
+    import attrs
+
+    from blut_core.model import unstructure
+
+    hints = typing.get_type_hints(cls)
+    out: list[dict[str, Any]] = []
+    for field in attrs.fields(cls):
+        ftype = hints.get(field.name, field.type)
+        key = f"{prefix}{field.name}"
+        if isinstance(ftype, type) and attrs.has(ftype):
+            out += describe_params(ftype, prefix=key + ".")
+            continue
+        if field.default is attrs.NOTHING:
+            default: Any = None
+            required = True
+        else:
+            required = False
+            fdefault: Any = field.default
+            default = fdefault.factory() if hasattr(fdefault, "factory") else fdefault
+            default = unstructure(default)
+        tname = ftype.__name__ if isinstance(ftype, type) else str(ftype).replace("typing.", "")
+        out.append({"name": key, "type": tname, "default": default, "required": required,
+                    "help": field.metadata.get("help", "")})
+    return out
+
+
+@recipes_group.command(name="show")
+@click.argument("name")
+@json_option
+@click.pass_obj
+def show_recipe(app: App, name: str, as_json: bool) -> None:
+    """A recipe's params: names, types, defaults and help."""
+    ref = app.cookbooks.find(name)
+    params = describe_params(ref.recipe.params)
+    if as_json:
+        echo_json({"name": ref.qualname, "summary": ref.recipe.summary,
+                   "distribution": ref.distribution, "params": params})
+        return
+    click.echo(f"{ref.qualname}: {ref.recipe.summary}")
+    click.echo(f"from {ref.distribution}\n")
+    table([(p["name"], p["type"], "(required)" if p["required"] else repr(p["default"]), p["help"])
+           for p in params], ["PARAM", "TYPE", "DEFAULT", "HELP"])
+
+
+@hookimpl
+def blut_commands() -> Iterator[click.Command]:
+    yield recipes_group

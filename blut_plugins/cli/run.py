@@ -1,0 +1,72 @@
+"""``blut run RECIPE``: execute a recipe and print a summary.
+
+Entry point ``cli-run`` (essential). Exit code 0 when every stage succeeded or was cached,
+1 when a stage failed, 2 for bad input, 3 when admission refused a stage, 130 when
+cancelled.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from blut_core import hookimpl
+from blut_core.cli import json_option, recipe_options
+
+if TYPE_CHECKING:
+    from blut_core import App
+
+
+@click.command(name="run")
+@click.argument("recipe")
+@recipe_options
+@click.option("--no-cache", is_flag=True, help="Run every stage even if its result is cached.")
+@click.option("--launcher", default="local", show_default=True,
+              help="Where stages run (local, or an installed launcher such as slurm or ray).")
+@click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Cancel the whole run when it takes longer than this.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Stages at once, at most (default: the CPUs blut may use); memory may allow fewer.")
+@click.option("--no-calibration", is_flag=True,
+              help="Ignore measured memory peaks for this run, and keep what it learns out of "
+                   "the store (also BLUT_NO_CALIBRATION=1).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Live progress on stderr: a table on a terminal, plain lines otherwise.")
+@json_option
+@click.pass_context
+def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
+                overrides: tuple[str, ...], no_cache: bool, launcher: str, fail_fast: bool,
+                deadline: float | None, jobs: int | None, no_calibration: bool, progress: bool,
+                as_json: bool) -> None:
+    """Run RECIPE and print what ran, what was cached, and what failed."""
+    from blut_core import ExecOptions
+    from blut_core.run import prepare, sink_for, start_run
+    from blut_plugins.cli._summary import finish
+
+    app: App = ctx.obj
+    prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
+    options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast, jobs=jobs, deadline=deadline)
+    warn_if_uncapped(app)
+    summary = start_run(app, prepared, launcher=launcher, options=options,
+                        no_calibration=no_calibration,
+                        progress=sink_for(sys.stdout.isatty(), enabled=progress))
+    finish(ctx, summary, as_json=as_json)
+
+
+def warn_if_uncapped(app: App) -> None:
+    """A loud warning on stderr when no memory containment is usable on this machine."""
+    from blut_core import Broker
+
+    warning = Broker(app).selection.warning
+    if warning:
+        click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
+
+
+@hookimpl
+def blut_commands() -> Iterator[click.Command]:
+    yield run_command

@@ -1,0 +1,133 @@
+"""The driver's end of the fork server (:mod:`blut_plugins.local.forkserver` describes the protocol)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+class ForkClient:
+    """The driver's end: start the server, spawn stages, learn how they ended."""
+
+    def __init__(self, env: dict[str, str], preload: Sequence[str] = ()) -> None:
+        """Start the server with environment ``env``, importing the stage modules ``preload``."""
+        import subprocess
+
+        mine, theirs = socket.socketpair()
+        self.sock = mine
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "blut_plugins.local.forkserver", str(theirs.fileno()), *preload],
+            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, start_new_session=True)
+        theirs.close()
+        self.buf = b""
+        self.exits: dict[int, tuple[int, bool]] = {}  # request id -> (return code, reused)
+        self._next = 0
+        self.spares: list[int] = []  # the server's idle workers, not yet used or dropped
+        self.preloaded: set[str] = set(preload)
+        self.base_env = dict(env)  # the server's environment: requests send differences
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        self.sock.sendall((json.dumps(msg) + "\n").encode())
+
+    def _read(self, timeout: float | None) -> list[dict[str, Any]]:
+        """Messages that arrive within ``timeout`` (``None``: wait for at least one)."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except (TimeoutError, BlockingIOError):
+            return []
+        finally:
+            self.sock.settimeout(None)
+        if not data:
+            raise ConnectionError("the fork server stopped")
+        self.buf += data
+        out = []
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            msg = json.loads(line)
+            op, pid = msg.get("op"), msg.get("pid")
+            if op == "exit" and msg.get("id") is not None:
+                self.exits.setdefault(int(msg["id"]), (int(msg["returncode"]),
+                                                       bool(msg.get("reused"))))
+            elif op == "spare":
+                self.spares.append(int(pid))
+            elif op in ("spawned", "dropped") and pid in self.spares:
+                self.spares.remove(int(pid))
+            out.append(msg)
+        return out
+
+    def spawn(self, *, cwd: str, env: dict[str, str], stdout: str, stderr: str,
+              join: dict[str, Any] | None, context: str | None = None,
+              argv: Sequence[str] | None = None, preload: str | None = None,
+              reuse: bool = False,
+              dirs: Sequence[str] = ()) -> tuple[int, int]:
+        """Run a Python stage (``context``) or a command (``argv``) in a worker; return the
+        worker's pid and the request's id.
+
+        With ``join`` the worker puts itself under its cap and runs at once; without, a
+        fresh fork waits for :meth:`go` (the caller puts it under its cap first). When the
+        stage's module is already in the server, the request goes to an announced idle
+        worker and this returns without waiting for an answer. With ``reuse`` the worker
+        may serve later requests after this one ends cleanly. ``dirs`` are made by the
+        worker, in its cage, before it changes to ``cwd``.
+        """
+        base = self.base_env
+        changes: dict[str, str | None] = {k: v for k, v in env.items() if base.get(k) != v}
+        changes.update({k: None for k in base if k not in env})
+        self._next += 1
+        ident = self._next
+        request = {"op": "spawn", "id": ident, "context": context,
+                   "argv": None if argv is None else list(argv), "cwd": cwd, "env": changes,
+                   "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
+                   "hold": join is None, "reuse": reuse,
+                   "dirs": list(dirs)}
+        if not self.spares:
+            self.drain()
+        if join is not None and (preload is None or preload in self.preloaded) and self.spares:
+            pid = self.spares.pop()  # the most recently idle: its memory is warmest
+            self._send({**request, "spare": pid})
+            return pid, ident
+        if preload:
+            self.preloaded.add(preload)
+        self._send(request)
+        while True:
+            for msg in self._read(None):
+                if msg.get("op") == "spawned" and msg.get("id") == ident:
+                    return int(msg["pid"]), ident
+
+    def go(self, pid: int) -> None:
+        self._send({"op": "go", "pid": pid})
+
+    def drain(self) -> None:
+        """Take in notices that have arrived, without waiting."""
+        while self._read(0.0):
+            pass
+
+    def wait_exit(self, ident: int, timeout: float) -> int | None:
+        """The return code of request ``ident``, waiting up to ``timeout`` for its notice."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while ident not in self.exits:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self._read(left)
+        return self.exits[ident][0]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=5)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
