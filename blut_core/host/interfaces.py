@@ -152,6 +152,7 @@ class FootprintModel(ABC):
     def estimate(self, spec: Mapping[str, Any], drivers: Mapping[str, int]) -> int:
         """Peak bytes of a stage declared by ``spec`` running with ``drivers``."""
 
+
 class ProcessGroupCage(Cage):
     """A cage that caps nothing: it remembers the stage's process group and kills it.
 

@@ -118,6 +118,11 @@ class Registry:
 
         return collect(self._pm, "blut_lineage_sinks", LineageSinkSpec, lambda s: s.name)
 
+    def collect_all(self) -> None:
+        """Ask every registration hook now, so that each plugin's failures are on record."""
+        for kind in ("commands", "launchers", "containments", "footprint_models", "lineage_sinks"):
+            getattr(self, kind)
+
     def require(self, kind: str, name: str) -> Any:
         """The record ``name`` of ``kind`` (e.g. ``"launchers"``), or a helpful PluginError."""
         table: Mapping[str, Provided[Any]] = getattr(self, kind)

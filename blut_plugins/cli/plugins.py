@@ -27,9 +27,9 @@ def plugins_group() -> None:
 @click.pass_obj
 def list_plugins(app: App, as_json: bool) -> None:
     """List plugins (and cookbooks) with distribution, version and load errors."""
-    rows = [{**r._asdict(), "kind": "plugin", "state": r.state} for r in app.pm.records]
-    rows += [{**r._asdict(), "kind": "cookbook", "state": r.state}
-             for r in app.cookbooks.records]
+    app.registry.collect_all()  # a hook that raises is on record only once it was asked
+    app.cookbooks  # noqa: B018 - likewise for the cookbooks' hooks
+    rows = [{**r._asdict(), "kind": r.kind, "state": r.state} for r in app.pm.records]
     if as_json:
         echo_json(rows)
         return

@@ -28,7 +28,11 @@ def recipes_group() -> None:
 @click.pass_obj
 def list_recipes(app: App, as_json: bool) -> None:
     """Every recipe, as cookbook:recipe, with its summary."""
-    refs = list(app.cookbooks.recipes.values())
+    index = app.cookbooks
+    refs = list(index.recipes.values())
+    for record in index.failed:
+        click.echo(f"blut: cookbook {record.name!r} ({record.distribution} {record.version}) is missing "
+                   f"recipes: {record.error}; see `blut plugins list`", err=True)
     if as_json:
         echo_json([{"name": r.qualname, "cookbook": r.cookbook.name, "recipe": r.recipe.name,
                     "summary": r.recipe.summary, "distribution": r.distribution} for r in refs])

@@ -35,3 +35,31 @@ class Misspelt:
 
 extra = DuplicateLocal()
 misspelt = Misspelt()
+
+
+class RaisingCommands:
+    """A plugin whose ``blut_commands`` raises: every other command must still work."""
+
+    @hookimpl
+    def blut_commands(self) -> Iterator[object]:
+        raise RuntimeError("commands exploded")
+
+
+class RaisingMetrics:
+    """A metrics policy that raises: the built-in policy still decides."""
+
+    @hookimpl(tryfirst=True)
+    def blut_stage_metrics(self, run: object, stage: object, attempt: int,
+                           metrics: object) -> str | None:
+        raise RuntimeError("metrics exploded")
+
+
+class RaisingConfigure:
+    @hookimpl
+    def blut_configure(self, settings: object) -> None:
+        raise RuntimeError("configure exploded")
+
+
+raising_commands = RaisingCommands()
+raising_metrics = RaisingMetrics()
+raising_configure = RaisingConfigure()
