@@ -1,4 +1,4 @@
-"""Regenerate docs/plugins/hooks.md from blut_core/hookspecs.py (a meta test checks it)."""
+"""Regenerate docs/plugins/hooks.md from blut_core/host/hookspecs.py (a meta test checks it)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import re
 import sys
 from pathlib import Path
 
-from blut_core import hookspecs
-from blut_core.manager import BlutPluginManager
+from blut_core.host import hookspecs
+from blut_core.host.manager import BlutPluginManager
 
 HEADER = """# Hook reference
 
-Every hook is declared in `blut_core/hookspecs.py` and named `blut_*`. The first word of each
+Every hook is declared in `blut_core/host/hookspecs.py` and named `blut_*`. The first word of each
 description is its kind: **registration** (no arguments, yields typed records, called once),
 **decision** (first non-`None` answer wins; built-ins answer last), **notification** (every
 implementation runs; exceptions are logged, never raised into the run), **lifecycle**
