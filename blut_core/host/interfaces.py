@@ -22,11 +22,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from blut_core.model.jobs import Job, JobHandle, JobState
+    from blut_core.model.jobs import Capacity, Job, JobHandle, JobState
 
 
 class Launcher(ABC):
-    """Runs stage attempts somewhere. One instance per run."""
+    """Runs stage attempts somewhere. One instance per run.
+
+    A launcher that runs jobs on this machine leaves :meth:`capacity` as it is (``None``):
+    the broker then admits against this box and books in its machine-wide ledger. A remote
+    launcher returns its :class:`~blut_core.model.jobs.Capacity` and overrides
+    :meth:`poll_many` (one status query for all of a run's jobs) and :meth:`find_jobs`.
+    """
 
     name: str = ""
 
@@ -41,6 +47,23 @@ class Launcher(ABC):
     @abstractmethod
     def cancel(self, handle: JobHandle) -> None:
         """Stop the job and everything it started. Idempotent."""
+
+    def poll_many(self, handles: Sequence[JobHandle]) -> dict[str, JobState]:
+        """States of many jobs, by ``job_id``. The default polls each; a cluster launcher
+        asks its scheduler once for all of them (the executor calls this once per tick)."""
+        return {h.job_id: self.poll(h) for h in handles}
+
+    def capacity(self) -> Capacity | None:
+        """Where this launcher's stages get their memory: ``None`` for this machine."""
+        return None
+
+    def find_jobs(self, run_tag: str) -> list[JobHandle]:
+        """Jobs of the run tagged ``run_tag`` still known to the launcher (cancel, resume).
+
+        Local jobs die with their driver's process group and are found by pid; a cluster's
+        outlive the driver, and this is how ``blut cancel`` and ``blut resume`` reach them.
+        """
+        return []
 
     def prepare(self, env: Mapping[str, str], python_modules: Sequence[str]) -> None:  # noqa: B027
         """Optional: get ready before the first ``submit`` (start servers, import modules).

@@ -1,4 +1,9 @@
-"""What a launcher is given and gives back: a job, its handle, and its state."""
+"""What a launcher is given and gives back: a job, its handle, its state, and its capacity.
+
+The same records serve every launcher. A local one runs jobs on this machine, whose memory
+the broker probes itself; a remote one (Slurm, Ray) states its :class:`Capacity`, and the
+broker admits its stages against that instead of against this box.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,18 @@ class JobStatus(enum.Enum):
     PENDING = "pending"
     RUNNING = "running"
     EXITED = "exited"
+    #: the job is gone without an exit record: its node failed, the scheduler lost it, or
+    #: its exit record never became visible (``JobState.detail`` says which)
+    LOST = "lost"
+
+
+class PeakSource(enum.Enum):
+    """Where a job's peak memory figure came from."""
+
+    #: the kernel's own peak of the job's cgroup: exact, and calibration learns from it
+    KERNEL = "kernel"
+    #: sampled from outside (a scheduler's accounting, polling RSS): shown, never calibrated
+    SAMPLED = "sampled"
 
 
 @attrs.frozen(kw_only=True)
@@ -37,6 +54,11 @@ class Job:
     memory_cap: int | None = None
     cpus: float = 1.0
     label: str = ""
+    #: seconds the job may run once started (the stage's hard timeout); a cluster launcher
+    #: passes it to its scheduler, which then counts from the job's start, not its queueing
+    time_limit: float | None = None
+    #: tags every job of one run, so a launcher can find them again (cancel, resume)
+    run_tag: str = ""
     #: For Python stages: the context file and the module to import. A launcher may then run
     #: the stage in a pre-imported interpreter instead of ``argv`` (same meaning, faster).
     python_context: str | None = None
@@ -74,7 +96,46 @@ class JobState:
     peak_bytes: int | None = None
     oom_killed: bool = False
     detail: str = ""
+    #: where ``peak_bytes`` came from; only a kernel peak calibrates
+    peak_source: PeakSource = PeakSource.KERNEL
+    #: when the job really started (epoch seconds; ``None``: not yet, or not known) — a
+    #: hard timeout counts from here, so time spent queued on a cluster is not charged
+    started_at: float | None = None
+    #: the node (host) it ran on, when the launcher knows
+    node: str = ""
 
     @property
     def done(self) -> bool:
-        return self.status is JobStatus.EXITED
+        """The job will not change any more: it exited, or it is lost."""
+        return self.status is JobStatus.EXITED or self.status is JobStatus.LOST
+
+    @property
+    def lost(self) -> bool:
+        return self.status is JobStatus.LOST
+
+
+@attrs.frozen(kw_only=True)
+class NodeCapacity:
+    """One node (or pool) a remote launcher can place jobs on."""
+
+    name: str
+    memory_bytes: int
+    cpus: float
+
+
+@attrs.frozen(kw_only=True)
+class Capacity:
+    """What a remote launcher can give: where admission looks instead of this box.
+
+    ``max_job_memory`` is the largest job it accepts (a stage above it is refused before it
+    is submitted), ``max_jobs`` how many of a run's jobs may be queued or running at once.
+    """
+
+    nodes: tuple[NodeCapacity, ...]
+    max_job_memory: int
+    max_job_cpus: float
+    max_jobs: int
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(n.memory_bytes for n in self.nodes)
