@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from blut_core.host.records import FootprintModelSpec as FootprintModelSpec
     from blut_core.host.records import LauncherSpec as LauncherSpec
     from blut_core.host.records import LineageSinkSpec as LineageSinkSpec
+    from blut_core.host.records import ReportSpec as ReportSpec
+    from blut_core.host.records import SchedulerSpec as SchedulerSpec
     from blut_core.host.settings import Settings as Settings
     from blut_core.model.declarations import Backoff as Backoff
     from blut_core.model.declarations import RetryOn as RetryOn
@@ -126,6 +128,7 @@ _WHERE = {
     "Plan": "model.plan",
     "ContainmentSpec": "host.records", "FootprintModelSpec": "host.records",
     "LauncherSpec": "host.records", "LineageSinkSpec": "host.records",
+    "ReportSpec": "host.records", "SchedulerSpec": "host.records",
     "PluginRecord": "host.manager",
     "Settings": "host.settings",
     "Stage": "model.stage",

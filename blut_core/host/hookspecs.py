@@ -28,6 +28,8 @@ if TYPE_CHECKING:
         FootprintModelSpec,
         LauncherSpec,
         LineageSinkSpec,
+        ReportSpec,
+        SchedulerSpec,
     )
     from blut_core.host.settings import Settings
     from blut_core.model.outcome import RunInfo, RunSummary, StageOutcome
@@ -167,6 +169,45 @@ def blut_lineage_sinks() -> Iterable[LineageSinkSpec]:
             yield LineageSinkSpec(name="jsonl", summary="one JSON line per run", factory=Jsonl)
 
     .. versionadded:: 0.1
+    """
+    return ()
+
+
+@hookspec
+def blut_reports() -> Iterable[ReportSpec]:
+    """Registration: declare report formats (one run directory → one document).
+
+    Called once, when ``blut runs report`` or ``blut run --report`` writes a report; the
+    format is picked by name (``--format``, default ``html``). Yield one
+    :class:`~blut_core.ReportSpec` per format; ``render`` reads only the run directory.
+
+    Example::
+
+        @hookimpl
+        def blut_reports():
+            yield ReportSpec(name="html", summary="one self-contained HTML file",
+                             suffix=".html", render=render_run)
+
+    .. versionadded:: 0.2
+    """
+    return ()
+
+
+@hookspec
+def blut_schedulers() -> Iterable[SchedulerSpec]:
+    """Registration: declare schedule backends (what starts ``blut run`` on a calendar).
+
+    Called once, when a ``blut schedule`` command runs. Yield one
+    :class:`~blut_core.SchedulerSpec` per backend; without ``--backend`` the first usable
+    one in ascending ``priority`` is used.
+
+    Example::
+
+        @hookimpl
+        def blut_schedulers():
+            yield SchedulerSpec(name="cron", summary="a crontab line", factory=Cron, priority=20)
+
+    .. versionadded:: 0.2
     """
     return ()
 

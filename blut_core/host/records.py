@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from blut_core.host.interfaces import Launcher
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -71,3 +73,31 @@ class LineageSinkSpec:
     name: str = attrs.field(validator=_lower_kebab)
     summary: str
     factory: Callable[..., Any]
+
+
+@attrs.frozen(kw_only=True)
+class ReportSpec:
+    """A report format for one run (``html``): ``render(run_dir)`` returns the whole document.
+
+    ``blut runs report`` and ``blut run --report`` write it to ``<run dir>/report<suffix>``
+    unless told where.
+    """
+
+    name: str = attrs.field(validator=_lower_kebab)
+    summary: str
+    suffix: str
+    render: Callable[[Path], str]
+
+
+@attrs.frozen(kw_only=True)
+class SchedulerSpec:
+    """A schedule backend: what starts ``blut run`` on a calendar (``systemd``, ``cron``).
+
+    ``factory()`` returns the backend. Without ``--backend``, ``blut schedule`` uses the
+    first usable one in ascending ``priority`` (systemd timers 10, cron 20).
+    """
+
+    name: str = attrs.field(validator=_lower_kebab)
+    summary: str
+    factory: Callable[[], Any]
+    priority: int = 100

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
         FootprintModelSpec,
         LauncherSpec,
         LineageSinkSpec,
+        ReportSpec,
+        SchedulerSpec,
     )
 
 T = TypeVar("T")
@@ -118,9 +120,22 @@ class Registry:
 
         return collect(self._pm, "blut_lineage_sinks", LineageSinkSpec, lambda s: s.name)
 
+    @functools.cached_property
+    def reports(self) -> Mapping[str, Provided[ReportSpec]]:
+        from blut_core.host.records import ReportSpec
+
+        return collect(self._pm, "blut_reports", ReportSpec, lambda s: s.name)
+
+    @functools.cached_property
+    def schedulers(self) -> Mapping[str, Provided[SchedulerSpec]]:
+        from blut_core.host.records import SchedulerSpec
+
+        return collect(self._pm, "blut_schedulers", SchedulerSpec, lambda s: s.name)
+
     def collect_all(self) -> None:
         """Ask every registration hook now, so that each plugin's failures are on record."""
-        for kind in ("commands", "launchers", "containments", "footprint_models", "lineage_sinks"):
+        for kind in ("commands", "launchers", "containments", "footprint_models", "lineage_sinks",
+                     "reports", "schedulers"):
             getattr(self, kind)
 
     def require(self, kind: str, name: str) -> Any:

@@ -37,12 +37,14 @@ if TYPE_CHECKING:
                    "the store (also BLUT_NO_CALIBRATION=1).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Live progress on stderr: a table on a terminal, plain lines otherwise.")
+@click.option("--report", is_flag=True,
+              help="At the end, write the run's HTML report (report.html in its directory).")
 @json_option
 @click.pass_context
 def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
                 overrides: tuple[str, ...], no_cache: bool, launcher: str, fail_fast: bool,
                 deadline: float | None, jobs: int | None, no_calibration: bool, progress: bool,
-                as_json: bool) -> None:
+                report: bool, as_json: bool) -> None:
     """Run RECIPE and print what ran, what was cached, and what failed."""
     from blut_core import ExecOptions
     from blut_core.run import prepare, sink_for, start_run
@@ -55,7 +57,25 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
     summary = start_run(app, prepared, launcher=launcher, options=options,
                         no_calibration=no_calibration,
                         progress=sink_for(sys.stdout.isatty(), enabled=progress))
+    if report:
+        write_report(app, summary.run_dir)
     finish(ctx, summary, as_json=as_json)
+
+
+def write_report(app: App, run_dir: Path) -> None:
+    """Write the run's HTML report into its directory; a failure is a warning, not the run's."""
+    from blut_core.host import get_logger
+
+    try:
+        spec = app.registry.require("reports", "html")
+        target = run_dir / f"report{spec.suffix}"
+        target.write_text(spec.render(run_dir), encoding="utf-8")
+    except Exception as exc:  # the run is over and recorded: its report must not change that
+        get_logger().warning("report_not_written", run_dir=str(run_dir),
+                             error=getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}",
+                             hint="write it later with `blut runs report RUN`")
+        return
+    click.echo(f"report {target}", err=True)
 
 
 def warn_if_uncapped(app: App) -> None:

@@ -1,10 +1,11 @@
-"""``blut runs list|show|diff|top``: past and current runs.
+"""``blut runs list|show|diff|top|report``: past and current runs.
 
 Entry point ``cli-runs``. ``list`` and ``top`` query the lineage database (fast with
 thousands of runs); ``list`` adds runs the database does not know yet (running, or finished
 before it existed) from their directories, and falls back to the directories alone, with a
 hint, when there is no database. ``show`` and ``diff`` read run directories, the source of
-truth, so they work for a run that is still running.
+truth, so they work for a run that is still running; so does ``report``, which writes a run's
+report through an installed report format (``blut_reports``).
 """
 
 from __future__ import annotations
@@ -237,6 +238,41 @@ def top_command(app: App, metric: str, direction: str, recipe: str | None, limit
         return
     table([(r["run_id"], r["recipe"], r["outcome"], f"{r['stage']}.{r['metric']}", _fmt(r["value"]))
            for r in rows], ["RUN", "RECIPE", "OUTCOME", "METRIC", "VALUE"])
+
+
+@runs_group.command(name="report")
+@click.argument("run")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Where to write it (default: report.html in the run's directory; - for stdout).")
+@click.option("--format", "fmt", default="html", show_default=True,
+              help="An installed report format (see `blut plugins list`).")
+@json_option
+@click.pass_obj
+def report_command(app: App, run: str, output: Path | None, fmt: str, as_json: bool) -> None:
+    """Write RUN's report (id, unique prefix, or 'latest'): one self-contained file with the
+    attempts over time, memory, estimates against peaks and metrics. Prints its path."""
+    from blut_core.store import find_run
+
+    path = find_run(app.settings.runs_dir, run)
+    spec = app.registry.require("reports", fmt)
+    document = spec.render(path)
+    if output is not None and str(output) == "-":
+        click.echo(document, nl=False)
+        return
+    target = output if output is not None else path / f"report{spec.suffix}"
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(document, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the report to {target}: {exc.strerror or exc}",
+                          hint="pass -o FILE in a directory you can write to") from None
+    if as_json:
+        echo_json({"run_id": path.name, "format": spec.name, "path": str(target),
+                   "bytes": len(document.encode())})
+    else:
+        click.echo(str(target))
 
 
 @hookimpl
