@@ -1,9 +1,9 @@
-"""The quickstart cookbook's tests: blut's fixtures, and only this cookbook installed.
+"""The quickstart cookbook's tests see this cookbook alone, whatever else is installed.
 
-``pytest_plugins`` may only be set in a top-level conftest, and this one is top-level only
-when these tests run on their own (``python -m pytest cookbooks/quickstart/tests``); from
-the repository root (``python -m pytest``) it is not. Importing the plugin from
-``pytest_configure`` works both ways, and does nothing when it is already registered.
+blut's fixtures (``app``, ``invoke``, ``blut_home``, ``run_recipe``…) come from its pytest
+plugin, active wherever blut is installed; this only chooses the cookbook the test App loads
+(a test module could say ``pytestmark = pytest.mark.blut(cookbooks=["quickstart"])``
+instead).
 """
 
 from __future__ import annotations
@@ -12,17 +12,11 @@ from importlib import metadata as md
 
 import pytest
 
-COOKBOOK_GROUP = "blut.cookbooks"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.import_plugin("blut_core.testing")
-
 
 @pytest.fixture
 def cookbook_entry_points() -> list[md.EntryPoint]:
-    """The test app sees this cookbook alone (as installed), whatever else is installed."""
-    from blut_core.testing import entry_points_of
+    """The test app sees this cookbook alone (as installed)."""
+    from blut_core.testing import COOKBOOK_GROUP, entry_points_of
 
     eps = entry_points_of("blut-cookbook-quickstart", COOKBOOK_GROUP)
     assert eps, "blut-cookbook-quickstart is not installed: pip install -e cookbooks/quickstart"
