@@ -1,12 +1,14 @@
-"""``blut recipes list`` and ``blut recipes show NAME``.
+"""``blut recipes list``, ``blut recipes show NAME`` and ``blut recipes new NAME``.
 
-Entry point ``cli-recipes``.
+Entry point ``cli-recipes``. ``new`` scaffolds a cookbook distribution (templates in
+:mod:`._scaffold`) that installs and passes its own tests as generated.
 """
 
 from __future__ import annotations
 
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -68,8 +70,23 @@ def describe_params(cls: type[Any], prefix: str = "") -> list[dict[str, Any]]:
     return out
 
 
+def complete_recipe(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion: installed recipes, as ``cookbook:recipe`` (and bare when unique)."""
+    from click.shell_completion import CompletionItem
+
+    app = ctx.find_root().obj
+    try:
+        refs = list(app.cookbooks.recipes.values())
+    except Exception:
+        return []
+    bare = [r.recipe.name for r in refs]
+    names = [r.qualname for r in refs] + [n for n in bare if bare.count(n) == 1]
+    summaries = {r.qualname: r.recipe.summary for r in refs} | {r.recipe.name: r.recipe.summary for r in refs}
+    return [CompletionItem(n, help=summaries.get(n)) for n in sorted(set(names)) if n.startswith(incomplete)]
+
+
 @recipes_group.command(name="show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_recipe)
 @json_option
 @click.pass_obj
 def show_recipe(app: App, name: str, as_json: bool) -> None:
@@ -84,6 +101,38 @@ def show_recipe(app: App, name: str, as_json: bool) -> None:
     click.echo(f"from {ref.distribution}\n")
     table([(p["name"], p["type"], "(required)" if p["required"] else repr(p["default"]), p["help"])
            for p in params], ["PARAM", "TYPE", "DEFAULT", "HELP"])
+
+
+@recipes_group.command(name="new")
+@click.argument("name")
+@click.option("--path", "path", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Directory to write the distribution to (default: ./blut-cookbook-NAME).")
+@json_option
+@click.pass_obj
+def new_cookbook(app: App, name: str, path: Path | None, as_json: bool) -> None:
+    """Scaffold a cookbook distribution NAME: a pyproject with its entry point, the hooks, one
+    recipe with declared footprints, and a test. It installs and passes its tests as written."""
+    from blut_core import ConfigError
+    from blut_plugins.cli import _scaffold
+
+    cookbook, dist, package = _scaffold.check_name(name)
+    taken = {r.name: r for r in app.cookbooks.records}
+    if cookbook in taken:
+        raise ConfigError(f"a cookbook named {cookbook!r} is already installed "
+                          f"({taken[cookbook].distribution})",
+                          hint="choose another name; `blut recipes list` shows what is installed")
+    target = (path or Path.cwd() / dist).expanduser()
+    written = _scaffold.write(target, _scaffold.render(cookbook, dist, package))
+    if as_json:
+        echo_json({"cookbook": cookbook, "distribution": dist, "package": package,
+                   "path": str(target), "recipe": f"{cookbook}:example",
+                   "files": [str(p.relative_to(target)) for p in written]})
+        return
+    click.echo(f"created {dist} in {target}:")
+    for p in written:
+        click.echo(f"  {p.relative_to(target)}")
+    click.echo(f"\nnext:\n  pip install -e {target}\n  python -m pytest {target}\n"
+               f"  blut run {cookbook}:example")
 
 
 @hookimpl
