@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 from blut_core._lazy import exports
 
 if TYPE_CHECKING:
+    from blut_core.cli.complete import complete_recipes as complete_recipes
+    from blut_core.cli.complete import complete_runs as complete_runs
+    from blut_core.cli.complete import complete_stages as complete_stages
     from blut_core.cli.output import echo_json as echo_json
     from blut_core.cli.output import human_bytes as human_bytes
     from blut_core.cli.output import human_seconds as human_seconds
@@ -23,6 +26,8 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "cli": "cli.root", "main": "cli.root",
+    "complete_recipes": "cli.complete", "complete_runs": "cli.complete",
+    "complete_stages": "cli.complete",
     "echo_json": "cli.output", "human_bytes": "cli.output", "human_seconds": "cli.output",
     "json_option": "cli.output", "recipe_options": "cli.output", "table": "cli.output",
 }

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from blut_core import hookimpl
-from blut_core.cli import echo_json, json_option, recipe_options, table
+from blut_core.cli import complete_recipes, echo_json, json_option, recipe_options, table
 
 if TYPE_CHECKING:
     from blut_core import App
@@ -78,7 +78,7 @@ def backends_command(app: App, as_json: bool) -> None:
 
 
 @broker_group.command(name="estimate")
-@click.argument("recipe")
+@click.argument("recipe", shell_complete=complete_recipes)
 @recipe_options
 @click.option("--no-calibration", is_flag=True, help="Ignore measured peaks and OOM bounds.")
 @json_option

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 import click
 
 from blut_core import hookimpl
+from blut_core.cli import complete_runs
 
 if TYPE_CHECKING:
     from blut_core import App
 
 
 @click.command(name="cancel")
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option("--wait", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the run to stop.")
 @click.pass_context

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING
 import click
 
 from blut_core import hookimpl
-from blut_core.cli import echo_json, json_option, table
+from blut_core.cli import complete_runs, complete_stages, echo_json, json_option, table
 
 if TYPE_CHECKING:
     from blut_core import App
 
 
 @click.command(name="metrics")
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option("--final", "final_only", is_flag=True, help="Only the last value of each metric.")
-@click.option("--stage", help="Only this stage's metrics.")
+@click.option("--stage", help="Only this stage's metrics.", shell_complete=complete_stages)
 @json_option
 @click.pass_obj
 def metrics_command(app: App, run: str, final_only: bool, stage: str | None, as_json: bool) -> None:

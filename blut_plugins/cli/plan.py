@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from blut_core import hookimpl
-from blut_core.cli import echo_json, json_option, recipe_options, table
+from blut_core.cli import complete_recipes, echo_json, json_option, recipe_options, table
 
 if TYPE_CHECKING:
     from blut_core import App
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 @click.command(name="plan")
-@click.argument("recipe")
+@click.argument("recipe", shell_complete=complete_recipes)
 @recipe_options
 @click.option("--no-cache", is_flag=True, help="Show the plan as if nothing were cached.")
 @json_option

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from blut_core import hookimpl
-from blut_core.cli import echo_json, json_option, table
+from blut_core.cli import complete_recipes, echo_json, json_option, table
 
 if TYPE_CHECKING:
     from blut_core import App
@@ -70,23 +70,8 @@ def describe_params(cls: type[Any], prefix: str = "") -> list[dict[str, Any]]:
     return out
 
 
-def complete_recipe(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    """Shell completion: installed recipes, as ``cookbook:recipe`` (and bare when unique)."""
-    from click.shell_completion import CompletionItem
-
-    app = ctx.find_root().obj
-    try:
-        refs = list(app.cookbooks.recipes.values())
-    except Exception:
-        return []
-    bare = [r.recipe.name for r in refs]
-    names = [r.qualname for r in refs] + [n for n in bare if bare.count(n) == 1]
-    summaries = {r.qualname: r.recipe.summary for r in refs} | {r.recipe.name: r.recipe.summary for r in refs}
-    return [CompletionItem(n, help=summaries.get(n)) for n in sorted(set(names)) if n.startswith(incomplete)]
-
-
 @recipes_group.command(name="show")
-@click.argument("name", shell_complete=complete_recipe)
+@click.argument("name", shell_complete=complete_recipes)
 @json_option
 @click.pass_obj
 def show_recipe(app: App, name: str, as_json: bool) -> None:

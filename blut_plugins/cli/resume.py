@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 import click
 
 from blut_core import hookimpl
-from blut_core.cli import json_option
+from blut_core.cli import complete_runs, json_option
 
 if TYPE_CHECKING:
     from blut_core import App
 
 
 @click.command(name="resume")
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Stages at once, at most (default: the CPUs blut may use); memory may allow fewer.")

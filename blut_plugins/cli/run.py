@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 import click
 
 from blut_core import hookimpl
-from blut_core.cli import json_option, recipe_options
+from blut_core.cli import complete_recipes, json_option, recipe_options
 
 if TYPE_CHECKING:
     from blut_core import App
 
 
 @click.command(name="run")
-@click.argument("recipe")
+@click.argument("recipe", shell_complete=complete_recipes)
 @recipe_options
 @click.option("--no-cache", is_flag=True, help="Run every stage even if its result is cached.")
 @click.option("--launcher", default="local", show_default=True,

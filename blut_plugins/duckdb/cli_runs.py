@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from blut_core import ConfigError, hookimpl
-from blut_core.cli import echo_json, human_bytes, human_seconds, json_option, table
+from blut_core.cli import complete_runs, echo_json, human_bytes, human_seconds, json_option, table
 
 if TYPE_CHECKING:
     from blut_core import App
@@ -144,7 +144,7 @@ def list_command(app: App, recipe: str | None, outcome: str | None, since: str |
 
 
 @runs_group.command(name="show")
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @json_option
 @click.pass_obj
 def show_command(app: App, run: str, as_json: bool) -> None:
@@ -181,8 +181,8 @@ def _fmt(value: Any) -> str:
 
 
 @runs_group.command(name="diff")
-@click.argument("run_a", metavar="A")
-@click.argument("run_b", metavar="B")
+@click.argument("run_a", metavar="A", shell_complete=complete_runs)
+@click.argument("run_b", metavar="B", shell_complete=complete_runs)
 @click.option("--all", "everything", is_flag=True, help="Also list params and provenance that are equal.")
 @json_option
 @click.pass_obj
@@ -241,7 +241,7 @@ def top_command(app: App, metric: str, direction: str, recipe: str | None, limit
 
 
 @runs_group.command(name="report")
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
               help="Where to write it (default: report.html in the run's directory; - for stdout).")
 @click.option("--format", "fmt", default="html", show_default=True,
