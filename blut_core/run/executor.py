@@ -349,7 +349,7 @@ class Executor:
         self.policy.started(attempt)
         self.status.append("stage_started", stage=s.name, attempt=number, cache_key=key,
                            job_id=handle.job_id, pid=handle.pid, cap_bytes=cap,
-                           launcher=handle.launcher)
+                           launcher=handle.launcher, cgroup=handle.cgroup)
         self.hooks.stage_started(self.run, s, number)
         return attempt
 
