@@ -1,0 +1,12 @@
+"""The ``textlm`` cookbook: a character-level language model trained in numpy.
+
+Modules: :mod:`~blut_cookbook_textlm.corpus` (the shipped public-domain texts),
+:mod:`~blut_cookbook_textlm.model` (the network and its gradients, Adam),
+:mod:`~blut_cookbook_textlm.train` (the loop, checkpoints, resume),
+:mod:`~blut_cookbook_textlm.sample` (text from a model) and
+:mod:`~blut_cookbook_textlm.footprints` (predicted peak memory of training).
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
