@@ -30,6 +30,16 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none", default=False)
+def docs(session: nox.Session) -> None:
+    """The docs site (mkdocs-material, mkdocstrings): built strictly, a warning fails it.
+
+    Needs the ``docs`` extra (``pip install -e '.[docs]'``); writes ``build/site``.
+    """
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
+@nox.session(venv_backend="none", default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: medians and ratios against baselines run in the same command."""
     session.run("python", "benchmarks/run.py", *session.posargs)
