@@ -7,6 +7,8 @@ configuration error, 3 admission refused, 130 interrupted. Anything that is not 
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -51,6 +53,70 @@ class PluginConflictError(PluginError):
             f"{name!r} is provided twice through {hook}: by {first} and by {second}",
             hint="uninstall one of them, or disable one by plugin name with BLUT_DISABLE_PLUGINS",
         )
+
+
+class DiskFull(ConfigError):
+    """A write failed because its file system is full (or the user's quota is).
+
+    The message names the file, the space the write needed (when known) and what is free
+    on that file system; the hint names the file system to free space on.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, needed: int | None = None,
+                 what: str | None = None, hint: str | None = None) -> None:
+        self.path = os.fspath(path)
+        self.needed = needed
+        self.free = free_bytes(self.path)
+        mount = mount_point(self.path)
+        need = f"it needs {_size(needed)}" if needed else "it needs more space"
+        free = "" if self.free is None else f", {_size(self.free)} free on {mount}"
+        where = f"for {what} in {self.path}" if what else f"to write {self.path}"
+        super().__init__(f"no space left {where}: {need}{free}",
+                         hint=hint or f"free space on {mount} (see `df -h {mount}`), "
+                                      "or set BLUT_HOME to a directory on another disk")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says a file system is full (``ENOSPC``) or a quota is used up."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc).lower()  # errors that carry the OS error as text (shutil's copytree, DuckDB)
+    return "no space left on device" in text or "disk quota exceeded" in text
+
+
+def free_bytes(path: str | os.PathLike[str]) -> int | None:
+    """Bytes an unprivileged writer may still use on the file system holding ``path``."""
+    probe = os.fspath(path)
+    while probe:
+        try:
+            st = os.statvfs(probe)
+        except OSError:
+            parent = os.path.dirname(probe)
+            if parent == probe:
+                return None
+            probe = parent
+            continue
+        return st.f_bavail * st.f_frsize
+    return None
+
+
+def mount_point(path: str | os.PathLike[str]) -> str:
+    """The mount point of the file system holding ``path`` (or its nearest existing parent)."""
+    here = os.path.abspath(os.fspath(path))
+    while not os.path.exists(here) and os.path.dirname(here) != here:
+        here = os.path.dirname(here)
+    while not os.path.ismount(here):
+        here = os.path.dirname(here)
+    return here
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
 
 
 class PlanError(ConfigError):

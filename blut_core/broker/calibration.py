@@ -26,9 +26,13 @@ from typing import Any
 
 import attrs
 
+from blut_core.errors import ConfigError, free_bytes, is_disk_full
 from blut_core.host.log import get_logger
+from blut_core.store.rundir import ensure_file_writable
 
 DEFAULT, MEASURED, OOM_CORRECTED = "default", "measured", "oom_corrected"
+_HINT = ("move it away (blut starts a new store there), point BLUT_HOME elsewhere, "
+         "or run with --no-calibration")
 RANK = {DEFAULT: 0, MEASURED: 1, OOM_CORRECTED: 2}
 VERSION = 1
 
@@ -164,6 +168,19 @@ class CalibrationStore:
         self._pending: list[tuple[str, Callable[[Entry | None], Entry]]] = []
         self._flushed = time.monotonic()
 
+    def check(self) -> None:
+        """Raise a one-line :class:`ConfigError` now when the store's file (or its lock)
+        cannot be written: a directory where the file belongs, a parent that is a file, or
+        a place that cannot be written."""
+        if self.path is not None:
+            ensure_file_writable(self.path, what="calibration store", hint=_HINT)
+            ensure_file_writable(self._lock_path, what="calibration store lock", hint=_HINT)
+
+    @property
+    def _lock_path(self) -> Path:
+        assert self.path is not None
+        return self.path.with_name(self.path.name + ".lock")
+
     def get(self, key: CalibrationKey) -> Entry | None:
         return self._load().get(key.text)
 
@@ -183,7 +200,12 @@ class CalibrationStore:
 
     def forget(self, match: Callable[[Entry], bool]) -> list[Entry]:
         """Remove the entries ``match`` selects; return them."""
-        with self._locked():
+        try:
+            fd = self._open_lock()
+        except OSError as exc:
+            raise ConfigError(f"calibration store {self.path} cannot be used: {exc.strerror or exc}",
+                              hint=_HINT) from None
+        with self._locked(fd):
             entries = self._read()
             gone = [e for e in entries.values() if match(e)]
             for e in gone:
@@ -215,7 +237,12 @@ class CalibrationStore:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        with self._locked():
+        try:
+            fd = self._open_lock()
+        except OSError as exc:  # never fatal: this run goes on with what it learnt in memory
+            get_logger().warning("calibration_not_saved", path=str(self.path), error=str(exc))
+            return
+        with self._locked(fd):
             entries = self._read()
             for text, merge in pending:
                 entries[text] = merge(entries.get(text))
@@ -227,13 +254,19 @@ class CalibrationStore:
             self._entries = self._read()
         return self._entries
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _open_lock(self) -> int | None:
+        """The lock file, opened (``None``: in memory only); ``OSError`` when it cannot be."""
         if self.path is None:
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    @contextlib.contextmanager
+    def _locked(self, fd: int | None) -> Iterator[None]:
+        """Hold the lock ``fd`` (from :meth:`_open_lock`) exclusively; close it after."""
+        if fd is None:
             yield
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -267,18 +300,22 @@ class CalibrationStore:
         if self.path is None:
             return
         data = {"version": VERSION, "entries": {k: _plain(e) for k, e in sorted(entries.items())}}
+        text = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=1, sort_keys=True)
-                fh.write("\n")
+            with open(tmp, "wb") as fh:
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            get_logger().warning("calibration_not_saved", path=str(self.path), error=str(exc))
+            full = {"needed_bytes": len(text), "free_bytes": free_bytes(self.path.parent),
+                    "hint": "free space there; the old store is kept as it was"
+                    } if is_disk_full(exc) else {}
+            get_logger().warning("calibration_not_saved", path=str(self.path), error=str(exc),
+                                 **full)
 
 
 def _plain(e: Entry) -> dict[str, Any]:

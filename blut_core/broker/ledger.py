@@ -25,6 +25,7 @@ atomic rename.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import json
@@ -37,9 +38,15 @@ from typing import Any
 import attrs
 
 from blut_core.broker import cgroups
+from blut_core.errors import ConfigError, DiskFull, is_disk_full
+from blut_core.store.rundir import ensure_file_writable, ensure_space
 
 EMPTY_GRACE = 2.0  # seconds a booked cgroup may stay empty (a stage starting) before reclaim
 COMPACT_SLACK = 4096  # padding bytes tolerated before the file is rewritten at its size
+LEDGER_START = b'{"version":'  # how every ledger this module writes begins
+LEDGER_ROOM = 16 << 10  # free space a run wants for its bookings before it starts
+_HINT = ("set BLUT_LEDGER to a file in a directory you can write to (every blut on this "
+         "machine must use the same one), or unset it")
 
 
 def default_ledger_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -51,7 +58,7 @@ def default_ledger_path(environ: Mapping[str, str] | None = None) -> Path:
     run = Path("/run/blut")
     with contextlib.suppress(OSError):
         run.mkdir(mode=0o755, exist_ok=True)
-        if os.access(run, os.W_OK):
+        if run.is_dir() and os.access(run, os.W_OK):
             return run / "ledger.json"
     return Path(f"/tmp/blut-{os.getuid()}") / "ledger.json"
 
@@ -120,13 +127,36 @@ class Ledger:
         self._dir_ready = False
         self._size = 0  # length of the file as last read or written (under the lock)
 
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def check(self) -> None:
+        """Raise a one-line :class:`ConfigError` now when the ledger cannot be used (its path
+        is a directory, a parent is a file, or the place cannot be written), so that a run
+        learns it before it starts rather than at its first booking."""
+        ensure_file_writable(self.path, what="booking ledger", hint=_HINT)
+        ensure_file_writable(self.lock_path, what="booking ledger lock", hint=_HINT)
+        self._dir_ready = True
+        self._read()  # a file that is not a ledger is refused, never overwritten
+        ensure_space(self.path.parent, LEDGER_ROOM, what="the booking ledger")
+
+    def _unusable(self, exc: OSError) -> ConfigError:
+        if is_disk_full(exc):
+            return DiskFull(exc.filename or self.path, hint=f"free space there, or {_HINT}")
+        return ConfigError(f"booking ledger {self.path} cannot be used: {exc.strerror or exc}"
+                           + (f" ({exc.filename})" if exc.filename else ""), hint=_HINT)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """Hold the ledger exclusively: read (reclaiming the dead), change, write back."""
-        if not self._dir_ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._dir_ready = True
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            if not self._dir_ready:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._dir_ready = True
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise self._unusable(exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             stored = self._read()
@@ -165,25 +195,36 @@ class Ledger:
         except OSError:
             return []
         self._size = len(raw)
-        try:
-            data = json.loads(raw)
+        try:  # trailing NULs: killed between reserving room for a longer document and writing it
+            data = json.loads(raw.rstrip(b"\0"))
             return [Booking(**b) for b in data["bookings"]]
         except (ValueError, TypeError, KeyError):
-            return []  # a torn or foreign file: start over; live stages rebook on their next pass
+            text = raw.strip(b"\0 \n")
+            if text and not (raw.startswith(LEDGER_START) or LEDGER_START.startswith(text)):
+                raise ConfigError(f"booking ledger {self.path} holds something else than a blut "
+                                  "ledger; blut will not overwrite it", hint=_HINT) from None
+            return []  # a torn ledger: start over; live stages rebook on their next pass
 
     def _write(self, bookings: list[Booking]) -> None:
         """Write the ledger in one ``pwrite`` (see the module docstring); compact when padded."""
         data = json.dumps({"version": 1, "bookings": [b.to_json() for b in bookings]},
                           separators=(",", ":")).encode() + b"\n"
         size = self._size
-        if size - len(data) > COMPACT_SLACK or not self.path.exists():
-            self._replace(data)
-            return
-        fd = os.open(self.path, os.O_WRONLY)
         try:
-            os.pwrite(fd, data.ljust(size), 0)
-        finally:
-            os.close(fd)
+            if size - len(data) > COMPACT_SLACK or not self.path.exists():
+                self._replace(data)
+                return
+            fd = os.open(self.path, os.O_WRONLY)
+            try:
+                if len(data) > size:  # room first: a full disk must not tear the document
+                    _allocate(fd, len(data))
+                os.pwrite(fd, data.ljust(size), 0)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(self.path, needed=len(data), hint=f"free space there, or {_HINT}") from None
+            raise self._unusable(exc) from None
         self._size = max(size, len(data))
 
     def _replace(self, data: bytes) -> None:
@@ -191,12 +232,28 @@ class Ledger:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.fchmod(fd, 0o644)  # readable by every user's blut, whatever the umask
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+            try:
+                os.fchmod(fd, 0o644)  # readable by every user's blut, whatever the umask
+                _allocate(fd, len(data))
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         self._size = len(data)
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Reserve ``size`` bytes of ``fd`` (``ENOSPC`` now, not halfway through a write)."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
 
 
 class Transaction:

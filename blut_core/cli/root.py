@@ -7,14 +7,18 @@ the traceback.
 
 from __future__ import annotations
 
+import difflib
+import errno
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
-from blut_core.errors import BlutError
+from blut_core.errors import BlutError, ConfigError, DiskFull, mount_point
+from blut_core.errors import is_disk_full as errno_full
 from blut_core.host.app import App
 from blut_core.host.log import configure_logging
 
@@ -103,18 +107,101 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> None:
         app = app or App.from_environment()
         result: Any = cli.main(args=args, obj=app, prog_name="blut", standalone_mode=False)
     except BlutError as err:
-        if verbose:
-            import traceback
-
-            traceback.print_exc()
-        click.echo(err.render(), err=True)
-        raise SystemExit(err.exit_code) from None
+        _fail(err, verbose, app)
     except click.exceptions.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.ClickException as err:
+    except click.exceptions.NoArgsIsHelpError as err:  # a bare group: its help, as click does
         err.show()
         raise SystemExit(err.exit_code) from None
+    except click.ClickException as err:
+        _fail(usage_error(err, args), verbose, app)
     except (click.Abort, KeyboardInterrupt):
         click.echo("Interrupted.", err=True)
         raise SystemExit(130) from None
+    except OSError as exc:
+        found = environment_error(exc, app.settings.home if app is not None else Path.cwd())
+        if found is None:
+            raise  # not something the user's machine did: a bug, with its traceback
+        _fail(found, verbose, app)
     raise SystemExit(result if isinstance(result, int) else 0)
+
+
+def _fail(err: BlutError, verbose: int, app: App | None) -> NoReturn:
+    """Show ``err`` as its one line and hint (and, with ``-v``, the traceback); exit."""
+    if verbose:
+        import traceback
+
+        traceback.print_exc()
+    if isinstance(err, DiskFull) and app is not None:
+        err.hint = _resume_hint(err, app)
+    click.echo(err.render(), err=True)
+    raise SystemExit(err.exit_code) from None
+
+
+class UsageProblem(ConfigError):
+    """A command line click could not parse (unknown command or option, missing value)."""
+
+
+def usage_error(err: click.ClickException, args: Sequence[str] = ()) -> BlutError:
+    """click's own error as blut's one line and hint: the command's help, and for an
+    unknown command or option the closest names ("did you mean")."""
+    ctx = getattr(err, "ctx", None)
+    path = ctx.command_path if ctx is not None else _command_path(args)
+    unknown = isinstance(err, (click.exceptions.NoSuchCommand, click.exceptions.NoSuchOption))
+    message = " ".join((err.message if unknown else err.format_message()).split()).rstrip(".")
+    names: list[str] = []
+    if isinstance(err, click.exceptions.NoSuchCommand) and ctx is not None:
+        group = ctx.command
+        commands = group.list_commands(ctx) if isinstance(group, click.Group) else []
+        names = difflib.get_close_matches(err.command_name, commands, n=3, cutoff=0.5)
+        see = f"`{path} --help` lists the commands"
+    elif isinstance(err, click.exceptions.NoSuchOption):
+        names = list(err.possibilities or ())
+        see = f"`{path} --help` lists the options"
+    else:
+        see = f"see `{path} --help`"
+    hint = f"did you mean {' or '.join(repr(n) for n in names)}? ({see})" if names else see
+    problem = UsageProblem(message[:1].lower() + message[1:] if message[1:2].islower() else message,
+                           hint=hint)
+    problem.exit_code = err.exit_code  # type: ignore[misc]
+    return problem
+
+
+def _command_path(args: Sequence[str]) -> str:
+    """``blut COMMAND`` for the first word of ``args`` that is not an option (else ``blut``)."""
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--log-format":
+            skip = True
+        elif a == "--":
+            break
+        elif not a.startswith("-"):
+            return f"blut {a}"
+    return "blut"
+
+
+def environment_error(exc: OSError, where: Path) -> BlutError | None:
+    """An OS error the machine caused (a full disk, a read-only or forbidden place) as a
+    one-line error naming the file (``where`` when the error does not say); ``None`` for
+    anything else."""
+    name = exc.filename
+    if errno_full(exc):
+        return DiskFull(name if name is not None else where)
+    if name is not None and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return ConfigError(f"cannot write {name}: {exc.strerror}",
+                           hint="check that place's permissions and mount, or set BLUT_HOME "
+                                "to a directory you can write to")
+    return None
+
+
+def _resume_hint(err: DiskFull, app: App) -> str | None:
+    """For a run stopped by a full disk: free space, then resume that run."""
+    try:
+        rel = Path(err.path).resolve().relative_to(app.settings.runs_dir.resolve())
+    except (ValueError, OSError):
+        return err.hint
+    mount = mount_point(err.path)
+    return (f"free space on {mount} (see `df -h {mount}`), then `blut resume {rel.parts[0]}` "
+            "continues the run") if rel.parts else err.hint

@@ -158,6 +158,30 @@ def _type_name(type_: Any) -> str:
 # --- params from defaults, a file, and -p key=value ------------------------------------
 
 
+#: How deeply params may nest (tables in tables, lists in lists): far more than any recipe
+#: needs, and far less than what would exhaust Python's stack while they are copied,
+#: structured and written out.
+MAX_DEPTH = 64
+
+
+def too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``data`` nests dicts and lists more than ``limit`` levels (checked without
+    recursion, so that any depth can be asked about)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``a.b=3`` → (["a", "b"], 3). Values are JSON literals when they parse, else strings."""
     import json
@@ -165,13 +189,26 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"bad -p value {item!r}: expected key=value",
+        raise ConfigError(f"bad -p value {_short(item)}: expected key=value",
                           hint="write -p key=value (dotted keys for nesting, e.g. -p report.top=5)")
+    path = key.split(".")
+    if len(path) > MAX_DEPTH:
+        raise ConfigError(f"bad -p key {_short(key)}: {len(path)} levels deep, more than the "
+                          f"{MAX_DEPTH} params may nest", hint="params nest a few levels at most")
     try:
         value: Any = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (or nested past the parser's stack)
         value = raw
-    return key.split("."), value
+    if too_deep(value, MAX_DEPTH - len(path)):
+        raise ConfigError(f"bad -p value for {_short(key)}: nested more than {MAX_DEPTH} levels deep",
+                          hint="params nest a few levels at most")
+    return path, value
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """``repr(text)``, cut to about ``limit`` characters (an error line stays one line)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -189,25 +226,40 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 node[part] = child
             node = child
         node[path[-1]] = value
+    if too_deep(out):
+        raise ConfigError(f"params nest more than {MAX_DEPTH} levels deep",
+                          hint="params nest a few levels at most; check the -p keys and --params file")
     return out
 
 
 def read_params_file(path: Path) -> dict[str, Any]:
-    """Read a TOML or JSON params file; errors name the file and line."""
+    """Read a TOML or JSON params file; errors name the file and line.
+
+    A file that is binary, not UTF-8, nested more than :data:`MAX_DEPTH` levels or not a
+    table at the top is refused in one line naming the file.
+    """
     import json
     import tomllib
 
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read params file {path}: {exc.strerror}",
+        raise ConfigError(f"cannot read params file {path}: {exc.strerror or exc}",
                           hint="check the path given to --params") from None
+    text = _text_of(path, raw)
+    deep = ConfigError(f"params file {path}: nested more than {MAX_DEPTH} levels deep",
+                       hint="params nest a few levels at most; is this the right file?")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"params file {path}, line {exc.lineno}: {exc.msg}",
                               hint="fix the JSON syntax at that line") from None
+        except RecursionError:
+            raise deep from None
+        except ValueError as exc:  # e.g. an integer of more digits than Python converts
+            raise ConfigError(f"params file {path}: {_one_line(exc)}",
+                              hint="fix that value in the file") from None
     else:
         try:
             data = tomllib.loads(text)
@@ -217,9 +269,37 @@ def read_params_file(path: Path) -> dict[str, Any]:
             msg = str(exc).split(" (at line")[0]
             raise ConfigError(f"params file {path}{where}: {msg}",
                               hint="fix the TOML syntax at that line (or use a .json file)") from None
+        except RecursionError:
+            raise deep from None
+        except ValueError as exc:
+            raise ConfigError(f"params file {path}: {_one_line(exc)}",
+                              hint="fix that value in the file") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"params file {path}: the top level must be a table/object")
+        raise ConfigError(f"params file {path}: the top level must be a table/object",
+                          hint="write key = value lines (TOML) or one {...} object (JSON)")
+    if too_deep(data):
+        raise deep
     return data
+
+
+def _text_of(path: Path, raw: bytes) -> str:
+    """The file's text: UTF-8 (a byte-order mark is allowed), or a one-line ConfigError."""
+    hint = "a params file is UTF-8 text, TOML or JSON; save it as UTF-8 (or pass the right file)"
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(f"params file {path} is binary (a NUL byte at offset {nul}), "
+                          "not TOML or JSON text", hint=hint)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"params file {path}, line {line}: not UTF-8 text "
+                          f"(byte 0x{raw[exc.start]:02x} at offset {exc.start})", hint=hint) from None
+
+
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _line_of(message: str) -> int | None:

@@ -26,7 +26,7 @@ from typing import Any
 from blut_core.host.interfaces import Launcher
 from blut_core.model.jobs import Job
 from blut_core.model.stage import Stage
-from blut_core.store.rundir import RunDir
+from blut_core.store.rundir import RunDir, write_bytes
 
 
 def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
@@ -47,7 +47,7 @@ def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
         "checkpoint_dir": str(rundir.checkpoint_dir(stage.name)), "knobs": dict(knobs),
     }
     ctx_path = adir / "context.json"
-    ctx_path.write_text(json.dumps(ctx), encoding="utf-8")
+    write_bytes(ctx_path, json.dumps(ctx).encode())
     python = stage.target is not None
     return Job(run_id=run_id, stage=stage.name, attempt=number,
                argv=tuple(stage_argv(stage, ctx, ctx_path)),

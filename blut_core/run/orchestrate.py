@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from blut_core.errors import BlutError, ConfigError, PluginError
 from blut_core.lineage.ingest import Checked, check_sinks, ingest
 from blut_core.model.convert import apply_overrides, read_params_file, structure, unstructure
 from blut_core.model.outcome import RunInfo, RunSummary, StageState
@@ -24,7 +25,14 @@ from blut_core.process.spec import prepare_launcher
 from blut_core.run.executor import ExecOptions, Executor
 from blut_core.run.scheduling import BoundedPolicy, SchedulingPolicy
 from blut_core.store.cache import Cache
-from blut_core.store.rundir import RunDir, StatusLog, ensure_writable, new_run_id, write_json_atomic
+from blut_core.store.rundir import (
+    RunDir,
+    StatusLog,
+    ensure_space,
+    ensure_writable,
+    new_run_id,
+    write_json_atomic,
+)
 
 if TYPE_CHECKING:
     from blut_core.host.app import App
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
     from blut_core.host.interfaces import Launcher
     from blut_core.model.plan import Plan
     from blut_core.run.progress import ProgressSink
+    from blut_core.run.service import Broker
 
 
 @attrs.frozen(kw_only=True)
@@ -51,14 +60,83 @@ class Prepared:
 def prepare(app: App, recipe: str, *, params_file: Path | None = None,
             overrides: Sequence[str] = ()) -> Prepared:
     """Resolve ``recipe``, structure its params and build and validate its plan."""
+    from blut_core.model.plan import Plan
+
     ref = app.cookbooks.find(recipe)
-    data: dict[str, Any] = read_params_file(params_file) if params_file else {}
-    data = apply_overrides(data, list(overrides))
+    given: dict[str, Any] = read_params_file(params_file) if params_file else {}
+    data = apply_overrides(given, list(overrides))
     params = structure(data, ref.recipe.params, where=f"params for {ref.qualname}",
                        hint=f"see `blut recipes show {ref.qualname}` for fields and types")
-    plan = ref.recipe.build(params)
+    try:
+        plan = ref.recipe.build(params)
+    except BlutError:
+        raise
+    except Exception as exc:  # the recipe's own code failed on these params
+        raise _build_failed(ref.qualname, data, exc) from exc
+    if not isinstance(plan, Plan):
+        raise PluginError(f"recipe {ref.qualname}: build() returned {type(plan).__name__}, "
+                          "not a Plan", hint="a recipe's build function must return Plan.of(...)")
     plan.validate()
     return Prepared(ref=ref, params=params, plan=plan)
+
+
+def _build_failed(qualname: str, given: dict[str, Any], exc: Exception) -> ConfigError:
+    """One line for a recipe whose ``build()`` raised: the recipe, the params given (those
+    whose value the error repeats, else all of them) and the error itself."""
+    error = " ".join(f"{type(exc).__name__}: {exc}".split())
+    error = error if len(error) <= 200 else error[:197] + "..."
+    flat = _flatten(given)
+    named = {k: v for k, v in flat.items() if _mentions(error, v)} or flat
+    shown = ", ".join(f"{k}={_shown(v)}" for k, v in list(named.items())[:4])
+    shown += ", ..." if len(named) > 4 else ""
+    with_ = f"with {shown}" if named else "with its default params"
+    check = f"the value of {', '.join(list(named)[:4])}" if named else "the recipe's defaults"
+    return ConfigError(f"recipe {qualname} cannot build its plan {with_}: {error}",
+                       hint=f"check {check} (see `blut recipes show {qualname}`); "
+                            "-v shows where the recipe failed")
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict) or not data:
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _mentions(error: str, value: Any) -> bool:
+    text = str(value)
+    return repr(value) in error or (len(text) >= 3 and text in error)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "...'"
+
+
+#: Room a run's set-up needs on the file system of its runs directory (plan, params,
+#: provenance, the first status lines), and room per stage (contexts, status lines, logs).
+SETUP_BYTES = 64 << 10
+STAGE_BYTES = 4 << 10
+
+
+def check_paths(app: App, broker: Broker | None = None, *, stages: int = 0) -> None:
+    """Check every place a run writes outside its stages before anything is written:
+    ``BLUT_HOME`` and its runs and cache directories, the calibration store, the machine's
+    booking ledger (``BLUT_LEDGER``), and room for the run's set-up. A place that is a file
+    where a directory belongs (or the reverse), cannot be written or is full raises a
+    one-line :class:`ConfigError` naming it, so no half-made run is left behind."""
+    from blut_core.run.service import Broker
+
+    settings = app.settings
+    broker = broker or Broker(app)
+    ensure_writable(settings.home)
+    ensure_writable(settings.runs_dir, what="runs directory")
+    ensure_writable(settings.cache_dir, what="cache directory")
+    broker.store.check()
+    broker.ledger.check()
+    ensure_space(settings.runs_dir, SETUP_BYTES + STAGE_BYTES * stages, what="a new run's set-up")
 
 
 def make_launcher(app: App, name: str, containment: Any = None) -> Launcher:
@@ -99,10 +177,9 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
 
     settings = app.settings
     sinks = check_sinks(app)          # a bad BLUT_LINEAGE_SINKS stops here, nothing written
-    ensure_writable(settings.home)
     runs_root = settings.runs_dir
-    ensure_writable(runs_root, what="runs directory")
     broker = Broker(app, no_calibration=no_calibration)
+    check_paths(app, broker, stages=len(prepared.plan))  # a bad place stops here too
     the_launcher = make_launcher(app, launcher, broker.selection.containment)
     plan = prepared.plan
     prepare_launcher(the_launcher, plan.topological())  # starts while the run is set up

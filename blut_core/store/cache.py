@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from blut_core.errors import DiskFull, free_bytes, is_disk_full
 from blut_core.host.log import get_logger
 from blut_core.model.hashing import digest, tree_manifest
 
@@ -78,35 +79,61 @@ class Cache:
         manifest = tree_manifest(out)
         output_hash = digest([[rel, sha] for rel, sha, _ in manifest])
         final = self.entry_path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{key}.{os.getpid()}.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        link_tree(out, tmp / "out")
         size = sum(s for _, _, s in manifest)
         created = time.time()
         meta = {"key": key, "stage": stage, "output_hash": output_hash, "size": size,
                 "files": len(manifest), "created": created, "manifest": manifest}
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        entry = CacheEntry(key=key, path=final, output_hash=output_hash, stage=stage,
+                           size=size, files=len(manifest), created=created)
+        tmp = final.parent / f".{key}.{os.getpid()}.tmp"
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+            link_tree(out, tmp / "out")
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)  # no half-stored entry stays behind
+            if not is_disk_full(exc):
+                raise
+            same_disk = _device(out) == _device(self.root)
+            get_logger().warning("cache_not_stored", stage=stage, path=str(final),
+                                 needed_bytes=len(json.dumps(meta)) + (0 if same_disk else size),
+                                 free_bytes=free_bytes(self.root), error=str(exc),
+                                 hint="the output is kept in the run directory; free space "
+                                      "on the cache's disk to cache it next time")
+            return entry  # the run goes on; the next run misses and runs the stage again
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)
         try:
             os.replace(tmp, final)
         except OSError:  # another process stored the same key first: theirs is as good
             shutil.rmtree(tmp, ignore_errors=True)
-        return CacheEntry(key=key, path=final, output_hash=output_hash, stage=stage,
-                          size=size, files=len(manifest), created=created)
+        return entry
 
     def materialize(self, entry: CacheEntry, dest: Path) -> None:
         """Put a cached output at ``dest`` (hard links; a copy across file systems)."""
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
-        link_tree(entry.out, tmp)
+        try:
+            link_tree(entry.out, tmp)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if is_disk_full(exc):
+                raise DiskFull(dest, needed=entry.size) from None
+            raise
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
+
+
+def _device(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None
 
 
 def link_tree(src: Path, dest: Path) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from blut_core.errors import ConfigError
+from blut_core.errors import ConfigError, DiskFull, free_bytes, is_disk_full
 
 STATUS = "status.jsonl"
 
@@ -34,23 +34,95 @@ def new_run_id(recipe: str) -> str:
     return f"{stamp}-{short}-{os.urandom(3).hex()}"
 
 
-def ensure_writable(root: Path, *, what: str = "BLUT_HOME") -> None:
-    """Create ``root`` if needed and prove it is writable, or raise a one-line ConfigError."""
+def ensure_writable(root: Path, *, what: str = "BLUT_HOME",
+                    hint: str = "set BLUT_HOME to a directory you can write to") -> None:
+    """Create directory ``root`` if needed and prove it is writable, or raise a one-line
+    :class:`ConfigError` (``root``, or a parent of it, being a file says so)."""
+    blocker = _file_in_the_way(root)
+    if blocker is not None:
+        which = "it" if blocker == root else str(blocker)
+        raise ConfigError(f"{what} {root} is not writable: {which} is a file, not a directory",
+                          hint=hint)
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(root, hint=None) from None
         raise ConfigError(f"{what} {root} is not writable: {exc.strerror or exc}",
-                          hint="set BLUT_HOME to a directory you can write to") from None
+                          hint=hint) from None
+
+
+def ensure_file_writable(path: Path, *, what: str, hint: str) -> None:
+    """Prove that file ``path`` can be created or updated (its directory is made if needed),
+    or raise a one-line :class:`ConfigError`: ``path`` is a directory, a parent is a file,
+    or the place cannot be written. An existing file is opened for writing, never changed."""
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a directory; it must name a file", hint=hint)
+    ensure_writable(path.parent, what=f"{what} {path}: its directory", hint=hint)
+    if path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY))
+        except OSError as exc:
+            raise ConfigError(f"{what} {path} is not writable: {exc.strerror or exc}",
+                              hint=hint) from None
+
+
+def ensure_space(root: Path, needed: int, *, what: str) -> None:
+    """Raise :class:`DiskFull` now when the file system of ``root`` has less than ``needed``
+    bytes free, before anything of ``what`` is written."""
+    free = free_bytes(root)
+    if free is not None and free < needed:
+        raise DiskFull(root, needed=needed, what=what)
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that exists and is not a directory."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
+    """Write JSON to ``path`` through a temporary file and a rename.
+
+    On a full disk nothing is left behind (neither the temporary file nor a partial
+    ``path``) and :class:`DiskFull` names ``path`` and the bytes it needed.
+    """
+    text = (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode()
+    write_bytes_atomic(path, text)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file ``path``; on a full disk the partial file is removed and
+    :class:`DiskFull` names ``path`` and the bytes it needed."""
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise DiskFull(path, needed=len(data)) from None
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (see above)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if is_disk_full(exc):
+            raise DiskFull(path, needed=len(data)) from None
+        raise
 
 
 class StatusLog:
@@ -61,8 +133,20 @@ class StatusLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append one event line. On a full disk the stream is left as it was (a line
+        written in part is cut off again) and :class:`DiskFull` is raised."""
         record = {"event": event, "t": round(time.time(), 6), **fields}
-        os.write(self._fd, (json.dumps(record, default=str) + "\n").encode())
+        line = (json.dumps(record, default=str) + "\n").encode()
+        try:
+            written = os.write(self._fd, line)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(self.path, needed=len(line)) from None
+            raise
+        if written != len(line):  # the file system filled up in the middle of the line
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+            raise DiskFull(self.path, needed=len(line))
         return record
 
     def close(self) -> None:

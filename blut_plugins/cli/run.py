@@ -7,6 +7,7 @@ cancelled.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,20 @@ if TYPE_CHECKING:
     from blut_core import App
 
 
+def positive_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--deadline``: a positive, finite number of seconds (``nan``, ``inf``, zero and
+    negatives are refused, as click's own usage errors are)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number of seconds", ctx, param) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a positive, finite number of seconds", ctx, param)
+    return seconds
+
+
 @click.command(name="run")
 @click.argument("recipe", shell_complete=complete_recipes)
 @recipe_options
@@ -28,7 +43,7 @@ if TYPE_CHECKING:
 @click.option("--launcher", default="local", show_default=True,
               help="Where stages run (local, or an installed launcher such as slurm or ray).")
 @click.option("--fail-fast", is_flag=True, help="Stop everything at the first failed stage.")
-@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--deadline", default=None, callback=positive_seconds,
               metavar="SECONDS", help="Cancel the whole run when it takes longer than this.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Stages at once, at most (default: the CPUs blut may use); memory may allow fewer.")

@@ -266,18 +266,24 @@ class DuckDBLineage:
         """
         with self.write_lock(timeout), _ENGINE.held() as con:
             checkpoint = _wal_size(self.path) >= WAL_CHECKPOINT_BYTES
-            self._attach(con, timeout)
+            fresh = not self.path.exists()  # a file this writer makes is gone if it fails
             try:
-                con.execute(f"USE {_ATTACHED}")
-                migrate(con, self.path)
-                yield con
-                if checkpoint:
-                    con.execute(f"CHECKPOINT {_ATTACHED}")
-            finally:
-                with contextlib.suppress(Exception):
-                    con.execute("ROLLBACK")       # a transaction left open by the block
-                con.execute("USE memory")
-                con.execute(f"DETACH {_ATTACHED}")
+                self._attach(con, timeout)
+                try:
+                    con.execute(f"USE {_ATTACHED}")
+                    migrate(con, self.path)
+                    yield con
+                    if checkpoint:
+                        con.execute(f"CHECKPOINT {_ATTACHED}")
+                finally:
+                    with contextlib.suppress(Exception):
+                        con.execute("ROLLBACK")       # a transaction left open by the block
+                    con.execute("USE memory")
+                    con.execute(f"DETACH {_ATTACHED}")
+            except BaseException:  # e.g. a full disk: no half-made database stays behind
+                for leftover in (self.path, Path(f"{self.path}.wal")) if fresh else ():
+                    leftover.unlink(missing_ok=True)
+                raise
 
     @contextlib.contextmanager
     def reader(self, timeout: float = READ_TIMEOUT) -> Iterator[Any]:
@@ -327,7 +333,8 @@ class DuckDBLineage:
                     appender.flush()
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # e.g. a full disk ended it already
+                    con.execute("ROLLBACK")
                 raise
 
     def rebuild(self, runs: Iterable[RunLineage], *, timeout: float = WRITE_TIMEOUT
