@@ -37,12 +37,18 @@ class CookbookSpec:
 
 @attrs.frozen(kw_only=True)
 class Recipe:
-    """A named factory: ``params`` (an attrs class with defaults) → :class:`Plan`."""
+    """A named factory: ``params`` (an attrs class with defaults) → :class:`Plan`.
+
+    ``calendar`` is the default of ``blut schedule install`` for this recipe: ``hourly``,
+    ``daily``, ``weekly``, ``monthly``, a systemd ``OnCalendar`` expression (systemd timers)
+    or five cron fields (cron); ``--calendar`` overrides it.
+    """
 
     name: str = attrs.field(validator=_valid_name)
     summary: str
     params: type[Any]
     build: Callable[[Any], Plan]
+    calendar: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not attrs.has(self.params):

@@ -1,0 +1,85 @@
+"""A real cron daemon fires a blut schedule within a minute, and the run appears.
+
+Uses the cron daemon that runs on this machine, or starts Debian's ``cron`` in the
+foreground for the test (root only) and stops it after. The crontab is put back as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.test_schedule import FOREIGN, blut, current_crontab, our_lines, scheduled_runs
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("crontab") is None or shutil.which("cron") is None,
+                                 reason="cron is not installed (Debian: apt-get install cron)")]
+
+
+@pytest.fixture
+def cron_daemon() -> Iterator[None]:
+    """A running cron daemon: the machine's, or one started here (and stopped after)."""
+    running = subprocess.run(["pgrep", "-x", "cron"], capture_output=True).returncode == 0
+    if running:
+        yield
+        return
+    if os.geteuid() != 0:
+        pytest.skip("no cron daemon runs and only root can start one")
+    daemon = subprocess.Popen([shutil.which("cron") or "cron", "-f"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    if daemon.poll() is not None:
+        pytest.skip(f"cron -f would not start (exit code {daemon.returncode})")
+    try:
+        yield
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
+@pytest.fixture
+def crontab() -> Iterator[None]:
+    before = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+    saved = before.stdout if before.returncode == 0 else None
+    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
+    try:
+        yield
+    finally:
+        if saved is None:
+            subprocess.run(["crontab", "-r"], capture_output=True)
+        else:
+            subprocess.run(["crontab", "-"], input=saved, text=True, check=True)
+
+
+def test_cron_fires_the_schedule_and_the_run_appears(cron_daemon: None, crontab: None,
+                                                     blut_home: Path, tmp_path: Path) -> None:
+    done = blut("schedule", "install", "testbook:diamond", "--calendar", "minutely",
+                "--name", "every-minute", home=blut_home, tmp=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [line] = our_lines(current_crontab())
+    assert line.startswith("* * * * * ")
+    deadline = time.monotonic() + 150  # the next minute, and cron's own minute to notice the edit
+    runs: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        runs = scheduled_runs(blut_home)
+        finished = [r for r in runs if '"run_finished"' in
+                    (blut_home / "runs" / r / "status.jsonl").read_text()]
+        if finished:
+            break
+        time.sleep(1)
+    assert runs, "cron did not fire the schedule: " + (
+        (blut_home / "schedules" / "every-minute.log").read_text()
+        if (blut_home / "schedules" / "every-minute.log").exists() else "no log")
+    assert set(runs.values()) == {"every-minute"}
+    assert blut("schedule", "remove", "every-minute", home=blut_home, tmp=tmp_path).returncode == 0
+    listed = json.loads(blut("runs", "list", "--json", home=blut_home, tmp=tmp_path).stdout)
+    assert set(runs) <= {r["run_id"] for r in listed}
+    assert all(r["recipe"] == "testbook:diamond" for r in listed)
+    assert current_crontab() == FOREIGN
