@@ -4,7 +4,8 @@ A cage is a child cgroup created under blut's own memory cgroup (or ``BLUT_CGROU
 for one attempt: the cap is written before the stage starts, the stage joins it before it
 ``exec``s the stage's command (so it never runs uncapped, and everything it forks is
 charged and capped with it), the kernel's peak and OOM counter are read after it exits, every process
-left in it is killed, and the directory is removed.
+left in it is killed, and the directory is removed. The peak a cage reports is what the stage
+needed, without the page cache the kernel could reclaim (:mod:`blut_plugins.cgroup.usage`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import attrs
 
 from blut_core import Cage, LauncherError
 from blut_core.host import get_logger
-from blut_plugins.cgroup import files
+from blut_plugins.cgroup import files, usage
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _SHELL = "/bin/sh"
@@ -143,6 +144,7 @@ class CgroupCage(Cage):
         self.path = os.path.join(base, cage_name(label))
         self.cgroup: str | None = self.path
         self._pid: int | None = None
+        self._watch: usage.Watch | None = None
         self._released = False
         try:
             os.mkdir(self.path)
@@ -186,8 +188,9 @@ class CgroupCage(Cage):
         return list(argv), join
 
     def attach(self, pid: int) -> None:
-        """Remember the stage's pid (it joined the cgroup before exec)."""
+        """Remember the stage's pid (it joined the cgroup before exec); sample its usage."""
         self._pid = pid
+        self._start_watch()
 
     def join_spec(self) -> dict[str, Any] | None:
         """A forked stage writes its own pid to ``cgroup.procs`` before it runs.
@@ -205,11 +208,26 @@ class CgroupCage(Cage):
         """Move ``pid`` (a forked stage that has not started yet) into the cgroup."""
         files.write_text(self._file("cgroup.procs"), str(pid))
         self._pid = pid
+        self._start_watch()
         return True
 
+    def _start_watch(self) -> None:
+        if self._watch is None:
+            self._watch = usage.SAMPLER.watch(self.path, self.layout.version)
+
+    def _stop_watch(self) -> int:
+        """Stop sampling; the highest unreclaimable usage seen (0: never sampled)."""
+        watch, self._watch = self._watch, None
+        return 0 if watch is None else usage.SAMPLER.unwatch(watch)
+
     def peak_bytes(self) -> int | None:
-        """The kernel's peak for the whole cgroup (``None`` before kernel 5.19 on v2)."""
-        return files.read_int(self._file(self.layout.peak))
+        """The memory the stage needed: the kernel's peak for the whole cgroup less the page
+        cache it could reclaim (``None`` without a kernel peak: before 5.19 on v2)."""
+        sampled = self._stop_watch()
+        peak = files.read_int(self._file(self.layout.peak))
+        if peak is None:
+            return None
+        return usage.need_bytes(self.path, self.layout.version, peak, sampled)
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer killed a process of this cgroup."""
@@ -234,6 +252,7 @@ class CgroupCage(Cage):
         """Kill what is left and remove the cgroup (retrying while the dead are exiting)."""
         if self._released:
             return
+        self._stop_watch()
         self.kill()
         deadline = time.monotonic() + 2.0
         while True:

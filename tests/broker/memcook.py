@@ -98,7 +98,7 @@ def probes(p: ChainParams) -> Plan:
                      for i, (name, params) in enumerate(spec)))
 
 
-RECIPES = (
+RECIPES: tuple[Recipe, ...] = (
     Recipe(name="hog", summary="Touch memory.", params=HogParams, build=hog),
     Recipe(name="forks", summary="Fork memory-holding children.", params=ForkParams, build=forks),
     Recipe(name="knobs", summary="A right-sizable stage.", params=KnobParams, build=knobs),
@@ -170,3 +170,54 @@ def blut_cookbooks() -> Iterator[CookbookSpec]:
 @hookimpl
 def blut_recipes() -> Iterator[Recipe]:
     yield from RECIPES
+
+
+@attrs.frozen(kw_only=True)
+class SixteenParams:
+    stages: int = 16
+    smallest: int = 150   # MiB
+    largest: int = 600    # MiB
+    hold: float = 0.2
+
+
+def sixteen(p: SixteenParams) -> Plan:
+    """Independent stages of ``smallest``…``largest`` MiB that declare no footprint."""
+    step = (p.largest - p.smallest) / max(1, p.stages - 1)
+    return Plan.of(*(Stage.call(f"s{i:02d}", stages_mem.hold, cache=False,
+                                params={"mb": round(p.smallest + i * step), "hold": p.hold})
+                     for i in range(p.stages)))
+
+
+@attrs.frozen(kw_only=True)
+class WriterParams:
+    mb: int = 768
+    declared: str = "128M"
+
+
+def writer(p: WriterParams) -> Plan:
+    """One stage that writes ``mb`` MiB of files under a ``declared`` footprint."""
+    return Plan.of(Stage.call("writer", stages_mem.write_files, cache=False,
+                              params={"mb": p.mb}, footprint=Footprint.fixed(p.declared)))
+
+
+@attrs.frozen(kw_only=True)
+class GrowsParams:
+    input_mb: int = 16
+    declared: str = "768M"
+
+
+def grows(p: GrowsParams) -> Plan:
+    """``read`` holds what ``make`` wrote: its memory grows with its input, not its params."""
+    return Plan.of(Stage.call("make", stages_mem.make_input, cache=False,
+                              params={"mb": p.input_mb}, footprint=Footprint.fixed("64M")),
+                   Stage.call("read", stages_mem.read_input, cache=False, inputs=["make"],
+                              footprint=Footprint.fixed(p.declared)))
+
+
+RECIPES = (*RECIPES,
+           Recipe(name="sixteen", summary="Undeclared stages of many sizes.", params=SixteenParams,
+                  build=sixteen),
+           Recipe(name="writer", summary="A stage that writes files.", params=WriterParams,
+                  build=writer),
+           Recipe(name="grows", summary="A stage whose memory follows its input.",
+                  params=GrowsParams, build=grows))

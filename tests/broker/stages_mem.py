@@ -80,3 +80,38 @@ def logs(ctx: StageContext) -> None:
 
     logging.basicConfig(filename=str(ctx.out_dir / "stage.log"), level=logging.INFO)
     logging.info("from %s", ctx.stage)
+
+
+def hold(ctx: StageContext) -> None:
+    """Touch ``params["mb"]`` MiB and keep it ``params["hold"]`` seconds (a stage that
+    declares nothing, as most are first written)."""
+    held = [b"\x01" * CHUNK for _ in range(int(ctx.params["mb"]) * (1 << 20) // CHUNK)]
+    time.sleep(float(ctx.params.get("hold", 0.0)))
+    (ctx.out_dir / "held.txt").write_text(str(len(held) * 16), encoding="utf-8")
+
+
+def write_files(ctx: StageContext) -> None:
+    """Write ``params["mb"]`` MiB of files into scratch, 1 MiB at a time: page cache, not
+    memory the stage holds."""
+    block = os.urandom(1 << 20)
+    per_file = 64
+    for i in range(0, int(ctx.params["mb"]), per_file):
+        with open(ctx.work_dir / f"part-{i // per_file}.bin", "wb") as fh:
+            for _ in range(min(per_file, int(ctx.params["mb"]) - i)):
+                fh.write(block)
+    (ctx.out_dir / "written.txt").write_text(str(ctx.params["mb"]), encoding="utf-8")
+
+
+def make_input(ctx: StageContext) -> None:
+    """Write an output of ``params["mb"]`` MiB for a downstream stage to read."""
+    block = b"\x02" * (1 << 20)
+    with open(ctx.out_dir / "data.bin", "wb") as fh:
+        for _ in range(int(ctx.params["mb"])):
+            fh.write(block)
+
+
+def read_input(ctx: StageContext) -> None:
+    """Hold the whole of input ``make`` in memory: a stage whose memory grows with its input."""
+    data = (ctx.inputs["make"] / "data.bin").read_bytes()
+    copy = bytearray(data)  # touched: resident
+    (ctx.out_dir / "size.txt").write_text(str(len(copy)), encoding="utf-8")

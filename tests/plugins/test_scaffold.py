@@ -194,3 +194,15 @@ def test_blut_app_factory(blut_app):
     assert "stage 'bigrams' attempt 1 peaked at " in out and "above 0.0001 × its declared" in out
     assert "cookbook 'nope' is not installed (entry points in blut.cookbooks: " in out
     assert "Traceback" not in out
+
+
+def test_loading_the_plugin_costs_a_pytest_session_nothing_heavy() -> None:
+    """Every pytest session where blut is installed loads the plugin: it must stay cheap."""
+    code = ("import sys, json, pytest, blut_core.testing.plugin\n"
+            "heavy = ('attrs', 'cattrs', 'click', 'duckdb', 'structlog', 'rich', 'psutil',\n"
+            "         'blut_core.cli', 'blut_core.host.app', 'blut_core.run')\n"
+            "print(json.dumps([m for m in heavy if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=_clean_env())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
