@@ -6,8 +6,15 @@ results), JSON-able ``params``, ``inputs`` (names of upstream stages) and declar
 
 Python stages name a module-level function, ``fn(ctx)``, run in a fresh process by
 ``blut_core.process.runner``; command stages are argv lists run without a shell unless
-``shell=True``. Argv items may use ``{out}``, ``{inputs[NAME]}``, ``{params[KEY]}`` and
-``{attempt}`` placeholders.
+``shell=True``. Argv items may use ``{out}``, ``{work}``, ``{inputs[NAME]}``,
+``{params[KEY]}``, ``{attempt}`` and ``{python}`` placeholders.
+
+Where a shell reads a placeholder (the string of a ``shell=True`` stage, or the script after
+``-c`` of an argv that starts ``sh``, ``bash`` and the like) its value is never shell code:
+each value is assigned to a shell variable, quoted, at the top of the script, and the
+placeholder becomes a reference to that variable, so a param such as ``x; touch PWNED``
+or ``$(reboot)`` arrives as exactly that text. ``raw=("KEY", ...)`` names the params whose
+text is pasted into the script as it is, for a param that holds shell syntax on purpose.
 """
 
 from __future__ import annotations
@@ -53,10 +60,20 @@ class Stage:
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     timeouts: Timeouts = attrs.field(factory=Timeouts)
     cache: bool = True
+    #: Params (by key) pasted into a shell script as they are, instead of quoted.
+    raw: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     #: How long the stage is expected to run, in seconds: orders the ready set by the
     #: critical path. Without it, durations measured in earlier runs are used.
     expected_seconds: float | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.gt(0.0)))
+
+    @raw.validator
+    def _check_raw(self, _: object, value: tuple[str, ...]) -> None:
+        unknown = [k for k in value if k not in self.params]
+        if unknown:
+            raise PlanError(f"stage {self.name!r}: raw names {', '.join(map(repr, unknown))}, "
+                            "not a param of the stage",
+                            hint="raw=(...) lists keys of params= whose text a shell reads as it is")
 
     @property
     def kind(self) -> str:
@@ -71,7 +88,13 @@ class Stage:
     @classmethod
     def command(cls, name: str, argv: Iterable[str] | str, *, shell: bool = False,
                 **kwargs: Any) -> Stage:
-        """A command stage. A string is one shell command and requires ``shell=True``."""
+        """A command stage. A string is one shell command and requires ``shell=True``.
+
+        Placeholders a shell reads are quoted: ``Stage.command("echo", "echo {params[msg]}
+        > {out}/o.txt", shell=True, params={"msg": m})`` writes ``m`` whatever it holds
+        (quotes, ``;``, newlines, ``$(...)``). Pass ``raw=("KEY",)`` to paste param ``KEY``
+        into the script as shell code instead (e.g. a param of extra flags to split).
+        """
         if isinstance(argv, str):
             if not shell:
                 raise PlanError(
@@ -87,8 +110,11 @@ class Stage:
     def identity(self) -> dict[str, Any]:
         """What, besides inputs, decides this stage's cache key."""
         what = self.target if self.target is not None else list(self.argv or ())
-        return {"name": self.name, "version": self.version, "kind": self.kind,
-                "what": what, "params": dict(self.params), "env": dict(self.env)}
+        identity = {"name": self.name, "version": self.version, "kind": self.kind,
+                    "what": what, "params": dict(self.params), "env": dict(self.env)}
+        if self.raw:  # raw or quoted changes what the command does
+            identity["raw"] = sorted(self.raw)
+        return identity
 
 
 def callable_target(fn: Callable[..., Any] | str, *, stage: str) -> str:

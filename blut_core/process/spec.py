@@ -9,7 +9,8 @@ This is the contract a stage process relies on, whatever launcher starts it:
   then the stage's own ``env``;
 - argv: ``python -m blut_core.process.runner CONTEXT`` for a Python stage; for a command stage its
   argv with ``{out}``, ``{work}``, ``{inputs[NAME]}``, ``{params[KEY]}``, ``{attempt}`` and
-  ``{python}`` filled in (checked when the plan was validated);
+  ``{python}`` filled in (checked when the plan was validated); in a script a shell reads
+  (:func:`shell_script_index`) each value is quoted (:func:`render_shell`);
 - reports: JSON lines the stage appends to its events file (``BLUT_EVENTS``), read back by
   :func:`read_events_from`.
 """
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +84,247 @@ def stage_argv(stage: Stage, ctx: Mapping[str, Any], ctx_path: Path) -> list[str
         return [sys.executable, "-m", "blut_core.process.runner", str(ctx_path)]
     fields = {"out": ctx["out_dir"], "inputs": ctx["inputs"], "params": ctx["params"],
               "attempt": ctx["attempt"], "work": ctx["work_dir"], "python": sys.executable}
-    return [item.format(**fields) if "{" in item else item for item in stage.argv or ()]
+    argv = stage.argv or ()
+    script = shell_script_index(argv)
+    return [item if "{" not in item
+            else render_shell(item, fields, raw=stage.raw) if i == script
+            else item.format(**fields) for i, item in enumerate(argv)]
+
+
+#: Programs that take a script after ``-c``: where they read a placeholder, it is quoted.
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh"})
+
+
+def shell_script_index(argv: Sequence[str]) -> int | None:
+    """The index of the argv item a shell reads as its script, if ``argv`` starts a shell
+    with ``-c`` (as every ``shell=True`` stage does: ``/bin/sh -c SCRIPT``); else ``None``.
+
+    Option clusters before it are understood (``bash -euo pipefail -c SCRIPT``), and so is
+    ``env [NAME=VALUE ...]`` in front of the shell.
+    """
+    start = 0
+    if argv and os.path.basename(argv[0]) == "env":
+        start = 1
+        while start < len(argv) and "=" in argv[start] and not argv[start].startswith("-"):
+            start += 1
+    if start >= len(argv) or os.path.basename(argv[start]) not in SHELLS:
+        return None
+    i = start + 1
+    while i < len(argv):
+        item = argv[i]
+        if item in ("-o", "+o"):
+            i += 2
+            continue
+        if len(item) < 2 or item[0] not in "-+" or not item[1:].isalpha():
+            return None
+        if "c" in item[1:]:
+            return i + 1 if i + 1 < len(argv) else None
+        i += 2 if item.endswith("o") else 1  # -o takes the option's name
+    return None
+
+
+def render_shell(script: str, fields: Mapping[str, Any], *, raw: Sequence[str] = ()) -> str:
+    """Fill the placeholders of a shell ``script`` so that no value is ever read as code.
+
+    Each distinct value is assigned, shell-quoted, to a variable (``_blut_1``, ...) on a
+    first line added to the script, and its placeholder becomes a reference that expands to
+    exactly that value where it stands: ``"${_blut_1}"`` unquoted, ``${_blut_1}`` inside
+    double quotes or a here-document, ``'"${_blut_1}"'`` inside single quotes. Values of the
+    params named in ``raw`` are pasted as they are (the shell reads them as code).
+    """
+    import shlex
+    import string
+
+    formatter = string.Formatter()
+    raw_fields = {f"params[{key}]" for key in raw}
+    names: dict[str, str] = {}
+    out: list[str] = []
+    scan = _ShellScan()
+    for literal, field, spec, conversion in formatter.parse(script):
+        out.append(literal)
+        scan.feed(literal)
+        if field is None:
+            continue
+        value = formatter.get_field(field, (), fields)[0]
+        value = formatter.convert_field(value, conversion) if conversion else value
+        text = formatter.format_field(value, formatter.vformat(spec or "", (), fields))
+        if field in raw_fields:
+            out.append(text)
+            scan.feed(text)
+            continue
+        if scan.arithmetic():  # bash evaluates what it expands there: only digits go in
+            out.append(text if _INTEGER.fullmatch(text) else _not_a_number(field))
+        else:
+            var = names.setdefault(text, f"_blut_{len(names) + 1}")
+            out.append(scan.reference(var))
+        scan.feed("x")  # a word stands here now
+    if not names:
+        return "".join(out)
+    prologue = " ".join(f"{var}={shlex.quote(text)}" for text, var in names.items())
+    return prologue + "\n" + "".join(out)
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _not_a_number(field: str) -> str:
+    """An expansion that stops the script, saying which placeholder was not an integer."""
+    name = re.sub(r"[^A-Za-z0-9_.\[\]-]", "?", field)
+    return f"${{_blut_arithmetic:?{name} is not an integer}}"
+
+
+class _ShellScan:
+    """Follows the quoting of a shell script as it is fed, far enough to know how a
+    variable reference must be written where the text fed so far ends.
+
+    Contexts: ``u`` unquoted (also inside ``$(...)``, with its parenthesis depth), ``s``
+    single quotes, ``d`` double quotes, ``b`` backticks, ``p`` ``${...}``, ``c`` a comment,
+    ``h`` a here-document's body, ``a`` arithmetic (``$((...))``, ``((...))``). A
+    misjudged context can only cost a value its word boundaries, never run it: values are
+    only ever referenced, not pasted (and in arithmetic, which bash evaluates recursively,
+    only integers are written out).
+    """
+
+    def __init__(self) -> None:
+        self.stack: list[list[Any]] = [["u", 0, ""]]  # kind, parenthesis depth, delimiter
+        self.prev = "\n"
+        self.heredocs: list[tuple[str, bool]] = []   # pending (delimiter, strip tabs)
+        self.line = ""
+
+    def reference(self, var: str) -> str:
+        kinds = [k for k, _, _ in self.stack if k != "p"] or ["u"]
+        kind = kinds[-1]
+        if kind == "s":
+            return f"'\"${{{var}}}\"'"
+        if kind in ("d", "h"):
+            return f"${{{var}}}"
+        return f'"${{{var}}}"'
+
+    def arithmetic(self) -> bool:
+        """Whether the text fed so far ends inside arithmetic (quotes there do not count)."""
+        for kind, _, _ in reversed(self.stack):
+            if kind not in ("p", "d"):
+                return str(kind) == "a"
+        return False
+
+    def feed(self, text: str) -> None:
+        i = 0
+        while i < len(text):
+            i = self._step(text, i)
+
+    def _step(self, text: str, i: int) -> int:
+        c, top = text[i], self.stack[-1]
+        kind = top[0]
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if kind == "h":
+            if c == "\n":
+                delim, strip = top[2], top[1] == 1
+                if (self.line.lstrip("\t") if strip else self.line) == delim:
+                    self.stack.pop()
+                    self._open_heredoc()
+                self.line = ""
+                return i + 1
+            self.line += c
+            if c == "\\":
+                return i + 2
+            if c == "$" and nxt == "(":
+                self.stack.append(["u", 0, ""])
+                return i + 2
+            return i + 1
+        if kind == "s":
+            if c == "'":
+                self.stack.pop()
+            return i + 1
+        if kind == "c":
+            if c == "\n":
+                self.stack.pop()
+                self._newline()
+            return i + 1
+        if c == "\\":
+            self.prev = "x"
+            return i + 2
+        if c == "$" and text.startswith("$((", i):
+            self.stack.append(["a", 0, ""])
+            return i + 3
+        if c == "$" and nxt == "(":
+            self.stack.append(["u", 0, ""])
+            return i + 2
+        if kind == "a":
+            if c == "(":
+                top[1] += 1
+            elif c == ")" and top[1] > 0:
+                top[1] -= 1
+            elif c == ")" and nxt == ")":
+                self.stack.pop()
+                return i + 2
+            return i + 1
+        if c == "$" and nxt == "{":
+            self.stack.append(["p", 0, ""])
+            return i + 2
+        if c == "`":
+            if kind == "b":
+                self.stack.pop()
+            else:
+                self.stack.append(["b", 0, ""])
+            return i + 1
+        if kind == "d":
+            if c == '"':
+                self.stack.pop()
+            return i + 1
+        if kind == "p" and c == "}":
+            self.stack.pop()
+            return i + 1
+        if c == "'":
+            self.stack.append(["s", 0, ""])
+        elif c == '"':
+            self.stack.append(["d", 0, ""])
+        elif c == "#" and self.prev in " \t\n;&|()<>":
+            self.stack.append(["c", 0, ""])
+        elif c == "(" and nxt == "(" and kind == "u" and self.prev in " \t\n;&|(":
+            self.stack.append(["a", 0, ""])
+            self.prev = "x"
+            return i + 2
+        elif c == "(" and kind == "u":
+            top[1] += 1
+        elif c == ")" and kind == "u" and len(self.stack) > 1:
+            if top[1] == 0:
+                self.stack.pop()
+            else:
+                top[1] -= 1
+        elif c == "<" and text.startswith("<<", i) and not text.startswith("<<<", i):
+            return self._heredoc(text, i + 2)
+        elif c == "\n":
+            self.prev = c
+            self._newline()
+            return i + 1
+        self.prev = c
+        return i + 1
+
+    def _heredoc(self, text: str, i: int) -> int:
+        """After ``<<``: note the delimiter; the body starts at the end of the line."""
+        strip = text.startswith("-", i)
+        i += strip
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        start = i
+        while i < len(text) and text[i] not in " \t\n;&|<>()":
+            i += 1
+        word = text[start:i]
+        delim = word.replace("'", "").replace('"', "").replace("\\", "")
+        if delim:
+            self.heredocs.append((delim, strip))
+        self.prev = "x"
+        return i
+
+    def _newline(self) -> None:
+        if self.heredocs and self.stack[-1][0] == "u":
+            self._open_heredoc()
+
+    def _open_heredoc(self) -> None:
+        if self.heredocs:
+            delim, strip = self.heredocs.pop(0)
+            self.stack.append(["h", 1 if strip else 0, delim])
+            self.line = ""
 
 
 def read_events_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
