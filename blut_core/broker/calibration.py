@@ -1,12 +1,19 @@
 """The calibration store: measured peaks per calibration key, and OOM lower bounds.
 
-Key: (recipe, stage, sorted drivers). Sources rank ``default < measured < oom_corrected``:
+Key: (recipe, stage, sorted drivers), and for a stage that declares no driver also its
+*scope*: a digest of its params and the size bucket of what it reads (see
+:mod:`blut_core.broker.resolve`), so a peak measured on a small workload never stands for a
+large one. Sources rank ``default < measured < oom_corrected``:
 
 - a clean peak merges by max; under an ``oom_corrected`` bound, a clean run peaking under
-  90 % of its cap replaces the (stale) bound, one that rode its cap only raises it;
+  90 % of its cap replaces the (stale) bound, one that rode its cap raises it and records
+  the cap it fitted (``fits``): the bound then stops escalating;
 - an OOM kill records the cap it hit as a lower bound (``oom_corrected``);
-- resolving a bound escalates it: ``max(bound × 1.25, bound + step, model)``, clamped to
-  what the box can ever give; a bound already at that ceiling cannot grow: exhausted.
+- resolving a bound escalates it: ``max(bound × factor, bound + step, model)`` (factor 2 by
+  default), clamped to what the box can ever give; a bound already at that ceiling cannot
+  grow: exhausted;
+- a measured peak stands for the inputs it was measured on: when a stage reads more bytes
+  than any clean run it was measured on, the footprint is never below the model's.
 
 The file (``$BLUT_HOME/calibration.json``) is written atomically under an ``flock``; a
 corrupt file is set aside (``calibration.json.corrupt-<time>``) and rebuilt, never fatal.
@@ -39,25 +46,39 @@ VERSION = 1
 
 @attrs.frozen(kw_only=True)
 class CalibrationKey:
-    """What determines a stage's memory: its recipe, its name and its drivers."""
+    """What determines a stage's memory: its recipe, its name, its drivers and its scope.
+
+    ``scope`` is set only for a stage that declares no driver: ``params`` (a digest of its
+    params) and ``inputs`` (the size bucket of the bytes it reads).
+    """
 
     recipe: str
     stage: str
     drivers: tuple[tuple[str, int], ...] = ()
+    scope: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, recipe: str, stage: str, drivers: Mapping[str, int]) -> CalibrationKey:
-        return cls(recipe=recipe, stage=stage, drivers=tuple(sorted(drivers.items())))
+    def of(cls, recipe: str, stage: str, drivers: Mapping[str, int],
+           scope: Mapping[str, str] | None = None) -> CalibrationKey:
+        return cls(recipe=recipe, stage=stage, drivers=tuple(sorted(drivers.items())),
+                   scope=tuple(sorted((scope or {}).items())))
 
     @property
     def text(self) -> str:
-        """``recipe|stage|a=1,b=2``: how the key is stored."""
-        return f"{self.recipe}|{self.stage}|" + ",".join(f"{k}={v}" for k, v in self.drivers)
+        """``recipe|stage|a=1,b=2`` (``|inputs=…,params=…`` with a scope): how it is stored."""
+        text = f"{self.recipe}|{self.stage}|" + ",".join(f"{k}={v}" for k, v in self.drivers)
+        if self.scope:
+            text += "|" + ",".join(f"{k}={v}" for k, v in self.scope)
+        return text
 
 
 @attrs.frozen(kw_only=True)
 class Entry:
-    """What is known about one key. ``peak`` is a lower bound when ``oom_corrected``."""
+    """What is known about one key. ``peak`` is a lower bound when ``oom_corrected``.
+
+    ``fits``: the cap a clean run finished under since the last OOM kill (the bound then
+    stops escalating); ``inputs``: the most bytes a clean run of this key read.
+    """
 
     recipe: str
     stage: str
@@ -68,25 +89,40 @@ class Entry:
     updated: float = 0.0
     cap: int | None = None
     seconds: float | None = None   # how long a clean run took (a moving average)
+    scope: Mapping[str, str] = attrs.field(factory=dict)
+    fits: int | None = None
+    inputs: int | None = None
 
     @property
     def key(self) -> CalibrationKey:
-        return CalibrationKey.of(self.recipe, self.stage, self.drivers)
+        return CalibrationKey.of(self.recipe, self.stage, self.drivers, self.scope)
 
     def to_json(self) -> dict[str, Any]:
         return {"key": self.key.text, "recipe": self.recipe, "stage": self.stage,
-                "drivers": dict(self.drivers), "peak_bytes": self.peak, "source": self.source,
-                "samples": self.samples, "updated": self.updated, "cap_bytes": self.cap,
-                "seconds": self.seconds}
+                "drivers": dict(self.drivers), "scope": dict(self.scope),
+                "peak_bytes": self.peak, "source": self.source, "samples": self.samples,
+                "updated": self.updated, "cap_bytes": self.cap, "seconds": self.seconds,
+                "fits_bytes": self.fits, "input_bytes": self.inputs}
+
+
+def _new(key: CalibrationKey, peak: int, source: str, **kw: Any) -> Entry:
+    return Entry(recipe=key.recipe, stage=key.stage, drivers=dict(key.drivers),
+                 scope=dict(key.scope), peak=peak, source=source, **kw)
+
+
+def _most(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 # -- pure rules -------------------------------------------------------------------------
 
 
 def merge_peak(old: Entry | None, key: CalibrationKey, peak: int, cap: int | None, *,
-               now: float, clean_share: float = 0.90, seconds: float | None = None) -> Entry:
-    """Fold a clean run's kernel peak (run under ``cap``) and duration into ``old``."""
-    merged = _merge_peak(old, key, peak, cap, now=now, clean_share=clean_share)
+               now: float, clean_share: float = 0.90, seconds: float | None = None,
+               inputs: int | None = None) -> Entry:
+    """Fold a clean run's peak (run under ``cap``, reading ``inputs`` bytes) and duration
+    into ``old``."""
+    merged = _merge_peak(old, key, peak, cap, now=now, clean_share=clean_share, inputs=inputs)
     if seconds is None:
         return merged
     before = old.seconds if old is not None else None
@@ -94,25 +130,26 @@ def merge_peak(old: Entry | None, key: CalibrationKey, peak: int, cap: int | Non
 
 
 def _merge_peak(old: Entry | None, key: CalibrationKey, peak: int, cap: int | None, *,
-                now: float, clean_share: float) -> Entry:
+                now: float, clean_share: float, inputs: int | None) -> Entry:
     if old is None or old.source == DEFAULT:
-        return Entry(recipe=key.recipe, stage=key.stage, drivers=dict(key.drivers), peak=peak,
-                     source=MEASURED, samples=(old.samples + 1) if old else 1, updated=now, cap=cap)
+        return _new(key, peak, MEASURED, samples=(old.samples + 1) if old else 1, updated=now,
+                    cap=cap, inputs=inputs)
     if old.source == OOM_CORRECTED:
         if cap is not None and peak < clean_share * cap:  # self-heal a stale bound
-            return Entry(recipe=key.recipe, stage=key.stage, drivers=dict(key.drivers), peak=peak,
-                         source=MEASURED, samples=old.samples + 1, updated=now, cap=cap)
-        return attrs.evolve(old, peak=max(old.peak, peak), samples=old.samples + 1, updated=now)
+            return _new(key, peak, MEASURED, samples=old.samples + 1, updated=now, cap=cap,
+                        inputs=inputs)
+        return attrs.evolve(old, peak=max(old.peak, peak), samples=old.samples + 1, updated=now,
+                            fits=_most(old.fits, cap), inputs=_most(old.inputs, inputs))
     return attrs.evolve(old, peak=max(old.peak, peak), samples=old.samples + 1, updated=now,
-                        cap=cap if cap is not None else old.cap)
+                        cap=cap if cap is not None else old.cap, inputs=_most(old.inputs, inputs))
 
 
 def merge_oom(old: Entry | None, key: CalibrationKey, cap: int, *, now: float) -> Entry:
     """An OOM kill at ``cap``: the stage needs more than ``cap`` (a lower bound)."""
     bound = max(cap, old.peak if old is not None and old.source == OOM_CORRECTED else 0)
-    return Entry(recipe=key.recipe, stage=key.stage, drivers=dict(key.drivers), peak=bound,
-                 source=OOM_CORRECTED, samples=(old.samples + 1) if old else 1, updated=now,
-                 cap=cap, seconds=old.seconds if old is not None else None)
+    return _new(key, bound, OOM_CORRECTED, samples=(old.samples + 1) if old else 1, updated=now,
+                cap=cap, seconds=old.seconds if old is not None else None,
+                inputs=old.inputs if old is not None else None)
 
 
 def escalate(bound: int, *, factor: float, step: int) -> int:
@@ -137,12 +174,23 @@ class Resolved:
 
 
 def resolve(entry: Entry | None, model: int, *, ceiling: int, factor: float, step: int,
-            model_source: str = "model") -> Resolved:
-    """The footprint to admit for a key with ``entry`` whose model estimate is ``model``."""
+            model_source: str = "model", inputs: int | None = None,
+            foreign: bool = False) -> Resolved:
+    """The footprint to admit for a key with ``entry`` whose model estimate is ``model``.
+
+    A measured peak lowers the footprint below the model's only for what it was measured
+    on: not when the stage reads more bytes now (``inputs``) than any clean run of ``entry``
+    read, nor when ``entry`` is ``foreign`` (kept under a broader key).
+    """
     if entry is None or entry.source == DEFAULT:
         return Resolved(bytes=model, source=model_source, model=model)
+    larger = foreign or (inputs is not None and entry.inputs is not None and inputs > entry.inputs)
     if entry.source == MEASURED:
-        return Resolved(bytes=entry.peak, source=MEASURED, model=model, calibrated=entry.peak)
+        return Resolved(bytes=max(entry.peak, model) if larger else entry.peak, source=MEASURED,
+                        model=model, calibrated=entry.peak)
+    if entry.fits is not None:  # a clean run fitted since the kill: the bound has converged
+        return Resolved(bytes=max(entry.peak, model), source=OOM_CORRECTED, model=model,
+                        calibrated=entry.peak, bound=entry.peak)
     grown = max(escalate(entry.peak, factor=factor, step=step), model)
     if ceiling > 0 and grown > ceiling:
         if entry.peak >= ceiling:
@@ -188,11 +236,11 @@ class CalibrationStore:
         return sorted(self._load().values(), key=lambda e: e.key.text)
 
     def record_peak(self, key: CalibrationKey, peak: int, cap: int | None,
-                    seconds: float | None = None) -> Entry:
-        """Record a clean run's kernel peak (and how long it took)."""
+                    seconds: float | None = None, inputs: int | None = None) -> Entry:
+        """Record a clean run's peak (and how long it took, and the bytes it read)."""
         return self._update(key, lambda old: merge_peak(old, key, peak, cap, now=time.time(),
                                                         clean_share=self.clean_share,
-                                                        seconds=seconds))
+                                                        seconds=seconds, inputs=inputs))
 
     def record_oom(self, key: CalibrationKey, cap: int) -> Entry:
         """Record that the stage was OOM-killed at ``cap``."""
@@ -321,7 +369,8 @@ class CalibrationStore:
 def _plain(e: Entry) -> dict[str, Any]:
     return {"recipe": e.recipe, "stage": e.stage, "drivers": dict(e.drivers), "peak": e.peak,
             "source": e.source, "samples": e.samples, "updated": e.updated, "cap": e.cap,
-            "seconds": e.seconds}
+            "seconds": e.seconds, **({"scope": dict(e.scope)} if e.scope else {}),
+            **{k: v for k, v in (("fits", e.fits), ("inputs", e.inputs)) if v is not None}}
 
 
 def _entry(v: Any) -> Entry:
@@ -331,11 +380,15 @@ def _entry(v: Any) -> Entry:
     if isinstance(peak, bool) or not isinstance(peak, int) or peak <= 0:
         raise ValueError(f"bad peak {peak!r}")
     drivers = v.get("drivers", {})
-    if not isinstance(drivers, dict):
+    scope = v.get("scope", {})
+    if not isinstance(drivers, dict) or not isinstance(scope, dict):
         raise ValueError("bad drivers")
     return Entry(recipe=str(v["recipe"]), stage=str(v["stage"]),
                  drivers={str(k): int(x) for k, x in drivers.items()}, peak=peak,
                  source=v["source"], samples=int(v.get("samples", 1)),
                  updated=float(v.get("updated", 0.0)),
                  cap=int(v["cap"]) if v.get("cap") is not None else None,
-                 seconds=float(v["seconds"]) if v.get("seconds") is not None else None)
+                 seconds=float(v["seconds"]) if v.get("seconds") is not None else None,
+                 scope={str(k): str(x) for k, x in scope.items()},
+                 fits=int(v["fits"]) if v.get("fits") is not None else None,
+                 inputs=int(v["inputs"]) if v.get("inputs") is not None else None)

@@ -6,6 +6,7 @@ a 24 GiB CI box and a 2 TiB server; each has a minimum. Environment variables ov
 =========================  ===========================================================
 ``BLUT_FLOOR``             memory always left free: a size (``2G``) or a share (``5%``)
 ``BLUT_HEADROOM``          cap above footprint: a size (``256M``) or a share (``10%``)
+``BLUT_ESCALATION_FACTOR`` growth of an OOM-corrected bound per OOM kill (> 1; 2)
 ``BLUT_ESCALATION_STEP``   least growth of an OOM-corrected bound (a size)
 ``BLUT_DEFAULT_FOOTPRINT`` footprint of a stage that declares none (a size)
 ``BLUT_ADMISSION_TIMEOUT`` seconds a run may wait for memory before refusing (float)
@@ -28,6 +29,9 @@ DEFAULT_FOOTPRINT = 1 * GiB
 FLOOR_MIN = 1 * GiB
 HEADROOM_MIN = 64 * MiB
 STEP_MIN = 64 * MiB
+#: Growth of an OOM bound per kill: a stage using 2× its declaration runs on its first
+#: retry, one using 3× on its second (docs/broker.md, "Escalation").
+ESCALATION_FACTOR = 2.0
 
 
 def default_floor(box: int) -> int:
@@ -46,7 +50,7 @@ class BrokerConfig:
     floor_share: float | None = None
     headroom: int | None = None
     headroom_share: float = 0.10
-    escalation_factor: float = 1.25
+    escalation_factor: float = ESCALATION_FACTOR
     escalation_step: int | None = None
     default_footprint: int = DEFAULT_FOOTPRINT
     wait_timeout: float = 3600.0
@@ -70,6 +74,16 @@ class BrokerConfig:
         step = env.get("BLUT_ESCALATION_STEP", "").strip()
         if step:
             kw["escalation_step"] = parse_size(step, what="BLUT_ESCALATION_STEP")
+        factor = env.get("BLUT_ESCALATION_FACTOR", "").strip()
+        if factor:
+            try:
+                growth = float(factor)
+            except ValueError:
+                growth = math.nan
+            if not math.isfinite(growth) or growth <= 1.0:
+                raise ConfigError(f"BLUT_ESCALATION_FACTOR: expected a number above 1, got {factor!r}",
+                                  hint="e.g. 2 doubles the memory of an OOM-killed stage each retry")
+            kw["escalation_factor"] = growth
         default = env.get("BLUT_DEFAULT_FOOTPRINT", "").strip()
         if default:
             kw["default_footprint"] = parse_size(default, what="BLUT_DEFAULT_FOOTPRINT")

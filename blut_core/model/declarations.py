@@ -12,10 +12,11 @@ from attrs import validators as v
 
 
 class RetryOn(enum.Enum):
-    """Which failures a retry policy retries. Deterministic errors are never retried."""
+    """Which failures use the error-retry budget (``max_attempts``). Deterministic errors are
+    never retried; OOM kills are retried by ``oom_retries`` whatever this says."""
 
-    TRANSIENT = "transient"   # errors, OOM kills, timeouts, stalls
-    OOM = "oom"               # only kernel OOM kills (with an escalated cap)
+    TRANSIENT = "transient"   # errors, timeouts, stalls
+    OOM = "oom"               # no errors: only kernel OOM kills (by ``oom_retries``)
     ANY = "any"               # everything but deterministic errors
 
 
@@ -24,12 +25,22 @@ class Backoff(enum.Enum):
     EXPONENTIAL = "exponential"
 
 
+#: OOM retries a stage gets unless its policy says otherwise: room for four doublings of
+#: its cap (a stage using 3× its declaration needs two).
+OOM_RETRIES = 4
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How often and when a failed attempt is tried again.
 
-    ``max_attempts`` counts the first try; ``delay`` is the first wait in seconds, doubled
-    each retry when ``backoff`` is exponential, and never above ``max_delay``.
+    ``max_attempts`` is the error-retry budget: attempts that did not end in an OOM kill,
+    the first try included. ``delay`` is the first wait in seconds before such a retry,
+    doubled each retry when ``backoff`` is exponential, and never above ``max_delay``.
+
+    ``oom_retries``: how many times a stage killed by its memory cap is tried again, at
+    once, with an escalated cap (the broker's self-healing loop, on by default and apart
+    from the error budget); ``0`` switches it off.
     """
 
     max_attempts: int = attrs.field(default=1, validator=v.ge(1))
@@ -37,6 +48,7 @@ class RetryPolicy:
     delay: float = attrs.field(default=1.0, validator=v.ge(0.0))
     max_delay: float = attrs.field(default=60.0, validator=v.ge(0.0))
     retry_on: RetryOn = attrs.field(default=RetryOn.TRANSIENT, converter=RetryOn)
+    oom_retries: int = attrs.field(default=OOM_RETRIES, validator=v.ge(0))
 
     def wait_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (2 is the first retry)."""

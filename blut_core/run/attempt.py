@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import signal
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from blut_core.model.jobs import JobHandle, JobState
 from blut_core.model.outcome import Classification
+from blut_core.model.sizes import GiB, MiB, format_size
 from blut_core.model.stage import Stage
 from blut_core.store.rundir import tail_line
 
@@ -35,6 +39,9 @@ class Attempt:
     forced: Classification | None = None
     last_beat: float | None = None
     term_sent: float | None = None
+    #: the facts the policy admitted it on (``Launch.detail``: box_bytes, floor_bytes,
+    #: model_bytes… for the memory policy)
+    admission: Mapping[str, Any] = attrs.field(factory=dict)
 
     def elapsed(self, now: float) -> float:
         return now - self.started
@@ -52,6 +59,22 @@ _RETRYABLE = {
 def retryable(retry_on: str, cls: Classification) -> bool:
     """Whether a failure classified ``cls`` is retried under ``retry_on`` (transient|oom|any)."""
     return cls in _RETRYABLE[retry_on]
+
+
+def retry_wait(attempt: Attempt, cls: Classification, oom_kills: int) -> float | None:
+    """Seconds before a failed attempt is tried again, or ``None``: it is not.
+
+    An OOM kill is retried at once with an escalated cap, ``oom_retries`` times, unless the
+    policy found the box cannot give more; other failures by ``retry_on`` within
+    ``max_attempts``, which OOM kills do not use up. ``oom_kills`` counts this one.
+    """
+    policy = attempt.stage.retry
+    if cls is Classification.OOM:
+        return 0.0 if not at_box_limit(attempt) and oom_kills <= policy.oom_retries else None
+    errors = attempt.number - oom_kills
+    if errors < policy.max_attempts and retryable(policy.retry_on.value, cls):
+        return policy.wait_before(errors + 1)
+    return None
 
 
 def deadlines(attempt: Attempt) -> list[float]:
@@ -94,8 +117,75 @@ def classify(attempt: Attempt, state: JobState) -> Classification:
 def failure_text(attempt: Attempt, state: JobState) -> str:
     """One line saying how a failed attempt ended."""
     if state.oom_killed:
-        return "killed by its memory cap"
+        return "killed by its memory cap" + (f" of {format_size(attempt.cap)}" if attempt.cap else "")
     if state.signal:
         return f"killed by signal {signal.Signals(state.signal).name}"
     tail = tail_line(attempt.dir / "stderr.log")
     return f"exit code {state.returncode}" + (f": {tail}" if tail else "")
+
+
+def suggest_size(n: int) -> str:
+    """A round size above ``n`` as a declaration would write it: ``"704M"``, ``"2.5G"``."""
+    if n <= GiB:
+        return f"{max(1, math.ceil(n / (64 * MiB))) * 64}M"
+    halves = math.ceil(n / (GiB // 2))
+    return f"{halves // 2}G" if halves % 2 == 0 else f"{halves / 2:.1f}G"
+
+
+def memory_failure(attempt: Attempt, state: JobState, oom_kills: int) -> str:
+    """The one line of a stage that finally failed on memory: the cap it had, what it
+    reached, and how to declare a footprint (or why the box cannot give more). ``oom_kills``
+    counts this one."""
+    if at_box_limit(attempt):
+        return clamped_failure(attempt, state)
+    s = attempt.stage
+    cap = attempt.cap or 0
+    reached = max(state.peak_bytes or 0, cap)
+    retries = s.retry.oom_retries
+    if retries == 0:
+        why = "; OOM retries are off for it (RetryPolicy(oom_retries=0))"
+    else:
+        why = f" after {oom_kills - 1} OOM {'retry' if oom_kills == 2 else 'retries'} " \
+              f"with an escalated cap (RetryPolicy(oom_retries={retries}))"
+    if s.footprint is None:
+        declared = "it declares no footprint, so it got the default"
+    else:
+        declared = f"its {s.footprint.model} footprint declares too little"
+    return (f"killed by its memory cap of {format_size(cap)} (it reached {format_size(reached)})"
+            f"{why}; {declared}: declare what it needs, e.g. footprint=Footprint.fixed("
+            f"\"{suggest_size(2 * reached)}\") or a Footprint.scaling(...) that grows with its "
+            f"drivers (docs/broker.md, Footprints)")
+
+
+def _limits(attempt: Attempt) -> tuple[int, int, int] | None:
+    """(box, floor, the most the attempt could be given) from its admission, if known."""
+    a = attempt.admission
+    box, floor = a.get("box_bytes"), a.get("floor_bytes")
+    if not isinstance(box, int) or not isinstance(floor, int) or box <= 0:
+        return None
+    ceiling = a.get("ceiling_bytes")
+    return box, floor, ceiling if isinstance(ceiling, int) else max(0, box - floor)
+
+
+def at_box_limit(attempt: Attempt) -> bool:
+    """Whether the attempt's cap was already the most the box can give it."""
+    limits = _limits(attempt)
+    return bool(attempt.cap and limits is not None and attempt.cap >= limits[2])
+
+
+def clamped_failure(attempt: Attempt, state: JobState) -> str:
+    """The one line of a stage OOM-killed at the most this box can ever give it."""
+    cap = attempt.cap or 0
+    box, floor, ceiling = _limits(attempt) or (0, 0, 0)
+    others = max(0, box - floor - ceiling)
+    held = f" − {format_size(others)} held by other processes" if others else ""
+    model = attempt.admission.get("model_bytes")
+    over = ""
+    if isinstance(model, int) and model > 0:
+        what = "its declared footprint" if attempt.stage.footprint else "the default footprint"
+        over = f", {cap / model:.1f}× {what} of {format_size(model)}"
+    return (f"killed by its memory cap of {format_size(cap)} (it reached "
+            f"{format_size(max(state.peak_bytes or 0, cap))}), the most this box can give "
+            f"({format_size(box)} box − {format_size(floor)} floor{held}): it needs more than "
+            f"{format_size(cap)}{over}; run it on a machine with more memory, or make it hold "
+            f"less at once")

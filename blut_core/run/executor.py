@@ -25,7 +25,7 @@ from blut_core.model.outcome import Classification, RunInfo, RunSummary, StageOu
 from blut_core.model.plan import Plan
 from blut_core.model.stage import Stage
 from blut_core.process.spec import jsonable, prepare_attempt, read_events_from, stage_pythonpath
-from blut_core.run.attempt import Attempt, classify, deadlines, failure_text, retryable
+from blut_core.run.attempt import Attempt, classify, deadlines, failure_text, memory_failure, retry_wait
 from blut_core.run.progress import ProgressSink, Snapshot, snapshot_of
 from blut_core.run.readiness import Readiness
 from blut_core.run.scheduling import Launch, Refusal, SchedulingPolicy
@@ -69,6 +69,7 @@ class Executor:
         self.hashes: dict[str, str] = {}
         self.running: dict[str, Attempt] = {}
         self.attempts: dict[str, int] = {}
+        self.oom_kills: dict[str, int] = {}  # per stage, this driver: retried apart from errors
         self.not_before: dict[str, float] = {}
         self.cache_checked: set[str] = set()
         self.ending: set[str] = set()  # ended, not finished yet (see _wrap_up)
@@ -79,6 +80,7 @@ class Executor:
         self.cancel_requested: str | None = None
         self.waiting = False  # True only while blocked in launcher.wait (safe to interrupt)
         self._pythonpath = stage_pythonpath()
+        getattr(policy, "bind_run", lambda _: None)(rundir)  # a memory policy sizes stages' inputs
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -344,7 +346,7 @@ class Executor:
             return attempt
         attempt = Attempt(stage=s, number=number, handle=handle, dir=adir, tmp_out=tmp_out,
                           key=key, started=time.monotonic(), cap=cap,
-                          footprint=decision.footprint)
+                          footprint=decision.footprint, admission=decision.detail)
         self.running[s.name] = attempt
         self.policy.started(attempt)
         self.status.append("stage_started", stage=s.name, attempt=number, cache_key=key,
@@ -444,25 +446,23 @@ class Executor:
                                duration=duration, peak_bytes=state.peak_bytes,
                                cap_bytes=attempt.cap, output_hash=output_hash,
                                cache_key=attempt.key, error=error)
-        # The event is written before the booking is released, so that in the status streams
-        # of concurrent runs an attempt's [stage_admitted, stage_finished] always covers the
-        # time its memory was booked.
-        self.status.append("stage_finished", **outcome.to_event())
+        ooms = self.oom_kills[s.name] = self.oom_kills.get(s.name, 0) + (cls is Classification.OOM)
+        # The policy learns first and frees the booking on its next pass, after the event
+        # below: a [stage_admitted, stage_finished] span always covers the booking.
         self.policy.finished(attempt, outcome)
-        if stage_state is StageState.FAILED and self._should_retry(s, attempt.number, cls):
-            wait = s.retry.wait_before(attempt.number + 1)
+        wait = None if self.cancelled or stage_state is not StageState.FAILED \
+            else retry_wait(attempt, cls, ooms)
+        if wait is None and cls is Classification.OOM and not self.cancelled:
+            outcome = attrs.evolve(outcome, error=memory_failure(attempt, state, ooms))
+        self.status.append("stage_finished", **outcome.to_event())
+        if wait is not None:
             self.status.append("stage_retrying", stage=s.name, attempt=attempt.number + 1,
-                               max_attempts=s.retry.max_attempts, after=wait,
-                               classification=cls.value, error=error)
+                               max_attempts=s.retry.max_attempts, oom_retries=s.retry.oom_retries,
+                               after=wait, classification=cls.value, error=error)
             self.hooks.stage_finished(self.run, s, outcome)
             self.not_before[s.name] = time.time() + wait
             return
         self._record(s, outcome, log_event=False)
-
-    def _should_retry(self, s: Stage, number: int, cls: Classification) -> bool:
-        if self.cancelled or number >= s.retry.max_attempts:
-            return False
-        return retryable(s.retry.retry_on.value, cls)
 
     def _promote(self, attempt: Attempt) -> str:
         s = attempt.stage

@@ -3,9 +3,10 @@
 For each ready stage: resolve its footprint (calibration or model), decide against the live
 probe and the machine-wide ledger (refuse, wait, right-size, admit with a cap), and book
 what it admits, all under the ledger's lock, so concurrent runs never over-book the box.
-When a stage ends its booking is released and calibration learns: a clean kernel peak, or
-the cap an OOM kill hit as a lower bound, so a retry resolves an escalated cap. An OOM
-bound that can no longer grow within the box becomes a refusal naming the stage, its
+When a stage ends its booking is released and calibration learns: a clean peak (what the
+stage needed, without page cache), or the cap an OOM kill hit as a lower bound, so a retry
+resolves an escalated cap, clamped to what the box can give (an attempt killed at that
+clamp is not retried); an OOM bound already there refuses the stage up front, naming it, its
 measured lower bound and the box.
 """
 
@@ -16,7 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from blut_core.broker.admission import REFUSE, WAIT, Admission, Budget, admit
+from blut_core.broker.admission import ADMIT, REFUSE, WAIT, Admission, Budget, admit
+from blut_core.broker.calibration import CalibrationKey
 from blut_core.broker.config import BrokerConfig
 from blut_core.broker.ledger import Ledger, Transaction
 from blut_core.broker.machine import Probe, probe
@@ -29,6 +31,7 @@ from blut_core.run.scheduling import Launch, PolicyView, Refusal
 if TYPE_CHECKING:
     from blut_core.model.stage import Stage
     from blut_core.run.attempt import Attempt
+    from blut_core.store.rundir import RunDir
 
 RECHECK = 0.25
 
@@ -49,8 +52,14 @@ def exhausted_reason(stage: str, bound: int, box: int, floor: int) -> str:
 
 
 def decide_stage(estimator: Estimator, stage: Stage, snap: Probe, booked: int,
-                 config: BrokerConfig) -> tuple[Admission, dict[str, Any]]:
-    """Admission of ``stage`` now, and the facts behind it (the ``stage_admitted`` detail)."""
+                 config: BrokerConfig, *, idle: bool = False) -> tuple[Admission, dict[str, Any]]:
+    """Admission of ``stage`` now, and the facts behind it (the ``stage_admitted`` detail).
+
+    ``idle``: no blut stage on the machine holds a booking, so waiting frees nothing; an
+    escalated OOM bound that does not fit is then clamped to what is free (see
+    :func:`clamp_to_idle_box`). ``ceiling_bytes`` in the detail is the most the stage could
+    be given: an attempt OOM-killed at it is not retried.
+    """
     box = snap.box
     floor = config.floor_for(box)
     budget = Budget(box=box, available=snap.available, booked=booked, floor=floor)
@@ -61,6 +70,7 @@ def decide_stage(estimator: Estimator, stage: Stage, snap: Probe, booked: int,
         "calibrated_bytes": resolved.calibrated, "box_bytes": box,
         "available_bytes": snap.available, "booked_bytes": booked, "floor_bytes": floor,
         "calibration_key": estimator.key(stage, requested).text,
+        "input_bytes": estimator.input_bytes(stage), "ceiling_bytes": budget.ceiling,
     }
     if resolved.exhausted and resolved.bound is not None:
         return Admission(decision=REFUSE, footprint=resolved.bytes, cap=None, drivers=requested,
@@ -70,7 +80,33 @@ def decide_stage(estimator: Estimator, stage: Stage, snap: Probe, booked: int,
                 budget, config.headroom_for)
     if adm.drivers != requested:
         detail["calibration_key"] = estimator.key(stage, adm.drivers).text
+    if adm.decision == WAIT and idle and resolved.bound is not None and budget.box > 0:
+        adm = clamp_to_idle_box(stage.name, adm, resolved.bound, budget, config.step_for(box))
+        detail["ceiling_bytes"] = budget.free
     return adm, detail
+
+
+def clamp_to_idle_box(stage: str, waiting: Admission, bound: int, budget: Budget,
+                      step: int) -> Admission:
+    """An escalated OOM bound that waits on a box where no blut stage holds memory.
+
+    ``box − floor`` is never all free: the driver, the kernel and other processes hold some
+    of it. Waiting cannot change that, so what is free now is the most the box can give:
+    the stage gets all of it (footprint and cap), or, when that is not at least ``step``
+    more than the cap it was killed at, it is refused.
+    """
+    room = budget.free
+    held = f"{format_size(budget.box)} box − {format_size(budget.box - budget.available)} in " \
+           f"use by other processes − {format_size(budget.floor)} floor"
+    if room < bound + step:
+        return Admission(decision=REFUSE, footprint=waiting.footprint, cap=None,
+                         drivers=waiting.drivers,
+                         reason=f"stage {stage!r} was OOM-killed at {format_size(bound)}, and this "
+                                f"box can give it at most {format_size(room)} now ({held})")
+    return Admission(decision=ADMIT, footprint=room, cap=room, drivers=waiting.drivers,
+                     knobs=waiting.knobs,
+                     reason=f"escalated to {format_size(room)}, all this box can give now "
+                            f"({held}; {format_size(waiting.footprint)} would not fit)")
 
 
 class MemoryPolicy:
@@ -97,6 +133,10 @@ class MemoryPolicy:
         self._waiting: dict[str, float] = {}
         self._why: dict[str, str] = {}
         self.log = get_logger()
+
+    def bind_run(self, rundir: RunDir) -> None:
+        """The run's directory: a stage's key and footprint follow the bytes its inputs hold."""
+        self.estimator.outputs = rundir.out_dir
 
     # -- SchedulingPolicy ---------------------------------------------------------------
 
@@ -146,13 +186,14 @@ class MemoryPolicy:
         adm = self._admitted.pop(name, None)
         if adm is None or not self.learn:
             return
-        key = self.estimator.key(attempt.stage, adm.drivers)
+        key: CalibrationKey = self.estimator.key(attempt.stage, adm.drivers)
         if outcome.classification is Classification.OOM and attempt.cap:
             entry = self.estimator.store.record_oom(key, attempt.cap)
             self.log.info("calibration_oom", stage=name, bound=entry.peak, key=key.text)
         elif outcome.state is StageState.OK and outcome.peak_bytes:
             self.estimator.store.record_peak(key, outcome.peak_bytes, attempt.cap,
-                                             seconds=outcome.duration)
+                                             seconds=outcome.duration,
+                                             inputs=self.estimator.input_bytes(attempt.stage))
 
     def next_check(self) -> float | None:
         """While a stage waits for memory, look again shortly."""
@@ -231,7 +272,8 @@ class MemoryPolicy:
             for stage in ready:
                 if free <= 0:
                     break
-                adm, detail = decide_stage(self.estimator, stage, snap, booked, self.config)
+                adm, detail = decide_stage(self.estimator, stage, snap, booked, self.config,
+                                           idle=not txn.bookings)
                 if adm.decision == REFUSE:
                     self._waiting.pop(stage.name, None)
                     out.append(Refusal(stage=stage, reason=adm.reason))

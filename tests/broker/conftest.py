@@ -18,7 +18,8 @@ def private_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "ledger" / "ledger.json"
     monkeypatch.setenv("BLUT_LEDGER", str(path))
     for name in ("BLUT_CONTAINMENT", "BLUT_NO_CALIBRATION", "BLUT_FLOOR", "BLUT_HEADROOM",
-                 "BLUT_ESCALATION_STEP", "BLUT_DEFAULT_FOOTPRINT", "BLUT_ADMISSION_TIMEOUT"):
+                 "BLUT_ESCALATION_STEP", "BLUT_ESCALATION_FACTOR", "BLUT_DEFAULT_FOOTPRINT",
+                 "BLUT_ADMISSION_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     return path
 

@@ -26,6 +26,7 @@ class HogParams:
     mb: int = 192
     declared: str = "64M"
     attempts: int = 3
+    oom_retries: int = RetryPolicy().oom_retries
 
 
 def hog(p: HogParams) -> Plan:
@@ -33,7 +34,7 @@ def hog(p: HogParams) -> Plan:
     return Plan.of(Stage.call("hog", stages_mem.hog, params={"mb": p.mb}, cache=False,
                               footprint=Footprint.fixed(p.declared),
                               retry=RetryPolicy(max_attempts=p.attempts, delay=0.0,
-                                                retry_on=RetryOn.OOM)))
+                                                retry_on=RetryOn.OOM, oom_retries=p.oom_retries)))
 
 
 @attrs.frozen(kw_only=True)
@@ -46,11 +47,12 @@ class ForkParams:
 
 
 def forks(p: ForkParams) -> Plan:
-    """One stage whose detached children hold memory together."""
+    """One stage whose detached children hold memory together (one attempt: no OOM retry)."""
     return Plan.of(Stage.call("forker", stages_mem.forker, cache=False,
                               params={"pid_file": p.pid_file, "children": p.children,
                                       "child_mb": p.child_mb, "linger": p.linger},
-                              footprint=Footprint.fixed(p.declared)))
+                              footprint=Footprint.fixed(p.declared),
+                              retry=RetryPolicy(oom_retries=0)))
 
 
 @attrs.frozen(kw_only=True)
