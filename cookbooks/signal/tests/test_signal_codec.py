@@ -97,6 +97,8 @@ def test_model_save_load_and_training_from_a_file(tmp_path: Path) -> None:
     assert from_file.codebook is not None and in_memory.codebook is not None
     assert np.allclose(from_file.codebook, in_memory.codebook)
     from_file.save(tmp_path / "m.npz")
+    in_memory.save(tmp_path / "m2.npz")
+    assert (tmp_path / "m.npz").read_bytes() == (tmp_path / "m2.npz").read_bytes()  # reproducible bytes
     loaded = CodecModel.load(tmp_path / "m.npz")
     assert loaded.config == c and loaded.parameters() == from_file.parameters()
     x = np.load(tmp_path / "signal.npy")[:640]

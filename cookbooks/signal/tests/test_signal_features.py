@@ -60,6 +60,7 @@ def test_the_pool_matches_a_serial_pass(signal: Path, tmp_path: Path, workers: i
     expected = features_of(data, 256.0, 512, p.step)
     info, cache = load_features(tmp_path)
     assert info == FeatureResult.load(tmp_path) and info.windows == len(expected) == result.windows
+    assert info.worker_peaks == [] and info.parent_peak == 0  # not part of the cache's content
     assert np.allclose(cache, expected, rtol=1e-5, atol=1e-4)
     assert seen[-1] == result.windows
     assert len(result.worker_peaks) == workers and all(peak > 10 << 20 for peak in result.worker_peaks)

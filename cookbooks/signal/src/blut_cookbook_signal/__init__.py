@@ -1,6 +1,9 @@
 """The ``signal`` cookbook: a codec sweep over synthetic multichannel EEG.
 
-Modules: :mod:`~blut_cookbook_signal.synth` (the signal), :mod:`~blut_cookbook_signal.features`
+Its hooks are in :mod:`blut_cookbook_signal.plugin`, the module its ``blut.cookbooks`` entry
+point names; the recipes (``signal:sweep``, ``signal:tiny``) are in
+:mod:`blut_cookbook_signal.sweep`. The steps, as plain numpy modules:
+:mod:`~blut_cookbook_signal.synth` (the signal), :mod:`~blut_cookbook_signal.features`
 (the worker-pool feature cache), :mod:`~blut_cookbook_signal.codec` (PCA + quantization),
 :mod:`~blut_cookbook_signal.evaluate` (SNR, PRD, compression ratio),
 :mod:`~blut_cookbook_signal.report` (the table) and :mod:`~blut_cookbook_signal.footprints`

@@ -123,15 +123,24 @@ class CodecModel:
         return int(n)
 
     def save(self, path: str | Path) -> None:
-        """Write the model as one ``.npz`` (arrays, and the configuration as JSON)."""
+        """Write the model as one ``.npz`` (arrays, and the configuration as JSON).
+
+        The same model gives the same bytes: members carry a fixed timestamp, so a model's
+        content hash depends on the model only.
+        """
+        import zipfile
+
         arrays = {"mean": self.mean, "spatial_basis": self.spatial_basis,
                   "spatial_scale": self.spatial_scale, "temporal_basis": self.temporal_basis,
                   "coef_clip": self.coef_clip,
                   "codebook": self.codebook if self.codebook is not None else np.zeros((0, 0)),
-                  "config": np.array(json.dumps(asdict(self.config))),
+                  "config": np.array(json.dumps(asdict(self.config), sort_keys=True)),
                   "train_windows": np.array(self.train_windows)}
-        with open(path, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, array in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with zf.open(info, "w") as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
     @classmethod
     def load(cls, path: str | Path) -> CodecModel:

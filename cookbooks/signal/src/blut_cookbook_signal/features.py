@@ -80,7 +80,7 @@ class FeatureResult:
     hop: int
     fs: float
     features: list[str]
-    parent_peak: int
+    parent_peak: int = 0
     worker_peaks: list[int] = field(default_factory=list)
 
     @property
@@ -90,7 +90,7 @@ class FeatureResult:
 
     @classmethod
     def load(cls, directory: str | Path) -> FeatureResult:
-        """Read ``features.json`` of a feature cache directory."""
+        """Read ``features.json`` of a feature cache directory (without the run's peaks)."""
         data = json.loads((Path(directory) / "features.json").read_text(encoding="utf-8"))
         data["path"] = str(Path(directory) / "features.npy")
         return cls(**data)
@@ -238,7 +238,8 @@ def compute_features(signal_path: str | Path, out_dir: str | Path, fs: float, pa
                            window=params.window, hop=hop, fs=fs, features=list(FEATURES),
                            parent_peak=peak_rss(), worker_peaks=[peaks[p.pid or 0] for p in procs])
     meta = asdict(result)
-    del meta["path"]
+    for key in ("path", "parent_peak", "worker_peaks"):  # the cache is a function of its inputs:
+        del meta[key]                                     # peaks vary run to run, so are not in it
     (out / "features.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return result
 

@@ -1,0 +1,35 @@
+"""The signal cookbook's hooks: what blut loads for this cookbook at every start.
+
+Kept cheap to import: it names the cookbook and imports the recipes' module (and numpy with
+it) only when blut asks for recipes, so ``blut --help`` costs nothing for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from blut_core import hookimpl
+
+if TYPE_CHECKING:
+    from blut_core import CookbookSpec, Recipe
+
+
+@hookimpl
+def blut_cookbooks() -> Iterator[CookbookSpec]:
+    """Registration: the ``signal`` cookbook."""
+    from blut_core import CookbookSpec
+
+    yield CookbookSpec(name="signal", summary="A codec sweep over synthetic multichannel EEG.")
+
+
+@hookimpl
+def blut_recipes() -> Iterator[Recipe]:
+    """Registration: ``signal:sweep`` and ``signal:tiny``."""
+    from blut_cookbook_signal.sweep import SweepParams, TinyParams, build
+    from blut_core import Recipe
+
+    yield Recipe(name="sweep", summary="Synthesize EEG, cache its features, train and evaluate codecs "
+                 "at several configurations, tabulate them.", params=SweepParams, build=build)
+    yield Recipe(name="tiny", summary="The codec sweep on a few seconds of 8-channel EEG (for tests).",
+                 params=TinyParams, build=build)

@@ -1,0 +1,277 @@
+"""``signal:sweep`` and ``signal:tiny``: a codec sweep over synthetic EEG.
+
+    synth ──> features ─────────────────────┬─> eval-<config> ──┐
+      └────> train-<config> (one per config) ┘     (one each)    ├─> report
+                                                                 ┘
+
+``synth`` writes the signal; ``features`` computes the feature cache with a worker pool
+while the codecs train, each configuration in a stage of its own, side by side as memory
+allows; each ``eval-<config>`` codes the held-out part with its model and compares the
+reconstruction's features with the cache; ``report`` tabulates every configuration.
+
+Every stage that spends memory declares a ``scaling`` footprint from
+:mod:`blut_cookbook_signal.footprints`, fed by the drivers that set its peak, with
+``RUNTIME`` added for what blut's stage runner itself holds. Admission may lower the feature
+pool's ``workers`` (a knob) to make it fit; the stage runs with what was admitted.
+
+The numpy modules are imported here, at the top: blut's fork server imports a stage's module
+once, so every stage process forked from it shares numpy instead of importing it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from blut_cookbook_signal import footprints as fp
+from blut_cookbook_signal.codec import CodecConfig, CodecModel, train_codec
+from blut_cookbook_signal.evaluate import evaluate_codec
+from blut_cookbook_signal.features import FeatureParams, compute_features, load_features
+from blut_cookbook_signal.npyio import SignalReader
+from blut_cookbook_signal.report import render_report
+from blut_cookbook_signal.synth import SignalInfo, SynthParams, synthesize
+from blut_core import ConfigError, Footprint, Knob, Plan, RetryOn, RetryPolicy, Stage, Timeouts
+
+if TYPE_CHECKING:
+    from blut_core import StageContext
+
+MiB = 1 << 20
+#: What a stage process holds before the step starts, beyond a bare interpreter with numpy
+#: (blut's runner, the context, the event stream); added to every declared base.
+RUNTIME = 8 * MiB
+
+_ge1 = attrs.validators.ge(1)
+
+
+@attrs.frozen(kw_only=True)
+class SignalParams:
+    channels: int = attrs.field(default=21, validator=_ge1,
+                                metadata={"help": "Channels (21: the 10-20 system; 168: high density)."})
+    duration_s: float = attrs.field(default=600.0, validator=attrs.validators.gt(0.0),
+                                    metadata={"help": "Length of the signal in seconds."})
+    fs: float = attrs.field(default=256.0, validator=attrs.validators.gt(0.0),
+                            metadata={"help": "Sample rate in Hz."})
+    seed: int = attrs.field(default=0, metadata={"help": "Random seed of the signal."})
+    chunk_s: float = attrs.field(default=8.0, validator=attrs.validators.gt(0.0),
+                                 metadata={"help": "Seconds generated at once (memory, not content)."})
+    artifact_rate: float = attrs.field(default=1.0, validator=attrs.validators.ge(0.0),
+                                       metadata={"help": "Multiplier of blink, muscle and pop rates."})
+
+
+@attrs.frozen(kw_only=True)
+class FeatureCacheParams:
+    window: int = attrs.field(default=512, validator=attrs.validators.ge(8),
+                              metadata={"help": "Samples per feature window."})
+    hop: int = attrs.field(default=0, validator=attrs.validators.ge(0),
+                           metadata={"help": "Samples between windows (0: the window, no overlap)."})
+    workers: int = attrs.field(default=2, validator=_ge1,
+                               metadata={"help": "Worker processes (admission may lower it)."})
+    prefetch: int = attrs.field(default=16, validator=_ge1,
+                                metadata={"help": "Windows each worker holds in flight."})
+
+
+@attrs.frozen(kw_only=True)
+class CodecSpec:
+    name: str = attrs.field(default="", metadata={"help": "Label (empty: made of the parameters)."})
+    window: int = attrs.field(default=64, validator=attrs.validators.ge(2),
+                              metadata={"help": "Samples per coded window."})
+    spatial: int = attrs.field(default=8, validator=_ge1,
+                               metadata={"help": "Spatial principal components kept."})
+    temporal: int = attrs.field(default=16, validator=_ge1,
+                                metadata={"help": "Temporal principal components kept per window."})
+    quantizer: str = attrs.field(default="scalar", validator=attrs.validators.in_(("scalar", "vq")),
+                                 metadata={"help": "scalar (bits per coefficient) or vq (a codebook)."})
+    bits: int = attrs.field(default=8, validator=[attrs.validators.ge(1), attrs.validators.le(24)],
+                            metadata={"help": "Bits per coefficient (scalar)."})
+    codebook: int = attrs.field(default=256, validator=attrs.validators.ge(2),
+                                metadata={"help": "Codebook entries (vq)."})
+    batch: int = attrs.field(default=128, validator=_ge1,
+                             metadata={"help": "Windows per training batch."})
+    kmeans_passes: int = attrs.field(default=4, validator=_ge1,
+                                     metadata={"help": "Passes of mini-batch k-means (vq)."})
+
+
+SWEEP_CODECS: tuple[CodecSpec, ...] = (
+    CodecSpec(spatial=4, temporal=8, bits=6),
+    CodecSpec(spatial=8, temporal=16, bits=4),
+    CodecSpec(spatial=8, temporal=16, bits=8),
+    CodecSpec(spatial=12, temporal=32, bits=8, batch=256),
+    CodecSpec(spatial=18, temporal=48, bits=10, batch=256),
+    CodecSpec(spatial=8, temporal=8, quantizer="vq", codebook=256),
+    CodecSpec(spatial=12, temporal=8, quantizer="vq", codebook=1024, batch=64),
+)
+TINY_CODECS: tuple[CodecSpec, ...] = (
+    CodecSpec(window=32, spatial=4, temporal=8, bits=4, batch=32),
+    CodecSpec(window=32, spatial=6, temporal=16, bits=8, batch=32),
+    CodecSpec(window=32, spatial=4, temporal=8, quantizer="vq", codebook=64, batch=32, kmeans_passes=2),
+)
+
+
+@attrs.frozen(kw_only=True)
+class SweepParams:
+    signal: SignalParams = attrs.field(factory=SignalParams)
+    features: FeatureCacheParams = attrs.field(factory=FeatureCacheParams)
+    codecs: list[CodecSpec] = attrs.field(factory=lambda: list(SWEEP_CODECS),
+                                          metadata={"help": "The codec configurations to train."})
+    train_fraction: float = attrs.field(default=0.8, validator=attrs.validators.and_(
+        attrs.validators.gt(0.0), attrs.validators.lt(1.0)),
+        metadata={"help": "Share of the signal the codecs train on (the rest is for evaluation)."})
+    title: str = attrs.field(default="Codec sweep", metadata={"help": "Heading of the report."})
+
+
+@attrs.frozen(kw_only=True)
+class TinyParams:
+    """``signal:tiny``: the same pipeline on a signal of a few seconds (for tests)."""
+
+    signal: SignalParams = attrs.field(factory=lambda: SignalParams(channels=8, duration_s=24.0,
+                                                                    chunk_s=4.0))
+    features: FeatureCacheParams = attrs.field(
+        factory=lambda: FeatureCacheParams(window=256, workers=2, prefetch=4))
+    codecs: list[CodecSpec] = attrs.field(factory=lambda: list(TINY_CODECS),
+                                          metadata={"help": "The codec configurations to train."})
+    train_fraction: float = attrs.field(default=0.75, validator=attrs.validators.and_(
+        attrs.validators.gt(0.0), attrs.validators.lt(1.0)),
+        metadata={"help": "Share of the signal the codecs train on (the rest is for evaluation)."})
+    title: str = attrs.field(default="Codec sweep (tiny)", metadata={"help": "Heading of the report."})
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """The metrics worth logging: a non-finite value would prune the branch."""
+    return {k: v for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def synth(ctx: StageContext) -> None:
+    """Synthesize the signal into ``signal.npy`` and ``signal.json``."""
+
+    p = SynthParams(**ctx.params["synth"])
+    info = synthesize(ctx.out_dir, p, progress=lambda done, total: ctx.heartbeat(done=done, total=total))
+    ctx.log(samples=info.samples, channels=info.channels,
+            **{f"artifacts_{kind}": n for kind, n in info.artifacts.items()})
+
+
+def features(ctx: StageContext) -> None:
+    """The feature cache, with as many workers as admission allowed."""
+
+    info = SignalInfo.load(ctx.input("synth"))
+    p = ctx.params
+    workers = int(ctx.knobs.get("workers", p["workers"]))
+    fp = FeatureParams(window=p["window"], hop=p["hop"] or None, workers=workers, prefetch=p["prefetch"])
+    result = compute_features(info.path, ctx.out_dir, info.fs, fp,
+                              progress=lambda done, total: ctx.heartbeat(done=done, total=total))
+    ctx.log(windows=result.windows, workers=workers,
+            pool_peak_mib=round(result.tree_peak / MiB, 1),
+            worker_peak_mib=round(max(result.worker_peaks, default=0) / MiB, 1))
+
+
+def train(ctx: StageContext) -> None:
+    """Train one codec configuration on the training part of the signal: ``model.npz``."""
+
+    info = SignalInfo.load(ctx.input("synth"))
+    config = CodecConfig(**ctx.params["codec"])
+    with SignalReader(info.path) as reader:
+        model = train_codec(reader, config,
+                            progress=lambda name, i, n: ctx.heartbeat(phase=name, done=i, total=n))
+    model.save(ctx.out_dir / "model.npz")
+    ctx.log(train_windows=model.train_windows, parameters=model.parameters())
+
+
+def evaluate(ctx: StageContext) -> None:
+    """Code the held-out part with one model and measure it: ``metrics.json``."""
+
+    info = SignalInfo.load(ctx.input("synth"))
+    model = CodecModel.load(ctx.input(ctx.params["model_stage"]) / "model.npz")
+    cache_info, cache = load_features(ctx.input("features"))
+    with SignalReader(info.path) as reader:
+        result = evaluate_codec(model, reader, features=cache, fs=cache_info.fs,
+                                feature_window=cache_info.window, feature_hop=cache_info.hop,
+                                progress=lambda done, total: ctx.heartbeat(done=done, total=total))
+    metrics = result.as_dict()
+    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    ctx.log(**_finite({k: metrics[k] for k in ("snr_db", "prd", "prdn", "compression_ratio",
+                                               "compression_ratio_with_model", "band_error_db")}))
+
+
+def report(ctx: StageContext) -> None:
+    """Every configuration's metrics in one table: ``report.md`` and ``results.json``."""
+
+    rows = [json.loads((ctx.input(name) / "metrics.json").read_text(encoding="utf-8"))
+            for name in ctx.params["evals"]]
+    signal = json.loads((ctx.input("synth") / "signal.json").read_text(encoding="utf-8"))
+    text = render_report(rows, title=ctx.params["title"], signal=signal)
+    (ctx.out_dir / "report.md").write_text(text, encoding="utf-8")
+    (ctx.out_dir / "results.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    snrs = [r["snr_db"] for r in rows if isinstance(r["snr_db"], float) and math.isfinite(r["snr_db"])]
+    ctx.log(**_finite({"configs": len(rows), "best_snr_db": max(snrs, default=math.nan)}))
+
+
+# -- the plan --------------------------------------------------------------------------------
+
+
+def _scaling(spec: fp.Scaling, drivers: dict[str, int], knobs: dict[str, Knob | int] | None = None
+             ) -> Footprint:
+    decl = spec.declaration(runtime=RUNTIME)
+    return Footprint.scaling(decl["base"], decl["terms"], drivers=drivers, knobs=knobs)
+
+
+def build(params: SweepParams | TinyParams) -> Plan:
+    """The sweep's DAG for ``params``: one train and one eval stage per codec configuration."""
+
+    s = params.signal
+    synth_p = SynthParams(channels=s.channels, duration_s=s.duration_s, fs=s.fs, seed=s.seed,
+                          chunk_s=s.chunk_s, artifact_rate=s.artifact_rate)
+    f = params.features
+    try:
+        feat_p = FeatureParams(window=f.window, hop=f.hop or None, workers=f.workers, prefetch=f.prefetch)
+        configs = [CodecConfig(name=c.name, window=c.window, spatial=c.spatial, temporal=c.temporal,
+                               quantizer=c.quantizer, bits=c.bits, codebook=c.codebook, batch=c.batch,
+                               kmeans_passes=c.kmeans_passes, train_fraction=params.train_fraction,
+                               seed=s.seed)
+                   for c in params.codecs]
+    except ValueError as exc:
+        raise ConfigError(f"invalid params for the codec sweep: {exc}") from None
+    if not configs:
+        raise ConfigError("codecs: give at least one codec configuration")
+    labels = [c.label for c in configs]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ConfigError(f"codecs: configuration {twice[0]!r} is given twice",
+                          hint="give the copies different parameters or names")
+    for c in configs:
+        if c.spatial > s.channels:
+            raise ConfigError(f"codecs: {c.label} keeps {c.spatial} spatial components of a "
+                              f"{s.channels}-channel signal", hint="spatial must be at most channels")
+    samples, channels = synth_p.samples, s.channels
+    if feat_p.window > samples:
+        raise ConfigError(f"features.window: {feat_p.window} samples is longer than the signal ({samples})")
+    stages = [
+        Stage.call("synth", synth, params={"synth": attrs.asdict(s)},
+                   footprint=_scaling(fp.SYNTH, fp.synth_drivers(synth_p)),
+                   timeouts=Timeouts(stall_after=300.0)),
+        Stage.call("features", features, inputs=["synth"],
+                   params={"window": f.window, "hop": f.hop, "workers": f.workers, "prefetch": f.prefetch},
+                   footprint=_scaling(fp.FEATURES, fp.features_drivers(samples, channels, feat_p),
+                                      knobs={"workers": Knob(minimum=1)}),
+                   retry=RetryPolicy(max_attempts=2, retry_on=RetryOn.OOM)),
+    ]
+    evals = []
+    for c in configs:
+        codec = dataclasses.asdict(c)
+        train_fp = _scaling(fp.CODEC_TRAIN, fp.codec_train_drivers(samples, channels, c))
+        eval_fp = _scaling(fp.CODEC_EVAL, fp.codec_eval_drivers(samples, channels, c))
+        stages.append(Stage.call(f"train-{c.label}", train, inputs=["synth"], params={"codec": codec},
+                                 footprint=train_fp, retry=RetryPolicy(max_attempts=2, retry_on=RetryOn.OOM)))
+        stages.append(Stage.call(f"eval-{c.label}", evaluate,
+                                 inputs=["synth", "features", f"train-{c.label}"],
+                                 params={"model_stage": f"train-{c.label}"}, footprint=eval_fp))
+        evals.append(f"eval-{c.label}")
+    stages.append(Stage.call("report", report, inputs=["synth", *evals], footprint=Footprint.fixed("128M"),
+                             params={"evals": evals, "title": params.title}))
+    return Plan.of(*stages)

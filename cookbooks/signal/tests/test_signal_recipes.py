@@ -1,0 +1,108 @@
+"""``signal:sweep`` and ``signal:tiny`` as blut recipes: registration, plan, a real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from blut_cookbook_signal import footprints as fp
+from blut_cookbook_signal import plugin
+from blut_cookbook_signal.sweep import (
+    RUNTIME,
+    SWEEP_CODECS,
+    CodecSpec,
+    FeatureCacheParams,
+    SignalParams,
+    SweepParams,
+    TinyParams,
+    build,
+)
+
+from blut_core import App, ConfigError, Plan, StageState
+
+pytestmark = pytest.mark.blut(cookbooks=["signal"])
+
+MEMORY_STAGES = ("synth", "features", "train-w32s4t8-q4", "eval-w32s4t8-q4", "train-w32s4t8-vq64",
+                 "eval-w32s4t8-vq64")
+
+
+def test_the_cookbook_registers_both_recipes(app: App) -> None:
+    (spec,) = plugin.blut_cookbooks()
+    assert spec.name == "signal"
+    assert [(r.name, r.params) for r in plugin.blut_recipes()] == [("sweep", SweepParams),
+                                                                   ("tiny", TinyParams)]
+    ref = app.cookbooks.find("signal:sweep")
+    assert (ref.qualname, ref.recipe.build, ref.distribution) == ("signal:sweep", build,
+                                                                  "blut-cookbook-signal")
+
+
+def test_the_sweep_plan() -> None:
+    plan = build(SweepParams())
+    assert isinstance(plan, Plan)
+    stages = plan.by_name
+    labels = [f"w64s{c.spatial}t{c.temporal}-"
+              + (f"q{c.bits}" if c.quantizer == "scalar" else f"vq{c.codebook}") for c in SWEEP_CODECS]
+    assert len(stages) == 3 + 2 * len(labels)
+    assert stages["features"].inputs == ("synth",)
+    for label in labels:
+        assert stages[f"train-{label}"].inputs == ("synth",)  # trains beside the feature pass
+        assert stages[f"eval-{label}"].inputs == ("synth", "features", f"train-{label}")
+    assert stages["report"].inputs == ("synth", *(f"eval-{label}" for label in labels))
+    # every memory-spending stage declares a scaling footprint fed by its drivers
+    feat = stages["features"].footprint
+    assert feat is not None and feat.model == "scaling"
+    assert feat.drivers == {"channels": 21, "prefetch": 16, "window": 512, "windows": 300, "workers": 2}
+    assert feat.knobs["workers"].minimum == 1
+    assert feat.spec == fp.FEATURES.declaration(runtime=RUNTIME)
+    for name, s in stages.items():
+        assert s.footprint is not None, name
+        if name != "report":
+            assert s.footprint.model == "scaling" and s.footprint.drivers, name
+    big = build(SweepParams(signal=SignalParams(channels=168), features=FeatureCacheParams(workers=4)))
+    big_feat = big.by_name["features"].footprint
+    assert big_feat is not None and big_feat.drivers["channels"] == 168 and big_feat.drivers["workers"] == 4
+    assert fp.FEATURES.predict(big_feat.drivers) > fp.FEATURES.predict(feat.drivers)
+
+
+def test_bad_sweeps_are_one_line_config_errors() -> None:
+    with pytest.raises(ConfigError, match="keeps 12 spatial components of a 8-channel signal"):
+        build(SweepParams(signal=SignalParams(channels=8), codecs=[CodecSpec(spatial=12)]))
+    with pytest.raises(ConfigError, match="given twice"):
+        build(SweepParams(codecs=[CodecSpec(), CodecSpec()]))
+    with pytest.raises(ConfigError, match="temporal"):
+        build(SweepParams(codecs=[CodecSpec(window=8, temporal=16)]))
+
+
+def test_a_tiny_sweep_runs_and_stays_within_its_declarations(run_recipe: Any,
+                                                              assert_peak_within_declaration: Any) -> None:
+    summary = run_recipe("signal:tiny")
+    assert summary.outcome == "ok"
+    assert [s.state for s in summary.stages] == [StageState.OK] * 9
+    run = Path(summary.run_dir) / "stages"
+    report = (run / "report" / "out" / "report.md").read_text()
+    assert report.startswith("# Codec sweep (tiny)\n")
+    for label in ("w32s4t8-q4", "w32s6t16-q8", "w32s4t8-vq64"):
+        assert f"| {label} |" in report
+    results = json.loads((run / "report" / "out" / "results.json").read_text())
+    by = {r["config"]: r for r in results}
+    assert by["w32s6t16-q8"]["snr_db"] > by["w32s4t8-q4"]["snr_db"]
+    assert by["w32s4t8-vq64"]["compression_ratio"] > by["w32s4t8-q4"]["compression_ratio"]
+    assert json.loads((run / "features" / "out" / "features.json").read_text())["windows"] == 24
+    for stage in MEMORY_STAGES:
+        assert_peak_within_declaration(summary, stage)
+
+
+def test_the_sweep_is_deterministic(run_recipe: Any) -> None:
+    from blut_core import ExecOptions
+
+    params: dict[str, Any] = {"signal": {"duration_s": 12.0}, "codecs": [{"window": 32, "spatial": 4,
+                                                                          "temporal": 8, "batch": 16}]}
+    first = run_recipe("signal:tiny", **params)
+    again = run_recipe("signal:tiny", options=ExecOptions(no_cache=True), **params)
+    assert first.outcome == again.outcome == "ok"
+    hashes = [{s.stage: s.output_hash for s in r.stages} for r in (first, again)]
+    assert hashes[0] == hashes[1]  # every stage's output, bit for bit
+    other = run_recipe("signal:tiny", **{**params, "signal": {"duration_s": 12.0, "seed": 5}})
+    assert {s.stage: s.output_hash for s in other.stages}["synth"] != hashes[0]["synth"]
