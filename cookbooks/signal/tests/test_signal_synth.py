@@ -71,7 +71,7 @@ def test_it_looks_like_eeg() -> None:
     assert alpha > _band_db(x, 256, 5, 7)[o1] + 2 and alpha > _band_db(x, 256, 14, 17)[o1] + 2
     assert alpha > _band_db(x, 256, 9, 12)[names.index("Fp1")] + 3
     # neighbours correlate, distant electrodes much less
-    c = np.corrcoef(x.T)
+    c = np.asarray(np.corrcoef(x.T))
     assert c[names.index("C3"), names.index("Cz")] > 0.3
     assert c[names.index("Fp1"), names.index("Fp2")] > c[names.index("Fp1"), names.index("O2")] + 0.3
 

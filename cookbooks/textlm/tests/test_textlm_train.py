@@ -11,7 +11,8 @@ import pytest
 from blut_cookbook_textlm.corpus import Vocabulary, load_text, text_names
 from blut_cookbook_textlm.train import TrainParams, TrainResult, TrainState, batch_at, perplexity, train
 
-TINY = {"batch": 16, "context": 32, "hidden": 64, "eval_every": 10, "eval_batches": 2, "warmup": 10}
+TINY: dict[str, Any] = {"batch": 16, "context": 32, "hidden": 64, "eval_every": 10, "eval_batches": 2,
+                        "warmup": 10}
 
 
 @pytest.fixture(scope="module")

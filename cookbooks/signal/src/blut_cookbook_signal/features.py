@@ -225,6 +225,10 @@ def compute_features(signal_path: str | Path, out_dir: str | Path, fs: float, pa
                 raise RuntimeError(f"feature worker {msg[1]} failed:\n{msg[2]}")
         for proc in procs:
             proc.join()
+    except BaseException:
+        del cache
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         for proc in procs:
             if proc.is_alive():
