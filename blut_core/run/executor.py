@@ -26,7 +26,7 @@ from blut_core.model.plan import Plan
 from blut_core.model.stage import Stage
 from blut_core.process.spec import jsonable, prepare_attempt, read_events_from, stage_pythonpath
 from blut_core.run.attempt import Attempt, classify, deadlines, failure_text, memory_failure, retry_wait
-from blut_core.run.progress import ProgressSink, Snapshot, snapshot_of
+from blut_core.run.progress import ProgressSink, Snapshot, observed, snapshot_of
 from blut_core.run.readiness import Readiness
 from blut_core.run.scheduling import Launch, Refusal, SchedulingPolicy
 from blut_core.store.cache import Cache, cache_key
@@ -57,7 +57,7 @@ class Executor:
         self.plan = plan
         self.run = run
         self.rundir = rundir
-        self.status = status
+        self.status = observed(status, progress)  # progress sees every event as written
         self.launcher = launcher
         self.cache = cache
         self.policy = policy
@@ -114,6 +114,7 @@ class Executor:
                     if started_any:
                         continue
                     if self._waiting_for_backoff() or self._policy_waiting():
+                        self._tick()  # nothing runs: the display still says what waits, and why
                         self.waiting = True
                         try:
                             time.sleep(max(0.0, min(self._next_timeout(), 1.0)))

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from blut_core.broker.admission import ADMIT, REFUSE, WAIT, Admission, Budget, admit
 from blut_core.broker.calibration import CalibrationKey
 from blut_core.broker.config import BrokerConfig
-from blut_core.broker.ledger import Ledger, Transaction
+from blut_core.broker.ledger import Booking, Ledger, Transaction
 from blut_core.broker.machine import Probe, probe
 from blut_core.broker.resolve import Estimator
 from blut_core.host.log import get_logger
 from blut_core.model.outcome import Classification, StageOutcome, StageState
 from blut_core.model.sizes import format_size
-from blut_core.run.scheduling import Launch, PolicyView, Refusal
+from blut_core.run.scheduling import BookedRun, Launch, PolicyView, Refusal
 
 if TYPE_CHECKING:
     from blut_core.model.stage import Stage
@@ -49,6 +49,36 @@ def exhausted_reason(stage: str, bound: int, box: int, floor: int) -> str:
     return (f"stage {stage!r} was OOM-killed at {format_size(bound)}, its measured lower bound; "
             f"it needs more than this box can ever give ({format_size(box)} box − "
             f"{format_size(floor)} floor = {format_size(max(0, box - floor))})")
+
+
+def booked_by_run(ledger: Ledger) -> tuple[BookedRun, ...]:
+    """The ledger's live bookings grouped by the process (run) that made them, this run first."""
+    groups: dict[int, list[Booking]] = {}
+    for b in ledger.bookings():
+        groups.setdefault(b.pid, []).append(b)
+    me = os.getpid()
+    out = [BookedRun(pid=pid, command="this run" if pid == me else command_of(pid),
+                     bytes=sum(b.bytes for b in bs), outstanding=sum(b.outstanding() for b in bs),
+                     stages=tuple(b.label for b in bs), own=pid == me)
+           for pid, bs in groups.items()]
+    return tuple(sorted(out, key=lambda r: (not r.own, -r.bytes, r.pid)))
+
+
+def command_of(pid: int, limit: int = 60) -> str:
+    """What process ``pid`` runs, as a person would type it (``blut run cook:train``)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+    except OSError:
+        return f"pid {pid}"
+    if argv and os.path.basename(argv[0]).startswith("python"):
+        argv = argv[1:]
+        if argv[:1] == ["-m"]:
+            argv = argv[1:]
+    if not argv:
+        return f"pid {pid}"
+    text = " ".join([os.path.basename(argv[0]), *argv[1:]])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def decide_stage(estimator: Estimator, stage: Stage, snap: Probe, booked: int,
@@ -221,14 +251,34 @@ class MemoryPolicy:
             txn.attach(booking, cgroup)
         self._to_attach.clear()
 
+    #: (monotonic time, probe) and (monotonic time, bookings by run) the view last used.
+    _seen_probe: tuple[float, Probe] | None = None
+    _adopted: Probe | None = None
+    _seen_runs: tuple[float, tuple[BookedRun, ...]] | None = None
+
     def view(self) -> PolicyView:
-        """Why stages wait, what this run has booked, and memory available (for progress)."""
-        snap = self._last_probe or self._probe()
+        """Why stages wait, what this run has booked, memory available now (probed again when
+        the last look is a second old), and, while a stage waits, what every run on the
+        machine has booked (the ledger, read at most once a second). For progress."""
+        now = time.monotonic()
+        last = self._last_probe  # a new one from an admission pass is the freshest
+        if last is not None and last is not self._adopted:
+            self._adopted = last
+            self._seen_probe = (now, last)
+        elif self._seen_probe is None or now - self._seen_probe[0] > 1.0:
+            self._seen_probe = (now, self._probe())
+        snap = self._seen_probe[1]
         booked = sum(adm.footprint for adm in self._admitted.values())
-        capacity = max(0, snap.available - self.config.floor_for(snap.box)) if snap.known else None
+        floor = self.config.floor_for(snap.box) if snap.known else None
+        capacity = max(0, snap.available - (floor or 0)) if snap.known else None
+        by_run: tuple[BookedRun, ...] = ()
+        if self._waiting:
+            if self._seen_runs is None or now - self._seen_runs[0] > 1.0:
+                self._seen_runs = (now, booked_by_run(self.ledger))
+            by_run = self._seen_runs[1]
         return PolicyView(waiting=dict(self._why_waiting()), booked=booked,
                           available=snap.available, box=snap.box, capacity=capacity,
-                          jobs=self.max_parallel)
+                          jobs=self.max_parallel, floor=floor, by_run=by_run)
 
     def _why_waiting(self) -> dict[str, str]:
         return {name: self._why.get(name, "waiting for memory") for name in self._waiting}

@@ -93,6 +93,18 @@ class SchedulingPolicy(Protocol):
 
 
 @attrs.frozen(kw_only=True)
+class BookedRun:
+    """Memory one blut process (a run) has booked in the machine-wide ledger."""
+
+    pid: int
+    command: str                  # what the process runs, e.g. ``blut run cook:train``
+    bytes: int                    # booked
+    outstanding: int              # booked and not in use yet (what admission counts)
+    stages: tuple[str, ...] = ()
+    own: bool = False             # this run
+
+
+@attrs.frozen(kw_only=True)
 class PolicyView:
     """A scheduling policy's state, for live progress and for planning the order."""
 
@@ -102,6 +114,8 @@ class PolicyView:
     box: int | None = None
     capacity: int | None = None   # bytes stages could book now (None: memory is not counted)
     jobs: int | None = None       # stages at once, at most
+    floor: int | None = None      # bytes always left free
+    by_run: tuple[BookedRun, ...] = ()   # the ledger's bookings by run (while a stage waits)
 
 
 @attrs.define
