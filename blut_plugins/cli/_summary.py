@@ -1,7 +1,12 @@
-"""How a finished run is reported by ``blut run`` and ``blut resume`` (text and JSON)."""
+"""How a finished run is reported by ``blut run`` and ``blut resume`` (text and JSON).
+
+A failed stage is shown with the log file of its last attempt and that log's last lines,
+so the reason is on screen without opening the run directory.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -9,10 +14,13 @@ import click
 from blut_core.cli import human_bytes, human_seconds
 
 if TYPE_CHECKING:
-    from blut_core import RunSummary
+    from blut_core import RunSummary, StageOutcome
 
 #: Exit codes of a finished run (see blut_core.errors for the others).
 EXIT_CODES = {"ok": 0, "failed": 1, "refused": 3, "cancelled": 130}
+#: Failed stages whose log is shown, and lines shown of each.
+LOGS_SHOWN = 3
+LOG_LINES = 8
 
 
 def finish(ctx: click.Context, summary: RunSummary, *, as_json: bool) -> None:
@@ -37,8 +45,45 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
         "stages": [{"name": o.stage, "state": o.state.value,
                     "classification": o.classification.value, "attempts": o.attempt,
                     "duration": round(o.duration, 6), "peak_bytes": o.peak_bytes,
-                    "output_hash": o.output_hash, "error": o.error} for o in summary.stages],
+                    "output_hash": o.output_hash, "error": o.error,
+                    "log": _path_or_none(log_of(summary.run_dir, o))} for o in summary.stages],
     }
+
+
+def _path_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def log_of(run_dir: Path, o: StageOutcome) -> Path | None:
+    """The log that says why a stage's last attempt ended: its stderr, else its stdout when
+    only that has text; ``None`` for a stage that never ran."""
+    from blut_core.store import RunDir
+
+    if o.attempt < 1:
+        return None
+    adir = RunDir(run_dir).attempt_dir(o.stage, o.attempt)
+    stderr, stdout = adir / "stderr.log", adir / "stdout.log"
+    if not stderr.exists() and not stdout.exists():
+        return None
+    return stdout if _size(stderr) == 0 and _size(stdout) > 0 else stderr
+
+
+def last_lines(path: Path, n: int = LOG_LINES) -> list[str]:
+    """The last ``n`` non-empty lines of a log (read from its last 16 KiB)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, _size(path) - 16384))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [ln.rstrip() for ln in text.splitlines() if ln.strip()][-n:]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def print_summary(summary: RunSummary) -> None:
@@ -50,10 +95,22 @@ def print_summary(summary: RunSummary) -> None:
     failed = sum(summary.count(s) for s in (StageState.FAILED, StageState.UPSTREAM_FAILED,
                                             StageState.REFUSED))
     pruned = summary.count(StageState.PRUNED)
+    shown = 0
     for o in summary.stages:
         if o.state in (StageState.OK, StageState.CACHED):
             continue
         click.echo(f"  {o.state.value:<16} {o.stage}: {o.error or o.classification.value}")
+        log = log_of(summary.run_dir, o) if o.state is StageState.FAILED else None
+        if log is not None and shown < LOGS_SHOWN:
+            shown += 1
+            click.echo(f"  {'':<16} log {log}")
+            for line in last_lines(log):
+                click.echo(f"  {'':<16} | {line[:200]}")
+    failed_logs = [o.stage for o in summary.stages if o.state is StageState.FAILED]
+    if failed_logs:
+        more = f" ({len(failed_logs) - shown} more failed stages not shown)" \
+            if len(failed_logs) > shown else ""
+        click.echo(f"  whole log: blut logs {summary.run_id} {failed_logs[0]}{more}")
     parts = [f"{ran} ran", f"{cached} cached", f"{failed} failed"]
     if pruned:
         parts.append(f"{pruned} pruned")
