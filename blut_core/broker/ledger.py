@@ -138,8 +138,18 @@ class Ledger:
         ensure_file_writable(self.path, what="booking ledger", hint=_HINT)
         ensure_file_writable(self.lock_path, what="booking ledger lock", hint=_HINT)
         self._dir_ready = True
-        self._read()  # a file that is not a ledger is refused, never overwritten
+        try:  # a file that is not a ledger is refused, never overwritten
+            with open(self.path, "rb") as fh:
+                head = fh.read(len(LEDGER_START))
+        except OSError:
+            head = b""
+        if _foreign(head):
+            raise self._foreign()
         ensure_space(self.path.parent, LEDGER_ROOM, what="the booking ledger")
+
+    def _foreign(self) -> ConfigError:
+        return ConfigError(f"booking ledger {self.path} holds something else than a blut "
+                           "ledger; blut will not overwrite it", hint=_HINT)
 
     def _unusable(self, exc: OSError) -> ConfigError:
         if is_disk_full(exc):
@@ -199,10 +209,8 @@ class Ledger:
             data = json.loads(raw.rstrip(b"\0"))
             return [Booking(**b) for b in data["bookings"]]
         except (ValueError, TypeError, KeyError):
-            text = raw.strip(b"\0 \n")
-            if text and not (raw.startswith(LEDGER_START) or LEDGER_START.startswith(text)):
-                raise ConfigError(f"booking ledger {self.path} holds something else than a blut "
-                                  "ledger; blut will not overwrite it", hint=_HINT) from None
+            if _foreign(raw):
+                raise self._foreign() from None
             return []  # a torn ledger: start over; live stages rebook on their next pass
 
     def _write(self, bookings: list[Booking]) -> None:
@@ -245,6 +253,12 @@ class Ledger:
                 os.unlink(tmp)
             raise
         self._size = len(data)
+
+
+def _foreign(raw: bytes) -> bool:
+    """Whether ``raw`` (a file's start) is neither empty nor the start of a ledger document."""
+    text = raw.strip(b"\0 \n")[: len(LEDGER_START)]
+    return bool(text) and not LEDGER_START.startswith(text)
 
 
 def _allocate(fd: int, size: int) -> None:

@@ -202,6 +202,8 @@ def _resume_hint(err: DiskFull, app: App) -> str | None:
         rel = Path(err.path).resolve().relative_to(app.settings.runs_dir.resolve())
     except (ValueError, OSError):
         return err.hint
+    if not rel.parts or rel.parts[0].startswith("."):  # not a run (one being set up is removed)
+        return err.hint
     mount = mount_point(err.path)
     return (f"free space on {mount} (see `df -h {mount}`), then `blut resume {rel.parts[0]}` "
-            "continues the run") if rel.parts else err.hint
+            "continues the run")

@@ -165,6 +165,10 @@ def render_shell(script: str, fields: Mapping[str, Any], *, raw: Sequence[str] =
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+#: Per context, the characters that can change it (everything else is skipped at once).
+_SIGNIFICANT = {"s": re.compile(r"'"), "c": re.compile(r"\n"), "h": re.compile(r"[\n\\$]"),
+                "d": re.compile(r'[\\"`$]'), "a": re.compile(r"[\\$()]"),
+                "u": re.compile(r"[\\'\"`$#()<\n}]")}
 
 
 def _not_a_number(field: str) -> str:
@@ -208,9 +212,18 @@ class _ShellScan:
         return False
 
     def feed(self, text: str) -> None:
-        i = 0
-        while i < len(text):
-            i = self._step(text, i)
+        i, end = 0, len(text)
+        while i < end:
+            kind = self.stack[-1][0]
+            found = _SIGNIFICANT.get(kind, _SIGNIFICANT["u"]).search(text, i)
+            j = end if found is None else found.start()
+            if j > i:  # characters that change nothing here: skipped in one step
+                if kind == "h":
+                    self.line += text[i:j]
+                self.prev = text[j - 1]
+                i = j
+            if i < end:
+                i = self._step(text, i)
 
     def _step(self, text: str, i: int) -> int:
         c, top = text[i], self.stack[-1]
@@ -234,6 +247,7 @@ class _ShellScan:
         if kind == "s":
             if c == "'":
                 self.stack.pop()
+                self.prev = "x"
             return i + 1
         if kind == "c":
             if c == "\n":
@@ -270,6 +284,7 @@ class _ShellScan:
         if kind == "d":
             if c == '"':
                 self.stack.pop()
+                self.prev = "x"
             return i + 1
         if kind == "p" and c == "}":
             self.stack.pop()

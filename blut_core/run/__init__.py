@@ -14,6 +14,7 @@ from blut_core._lazy import exports
 
 if TYPE_CHECKING:
     from blut_core.run.orchestrate import Prepared as Prepared
+    from blut_core.run.orchestrate import check_paths as check_paths
     from blut_core.run.orchestrate import prepare as prepare
     from blut_core.run.orchestrate import start_run as start_run
     from blut_core.run.planning import cache_states as cache_states
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "Prepared": "run.orchestrate", "prepare": "run.orchestrate", "start_run": "run.orchestrate",
+    "check_paths": "run.orchestrate",
     "cancel_run": "run.resume", "resume_run": "run.resume",
     "cache_states": "run.planning",
     "decide_stage": "run.policy", "usable_cpus": "run.policy",

@@ -38,16 +38,20 @@ def ensure_writable(root: Path, *, what: str = "BLUT_HOME",
                     hint: str = "set BLUT_HOME to a directory you can write to") -> None:
     """Create directory ``root`` if needed and prove it is writable, or raise a one-line
     :class:`ConfigError` (``root``, or a parent of it, being a file says so)."""
-    blocker = _file_in_the_way(root)
-    if blocker is not None:
-        which = "it" if blocker == root else str(blocker)
-        raise ConfigError(f"{what} {root} is not writable: {which} is a file, not a directory",
-                          hint=hint)
+    if not root.is_dir():
+        blocker = _file_in_the_way(root)
+        if blocker is not None:
+            which = "it" if blocker == root else str(blocker)
+            raise ConfigError(f"{what} {root} is not writable: {which} is a file, not a directory",
+                              hint=hint)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-test-{os.getpid()}"
+        if os.access(root, os.W_OK | os.X_OK):  # the usual case, without writing anything
+            return
+        probe = root / f".write-test-{os.getpid()}"  # to learn why not (or that it can)
         probe.write_bytes(b"")
         probe.unlink()
+        return
     except OSError as exc:
         if is_disk_full(exc):
             raise DiskFull(root, hint=None) from None
@@ -58,13 +62,13 @@ def ensure_writable(root: Path, *, what: str = "BLUT_HOME",
 def ensure_file_writable(path: Path, *, what: str, hint: str) -> None:
     """Prove that file ``path`` can be created or updated (its directory is made if needed),
     or raise a one-line :class:`ConfigError`: ``path`` is a directory, a parent is a file,
-    or the place cannot be written. An existing file is opened for writing, never changed."""
+    or the place cannot be written. An existing file is never changed."""
     if path.is_dir():
         raise ConfigError(f"{what} {path} is a directory; it must name a file", hint=hint)
     ensure_writable(path.parent, what=f"{what} {path}: its directory", hint=hint)
-    if path.exists():
+    if path.exists() and not os.access(path, os.W_OK):
         try:
-            os.close(os.open(path, os.O_WRONLY))
+            os.close(os.open(path, os.O_WRONLY))  # to learn why not
         except OSError as exc:
             raise ConfigError(f"{what} {path} is not writable: {exc.strerror or exc}",
                               hint=hint) from None

@@ -32,10 +32,11 @@ def resume_command(ctx: click.Context, run: str, fail_fast: bool, jobs: int | No
                    progress: bool, as_json: bool) -> None:
     """Continue RUN (id, unique prefix, or 'latest') in its own run directory."""
     from blut_core import ExecOptions
-    from blut_core.run import resume_run, sink_for
+    from blut_core.run import check_paths, resume_run, sink_for
     from blut_plugins.cli._summary import finish
 
     app: App = ctx.obj
+    check_paths(app)  # BLUT_HOME, calibration, BLUT_LEDGER and room: one line, before anything
     summary = resume_run(app, run, options=ExecOptions(fail_fast=fail_fast, jobs=jobs),
                          progress=sink_for(sys.stdout.isatty(), enabled=progress))
     finish(ctx, summary, as_json=as_json)

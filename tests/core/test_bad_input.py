@@ -282,6 +282,15 @@ def test_blut_ledger_where_no_ledger_can_be(app: App, cli: Cli, blut_home: Path,
     no_run_made(blut_home)
 
 
+def test_resume_checks_the_same_places_before_it_touches_the_run(
+        app: App, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dir").mkdir()
+    monkeypatch.setenv("BLUT_LEDGER", str(tmp_path / "dir"))
+    code, _, err = cli(app, "resume", "latest")
+    assert code == 2
+    assert_one_line(err, f"booking ledger {tmp_path / 'dir'} is a directory", hint="BLUT_LEDGER")
+
+
 # -- small file systems, mounted by the test (root only) -----------------------------------
 
 
@@ -573,3 +582,14 @@ def test_an_environment_error_with_no_file_name_names_blut_home(tmp_path: Path) 
     assert isinstance(err, DiskFull) and str(tmp_path) in err.message
     assert environment_error(OSError(errno.EROFS, "Read-only file system", "/x"), tmp_path) is not None
     assert environment_error(OSError(errno.ENOENT, "No such file", "/x"), tmp_path) is None
+
+
+def test_a_full_disk_names_the_run_to_resume_only_for_a_run(app: App) -> None:
+    from blut_core.cli.root import _resume_hint
+
+    runs = app.settings.runs_dir
+    in_run = DiskFull(runs / "20261201-000000-x-abcdef" / "status.jsonl", needed=10)
+    assert "`blut resume 20261201-000000-x-abcdef` continues the run" in (_resume_hint(in_run, app) or "")
+    for path in (runs / ".setup" / "r" / "plan.json", runs, app.settings.home / "calibration.json"):
+        err = DiskFull(path, needed=10)
+        assert _resume_hint(err, app) == err.hint and "resume" not in (err.hint or "")
