@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-pytest.importorskip("blut_launcher_ray", reason="pip install -e packages/blut-launcher-ray")
+pytest.importorskip("blut_launcher_ray", reason="not installed: pip install -e packages/blut-launcher-ray")
 
 from blut_launcher_ray.classify import Kind, Verdict, classify_task_error
 

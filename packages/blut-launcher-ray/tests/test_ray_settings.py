@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("blut_launcher_ray", reason="pip install -e packages/blut-launcher-ray")
+pytest.importorskip("blut_launcher_ray", reason="not installed: pip install -e packages/blut-launcher-ray")
 
 from blut_launcher_ray.settings import RaySettings, SettingsError, check_address
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("blut_launcher_slurm", reason="pip install -e packages/blut-launcher-slurm")
+pytest.importorskip("blut_launcher_slurm",
+                    reason="not installed (pip install -e packages/blut-launcher-slurm)")
 
 from blut_launcher_slurm.script import (
     MIB,

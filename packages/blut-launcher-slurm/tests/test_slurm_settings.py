@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("blut_launcher_slurm", reason="pip install -e packages/blut-launcher-slurm")
+pytest.importorskip("blut_launcher_slurm",
+                    reason="not installed (pip install -e packages/blut-launcher-slurm)")
 
 from blut_launcher_slurm.settings import SettingsError, SlurmSettings, reserved_option
 
