@@ -73,9 +73,12 @@ done
 if [ ${#MISSING[@]} -gt 0 ]; then
     echo "slurm-up: installing ${MISSING[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >"$(mktemp -t slurm-apt.XXXXXX)" 2>&1 \
-        || die "apt-get install ${MISSING[*]} failed"
+    APT_LOG=$(mktemp -t slurm-apt.XXXXXX)
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${MISSING[@]}"; } >"$APT_LOG" 2>&1; then
+        tail -n 20 "$APT_LOG" >&2
+        die "apt-get install ${MISSING[*]} failed (log: $APT_LOG)"
+    fi
+    rm -f "$APT_LOG"
 fi
 T_APT=$(now)
 
