@@ -162,10 +162,10 @@ class LiveTable:
         self.console = Console(file=stream or sys.stderr)
         self.max_rows = max_rows
         self.live: Live | None = None
-        self.board = StageHistory()
+        self.history = StageHistory()
 
     def event(self, record: Mapping[str, Any]) -> None:
-        self.board.take(record)
+        self.history.take(record)
 
     def _render(self, snap: Snapshot) -> Any:
         from rich.console import Group
@@ -179,8 +179,8 @@ class LiveTable:
         rows = sorted(snap.stages, key=lambda s: rank.get(s.state, 99))
         shown = rows[: self.max_rows]
         for s in shown:
-            table.add_row(s.name, Text(self.board.label(s), style=_STYLE.get(s.state, "")),
-                          self.board.time(s), self.board.memory(s), self.board.note(s))
+            table.add_row(s.name, Text(self.history.label(s), style=_STYLE.get(s.state, "")),
+                          self.history.time(s), self.history.memory(s), self.history.note(s))
         if len(rows) > len(shown):
             rest: dict[str, int] = {}
             for s in rows[len(shown):]:
@@ -226,7 +226,7 @@ class LogLines:
         self.stream = stream or sys.stderr
         self.remind_every = remind_every
         self.seen: dict[str, str] = {}                # stage -> state last printed (no events)
-        self.board = StageHistory()
+        self.history = StageHistory()
         self.since: dict[str, float] = {}            # stage -> when it was first seen waiting
         self.reminded: dict[str, float] = {}         # stage -> when its last line was written
         self.gone = False                            # the stream is closed: stop writing
@@ -241,22 +241,22 @@ class LogLines:
 
     def event(self, record: Mapping[str, Any]) -> None:
         kind, name = record.get("event"), str(record.get("stage", ""))
-        self.board.take(record)
+        self.history.take(record)
         at = record.get("t")
         if kind == "stage_started":
-            self._line("running", name, self.board.started_details(name), at)
+            self._line("running", name, self.history.started_details(name), at)
         elif kind == "stage_finished":
             self._finished(record)
         elif kind == "stage_retrying":
-            self._line("retrying", name, [self.board.retry_text(name)], at)
+            self._line("retrying", name, [self.history.retry_text(name)], at)
         elif kind == "stage_skipped":
             self._line("cached", name, [], at)
         elif kind in ("stage_soft_timeout", "stage_killed"):
-            self._line("stopping", name, [self.board.stopping(name)], at)
+            self._line("stopping", name, [self.history.stopping(name)], at)
 
     def _finished(self, record: Mapping[str, Any]) -> None:
         name, state = str(record.get("stage", "")), str(record.get("state", ""))
-        self._line(state, name, self.board.finished_details(name, record), record.get("t"))
+        self._line(state, name, self.history.finished_details(name, record), record.get("t"))
 
     def update(self, snapshot: Snapshot) -> None:
         now = time.monotonic()
@@ -270,12 +270,12 @@ class LogLines:
                     self._line("waiting", s.name, [f"for {human_seconds(now - since)}", s.note])
                 continue
             self.since.pop(s.name, None)
-            if not self.board.events:
+            if not self.history.events:
                 self._from_snapshot(s)
             elif s.state == "running" and (s.elapsed or 0.0) >= self.remind_every and \
                     now - self.reminded.get(s.name, now) >= self.remind_every:
                 self._line("running", s.name, [f"for {human_seconds(s.elapsed)}",
-                                               self.board.memory(s), self.board.note(s)])
+                                               self.history.memory(s), self.history.note(s)])
 
     def _from_snapshot(self, s: StageView) -> None:
         """Without events: a line when a stage is seen in a new state."""

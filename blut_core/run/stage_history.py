@@ -9,6 +9,7 @@ table cell or a plain line: "attempt 2 after an OOM kill at its 256.0 MiB cap; c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 #: How a calibration source reads in a note.
 _SOURCES = {"measured": "from its measured peak", "oom_corrected": "raised after an OOM kill",
             "model": "as declared", "default": "the default footprint"}
+_NEEDS = re.compile(r"needs (\d+(?:\.\d+)? [KMGT]?i?B)")
 _ENDS = {"timeout": "a timeout", "stalled": "a stall (no heartbeat)", "lost": "a lost job",
          "cancelled": "a cancel", "pruned": "pruning"}
 
@@ -196,6 +198,9 @@ class StageHistory:
             if h is not None and h.ended is not None and h.ended.get("classification") == "oom":
                 return f"hit {_size(h.ended.get('cap_bytes'))} cap"
             return ""
+        if view.state == "waiting":  # admission's reason starts with what it needs
+            need = _NEEDS.match(view.note)
+            return f"needs {need[1]}" if need else ""
         peak = _size(view.peak)
         if peak:
             return f"peak {peak} / {cap}" if cap else f"peak {peak}"

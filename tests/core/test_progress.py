@@ -185,7 +185,7 @@ def test_live_table_says_what_each_state_does_and_why() -> None:
                             "asked to stop (SIGTERM), 5.00s to do so")
     assert rows["flaky"] == ("flaky | retrying | in 4.20s |  | after an error (exit code 1: boom):"
                              " attempt 2 of 3 in 4.20s")
-    assert rows["big"].startswith("big | waiting |  |  | needs 30.0 GiB, 17.0 GiB free now")
+    assert rows["big"].startswith("big | waiting |  | needs 30.0 GiB | needs 30.0 GiB, 17.0 GiB free now")
     assert rows["big"].endswith("blut run big:fit (pid 4242) 6.0 GiB for fit")
     assert rows["prep"] == "prep | ok | 1.00s | peak 200.0 MiB / 1.0 GiB | peak 20% of its cap"
     assert rows["old"] == "old | cached |  |  | result from the cache"

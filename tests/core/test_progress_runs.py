@@ -226,7 +226,7 @@ def test_an_oom_kill_and_its_retry_read_as_such_with_the_old_and_new_caps(
     # the table's final frame says so too
     final = tee.snaps[-1]
     hog = next(v for v in final.stages if v.name == "hog")
-    assert table.board.note(hog).startswith(f"on attempt 2, after an OOM kill at its {old[1]} cap")
+    assert table.history.note(hog).startswith(f"on attempt 2, after an OOM kill at its {old[1]} cap")
 
 
 @pytest.mark.cgroup
@@ -239,5 +239,5 @@ def test_the_memory_column_shows_live_use_against_the_cap(app: App, caged: str) 
     assert running, "no running snapshot read the stage's cgroup"
     held = max(running, key=lambda v: v.live or 0)
     assert held.live is not None and 90 << 20 <= held.live <= held.cap  # type: ignore[operator]
-    cell = tee.sinks[0].board.memory(held)
+    cell = tee.sinks[0].history.memory(held)
     assert re.fullmatch(r"\d+\.\d MiB / 5\d\d\.\d MiB cap", cell), cell
