@@ -139,9 +139,31 @@ def check_paths(app: App, broker: Broker | None = None, *, stages: int = 0) -> N
     ensure_space(settings.runs_dir, SETUP_BYTES + STAGE_BYTES * stages, what="a new run's set-up")
 
 
+#: launchers blut knows of that live in their own distributions
+LAUNCHER_DISTRIBUTIONS = {"slurm": "blut-launcher-slurm", "ray": "blut-launcher-ray"}
+
+
 def make_launcher(app: App, name: str, containment: Any = None) -> Launcher:
-    spec = app.registry.require("launchers", name)
-    launcher: Launcher = spec.factory(None, containment)
+    """The launcher ``name`` with its settings (``[launcher.NAME]``), checked before any write:
+    an unknown name lists the installed launchers (and names the distribution for slurm and
+    ray), a bad setting is one line naming it."""
+    try:
+        spec = app.registry.require("launchers", name)
+    except PluginError as exc:
+        dist = LAUNCHER_DISTRIBUTIONS.get(name)
+        if dist is None:
+            raise
+        raise PluginError(exc.message, hint=f"pip install {dist}; {exc.hint}") from None
+    options = None
+    if spec.settings is not None:
+        table = app.settings.launcher_options(name)
+        try:
+            from_mapping = getattr(spec.settings, "from_mapping", None)
+            options = from_mapping(table) if from_mapping else spec.settings(**table)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[launcher.{name}]: {exc}",
+                              hint="see `blut config show` and docs/distributed.md") from None
+    launcher: Launcher = spec.factory(options, containment)
     return launcher
 
 

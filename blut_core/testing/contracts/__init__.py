@@ -16,10 +16,10 @@ base itself); subclass it under a ``Test…`` name and implement what it asks fo
 - :class:`FootprintModelContract` (:mod:`.footprint`): a footprint model;
 - :class:`LineageSinkContract` (:mod:`.lineage`): a lineage sink.
 
-A launcher contract (submit, poll, cancel, the memory cap on the remote side, OOM evidence)
-belongs here too, as ``LauncherContract`` in a ``launcher`` module beside these; it comes
-with the Slurm and Ray launchers. blut's own backends, models and sinks pass these suites
-in ``tests/plugins/test_contracts.py``.
+- :class:`LauncherContract` (:mod:`.launcher`): a launcher (local, slurm, ray).
+
+blut's own backends, models and sinks pass these suites in ``tests/plugins/test_contracts.py``,
+its local launcher in ``tests/plugins/test_launcher_contract.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from blut_core.testing.contracts.footprint import BadDeclaration as BadDeclaration
     from blut_core.testing.contracts.footprint import FootprintExample as FootprintExample
     from blut_core.testing.contracts.footprint import FootprintModelContract as FootprintModelContract
+    from blut_core.testing.contracts.launcher import LauncherContract as LauncherContract
     from blut_core.testing.contracts.lineage import LineageSinkContract as LineageSinkContract
 
 _WHERE = {
@@ -40,6 +41,7 @@ _WHERE = {
     "BadDeclaration": "testing.contracts.footprint", "FootprintExample": "testing.contracts.footprint",
     "FootprintModelContract": "testing.contracts.footprint",
     "LineageSinkContract": "testing.contracts.lineage",
+    "LauncherContract": "testing.contracts.launcher",
 }
 
 __getattr__, __all__ = exports(__name__, _WHERE)
