@@ -65,7 +65,8 @@ def _header(tl: Timeline) -> str:
             if isinstance(git, dict) and git.get("commit") else "-")
     host = (f"{prov.get('host', '?')} ({prov.get('cores', '?')} cores, "
             f"{format_size(prov.get('ram_bytes'))})")
-    rows = [("run", tl.run_id), ("recipe", tl.recipe), ("started", _when(tl.started)),
+    rows = [("run", tl.run_id), ("recipe", tl.recipe),
+            *([("schedule", tl.schedule)] if tl.schedule else []), ("started", _when(tl.started)),
             ("wall", _secs(tl.wall) if tl.wall is not None else f"{tl.span:.3f}s so far"),
             ("stages", str(len(tl.stages))),
             ("attempts", ", ".join(f"{n} {charts.LABELS.get(k, k)}" for k, n in sorted(counts.items()))

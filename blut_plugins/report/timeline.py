@@ -83,6 +83,7 @@ class Timeline:
     metrics: tuple[MetricCurve, ...]
     params: Any
     provenance: Mapping[str, Any]
+    schedule: str | None = None      # the schedule that fired the run (``run_scheduled``)
 
     def booked(self) -> list[tuple[float, int]]:
         """This run's bookings over time, as steps ``(t, bytes from t on)``."""
@@ -150,6 +151,7 @@ def build(run_dir: Path, events: list[dict[str, Any]], *, plan: Any, params: Any
     """The timeline of the run in ``run_dir`` from its already-read ``events``."""
     t0: float | None = None
     recipe, wall = "?", None
+    schedule: str | None = None
     order: list[str] = []
     spans: dict[tuple[str, int], AttemptSpan] = {}
     settled: dict[str, str] = {}
@@ -180,6 +182,8 @@ def build(run_dir: Path, events: list[dict[str, Any]], *, plan: Any, params: Any
         name = ev.get("stage")
         if kind == "run_finished":
             wall = _num(ev.get("wall"))
+        elif kind == "run_scheduled" and isinstance(ev.get("schedule"), str):
+            schedule = ev["schedule"]
         elif kind == "run_resumed":
             wall = None
         elif kind == "stage_admitted" and name:
@@ -244,7 +248,7 @@ def build(run_dir: Path, events: list[dict[str, Any]], *, plan: Any, params: Any
         span=max(last_t, wall or 0.0), stages=tuple(order), inputs=inputs,
         attempts=tuple(attempts), settled=settled, machine=tuple(machine),
         metrics=tuple(_curves(raw_metrics)), params=params,
-        provenance=provenance if isinstance(provenance, dict) else {})
+        provenance=provenance if isinstance(provenance, dict) else {}, schedule=schedule)
 
 
 def _curves(raw: Mapping[tuple[str, str], Mapping[int, list[tuple[float | None, float, float]]]]

@@ -137,6 +137,7 @@ class Cockpit(App[None]):
         self.rows: list[data.RunRow] = []
         self.detail: data.RunDetail | None = None
         self.machine: data.Machine | None = None
+        self.read_runs: dict[Any, Any] = {}  # what data.runs read, by run directory
 
     # -- layout -------------------------------------------------------------------------
 
@@ -160,7 +161,7 @@ class Cockpit(App[None]):
 
     def on_mount(self) -> None:
         self.query_one("#runs-table", DataTable).add_columns(
-            "run", "recipe", "state", "started", "wall", "stages")
+            "run", "recipe", "state", "started", "wall", "stages", "schedule")
         self.query_one("#stages-table", DataTable).add_columns(
             "stage", "state", "attempt", "inputs", "estimate", "cap", "live", "peak", "time", "note")
         self.query_one("#bookings-table", DataTable).add_columns(
@@ -172,7 +173,7 @@ class Cockpit(App[None]):
 
     def reload(self) -> None:
         """Read everything again and redraw every view."""
-        self.rows = data.runs(self.blut)
+        self.rows = data.runs(self.blut, cache=self.read_runs)
         self.machine = data.machine(self.blut)
         if self.selected_run is None and self.rows:
             live = [r for r in self.rows if r.state == "running"]
@@ -196,9 +197,9 @@ class Cockpit(App[None]):
         for r in self.rows:
             counts = " ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
             table.add_row(r.run_id, r.recipe, styled(r.state), data.since(r.started),
-                          _secs(r.wall), counts, key=r.run_id)
+                          _secs(r.wall), counts, r.schedule or "", key=r.run_id)
         if not self.rows:
-            table.add_row("no runs yet: start one with `blut run RECIPE`", "", "", "", "", "")
+            table.add_row("no runs yet: start one with `blut run RECIPE`", "", "", "", "", "", "")
 
     def draw_run(self) -> None:
         title = self.query_one("#run-title", Static)

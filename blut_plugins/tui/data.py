@@ -35,6 +35,7 @@ class RunRow:
     wall: float | None
     counts: Mapping[str, int]
     path: Path
+    schedule: str | None = None       # the schedule that fired it
 
 
 @attrs.frozen(kw_only=True)
@@ -92,9 +93,14 @@ class Machine:
         return out
 
 
-def runs(app: App, limit: int = MAX_RUNS) -> list[RunRow]:
-    """Live and past runs under ``BLUT_HOME``, newest first."""
-    from blut_core.store import STATUS, load_run
+def runs(app: App, limit: int = MAX_RUNS,
+         cache: dict[Path, tuple[tuple[int, int], RunRow]] | None = None) -> list[RunRow]:
+    """Live and past runs under ``BLUT_HOME``, newest first.
+
+    With ``cache`` (kept by the caller between refreshes), a run whose status stream has not
+    changed since it was last read, and whose driver is not running, is not read again.
+    """
+    from blut_core.store import STATUS, load_run, read_events
 
     root = app.settings.runs_dir
     try:
@@ -104,11 +110,24 @@ def runs(app: App, limit: int = MAX_RUNS) -> list[RunRow]:
     out = []
     for name in names[:limit]:
         path = root / name
-        if not (path / STATUS).is_file():
+        try:
+            st = os.stat(path / STATUS)
+        except OSError:
             continue
-        r = load_run(path)
-        out.append(RunRow(run_id=r.run_id, recipe=r.recipe, state=r.state, started=r.started,
-                          wall=r.wall, counts=dict(r.counts), path=path))
+        stamp = (st.st_mtime_ns, st.st_size)
+        known = cache.get(path) if cache is not None else None
+        if known is not None and known[0] == stamp and known[1].state != "running":
+            out.append(known[1])
+            continue
+        events = list(read_events(path / STATUS))
+        r = load_run(path, events)
+        schedule = next((str(e.get("schedule")) for e in events if e.get("event") == "run_scheduled"),
+                        None)
+        row = RunRow(run_id=r.run_id, recipe=r.recipe, state=r.state, started=r.started,
+                     wall=r.wall, counts=dict(r.counts), path=path, schedule=schedule)
+        if cache is not None:
+            cache[path] = (stamp, row)
+        out.append(row)
     out.sort(key=lambda r: (r.started or 0.0, r.run_id), reverse=True)
     return out
 

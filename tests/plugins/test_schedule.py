@@ -8,11 +8,14 @@ metacharacters and newlines either are refused, with nothing changed, or arrive 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from importlib import metadata as md
@@ -21,7 +24,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from blut_core import ConfigError, CookbookSpec, Plan, Recipe, Stage, hookimpl
+from blut_core import App, ConfigError, CookbookSpec, Plan, Recipe, Stage, hookimpl
 from blut_core.cli import main
 from blut_core.store import read_events
 from blut_core.testing import COOKBOOK_GROUP
@@ -71,19 +74,40 @@ def cookbook_entry_points() -> list[md.EntryPoint]:
 # -- helpers ------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def crontab_held(timeout: float = 600) -> Iterator[None]:
+    """This user's crontab for this test alone: test sessions running at once take turns."""
+    fd = os.open(Path(tempfile.gettempdir()) / f"blut-crontab-tests-{os.getuid()}.lock",
+                 os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.skip("another test session has held the crontab for too long")
+                time.sleep(0.5)
+        yield
+    finally:
+        os.close(fd)
+
+
 @pytest.fixture
 def crontab() -> Iterator[str]:
     """This user's crontab, holding someone else's lines for the test; put back afterwards."""
-    before = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
-    saved = before.stdout if before.returncode == 0 else None
-    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
-    try:
-        yield FOREIGN
-    finally:
-        if saved is None:
-            subprocess.run(["crontab", "-r"], capture_output=True)
-        else:
-            subprocess.run(["crontab", "-"], input=saved, text=True, check=True)
+    with crontab_held():
+        before = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+        saved = before.stdout if before.returncode == 0 else None
+        subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
+        try:
+            yield FOREIGN
+        finally:
+            if saved is None:
+                subprocess.run(["crontab", "-r"], capture_output=True)
+            else:
+                subprocess.run(["crontab", "-"], input=saved, text=True, check=True)
 
 
 def current_crontab() -> str:
@@ -157,6 +181,12 @@ def test_cron_schedule_installs_fires_as_cron_would_and_is_removed(crontab: str,
     assert listed[0]["last_run"] == run_id and listed[0]["last"]["outcome"] == "ok"
     log = (blut_home / "schedules" / "nightly-diamond.log").read_text()
     assert f"run {run_id} ok" in log
+    report = blut("runs", "report", run_id, "-o", "-", home=blut_home, tmp=tmp_path).stdout
+    assert "<tr><th>schedule</th><td>nightly-diamond</td></tr>" in report
+    from blut_plugins.tui import data
+
+    assert [(r.run_id, r.schedule) for r in data.runs(App.from_environment(
+        {"BLUT_HOME": str(blut_home)}))] == [(run_id, "nightly-diamond")]
 
     removed = blut("schedule", "remove", "nightly-diamond", home=blut_home, tmp=tmp_path)
     assert removed.returncode == 0, removed.stderr

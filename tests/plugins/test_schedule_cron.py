@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.test_schedule import FOREIGN, blut, current_crontab, our_lines, scheduled_runs
+from tests.plugins.test_schedule import (  # noqa: F401 - crontab is a fixture
+    FOREIGN,
+    blut,
+    crontab,
+    current_crontab,
+    our_lines,
+    scheduled_runs,
+)
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("crontab") is None or shutil.which("cron") is None,
@@ -44,22 +51,9 @@ def cron_daemon() -> Iterator[None]:
         daemon.wait(timeout=30)
 
 
-@pytest.fixture
-def crontab() -> Iterator[None]:
-    before = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
-    saved = before.stdout if before.returncode == 0 else None
-    subprocess.run(["crontab", "-"], input=FOREIGN, text=True, check=True)
-    try:
-        yield
-    finally:
-        if saved is None:
-            subprocess.run(["crontab", "-r"], capture_output=True)
-        else:
-            subprocess.run(["crontab", "-"], input=saved, text=True, check=True)
-
-
-def test_cron_fires_the_schedule_and_the_run_appears(cron_daemon: None, crontab: None,
-                                                     blut_home: Path, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("crontab")  # held first: the daemon must not fire another session's lines
+def test_cron_fires_the_schedule_and_the_run_appears(cron_daemon: None, blut_home: Path,
+                                                     tmp_path: Path) -> None:
     done = blut("schedule", "install", "testbook:diamond", "--calendar", "minutely",
                 "--name", "every-minute", home=blut_home, tmp=tmp_path)
     assert done.returncode == 0, done.stderr

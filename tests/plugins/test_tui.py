@@ -29,11 +29,11 @@ pytest.importorskip("textual", reason="blut tui needs textual (pip install textu
 from blut_plugins.tui.app import Cockpit
 from blut_plugins.tui.check import screen_text
 
-SIZE = (110, 30)
+SIZE = (140, 30)  # wide enough that no row of the snapshots is cut
 
 MASKS = [
-    (re.compile(r"\d{8}-\d{6}-[a-z0-9-]+?-[0-9a-f]{6}"), "<RUN>"),
     (re.compile(r"(/[\w.@+-]+)+"), "<PATH>"),
+    (re.compile(r"\d{8}-\d{6}-[a-z0-9-]+?-[0-9a-f]{6}"), "<RUN>"),
     (re.compile(r"\b\d+(\.\d+)? (B|KiB|MiB|GiB|TiB)\b"), "<SIZE>"),
     (re.compile(r"\b\d+[smhd] ago\b"), "<AGO>"),
     (re.compile(r"\b\d+(\.\d+)?s\b"), "<T>"),
@@ -47,7 +47,7 @@ def masked(text: str) -> str:
     for line in text.splitlines():
         for pattern, repl in MASKS:
             line = pattern.sub(repl, line)
-        line = re.sub(r"[━╸╺▔▁▀▄█▎▏]+", "", line)  # borders, underlines and scroll bars
+        line = re.sub(r"[━╸╺\u2580-\u259f]+", "", line)  # tab underlines, block borders, scroll bars
         line = re.sub(r"\s+", " ", line).strip()
         if line:
             out.append(line)
@@ -90,7 +90,7 @@ FOOTER = "1 runs 2 run 3 log 4 metrics 5 memory c cancel run r refresh q quit ^p
 
 SNAPSHOTS = {
     "runs": """
-run recipe state started wall stages
+run recipe state started wall stages schedule
 <RUN> testbook:nan ok <AGO> <T> ok=2 pruned=3
 """,
     "run": """
@@ -100,7 +100,7 @@ step 1 step 2 step 3 step 4
 ✔ other
 stage state attempt inputs estimate cap live peak time note
 a ok 1 <SIZE> <SIZE> - <SIZE> <T>
-train pruned 1 a <SIZE> <SIZE> - <SIZE> <T> pruned on metrics {'loss': 'n
+train pruned 1 a <SIZE> <SIZE> - <SIZE> <T> pruned on metrics {'loss': 'nan'}
 evaluate pruned train - - - - - input 'train' pruned
 report pruned evaluate - - - - - input 'evaluate' pruned
 other ok 1 a <SIZE> <SIZE> - <SIZE> <T>
