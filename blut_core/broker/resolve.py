@@ -97,7 +97,9 @@ class Estimator:
         self.config = config
         self.outputs = outputs
         self._models: dict[str, FootprintModel] = {}
-        self._bytes: dict[str, int] = {}
+        # per stage (the very stage object), once known: a stage's key never moves in a run
+        self._bytes: dict[str, tuple[Stage, int | None]] = {}
+        self._scopes: dict[str, tuple[Stage, dict[str, str]]] = {}
 
     def model(self, stage: Stage) -> FootprintModel | None:
         """The stage's footprint model (``None``: it declares no footprint)."""
@@ -149,10 +151,12 @@ class Estimator:
         ``None`` when it reads nothing blut can see, or when an input's output is not known
         here (before a run, or before the input has run).
         """
-        if stage.name in self._bytes:  # sized once its inputs are there: a key never moves
-            return self._bytes[stage.name]
+        known = self._bytes.get(stage.name)
+        if known is not None and known[0] is stage:
+            return known[1]
         paths = _named_paths(stage.params)
         if not stage.inputs and not paths:
+            self._bytes[stage.name] = (stage, None)
             return None
         total = 0
         for name in stage.inputs:
@@ -162,11 +166,14 @@ class Estimator:
             total += tree_bytes(str(out))
         for path in paths:
             total += tree_bytes(path, WALK_LIMIT)
-        self._bytes[stage.name] = total
+        self._bytes[stage.name] = (stage, total)
         return total
 
     def scope(self, stage: Stage) -> dict[str, str]:
         """What else drives the memory of a stage that declares no driver (its key's scope)."""
+        known = self._scopes.get(stage.name)
+        if known is not None and known[0] is stage:
+            return known[1]
         if stage.footprint is not None and stage.footprint.drivers:
             return {}
         out: dict[str, str] = {}
@@ -175,6 +182,8 @@ class Estimator:
         read = self.input_bytes(stage)
         if read is not None:
             out["inputs"] = size_bucket(read)
+        if stage.name in self._bytes:  # what it reads is known: so is its scope, for good
+            self._scopes[stage.name] = (stage, out)
         return out
 
     def key(self, stage: Stage, drivers: Mapping[str, int]) -> CalibrationKey:
