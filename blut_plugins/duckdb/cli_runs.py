@@ -244,7 +244,7 @@ def top_command(app: App, metric: str, direction: str, recipe: str | None, limit
 @click.argument("run", shell_complete=complete_runs)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
               help="Where to write it (default: report.html in the run's directory; - for stdout).")
-@click.option("--format", "fmt", default="html", show_default=True,
+@click.option("--format", "fmt", default="html", show_default=True, metavar="NAME",
               help="An installed report format (see `blut plugins list`).")
 @json_option
 @click.pass_obj
