@@ -101,8 +101,10 @@ Cli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
     """Run ``blut ARGV`` in-process against ``app``: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("BLUT_NO_STALE_CHECK", "1")  # an install older than the tree says so
+
     def _cli(app: App, *argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
         with pytest.raises(SystemExit) as info:
