@@ -3,7 +3,8 @@
 The run directory is the source of truth: finished stages (ok or cached, with their output
 promoted) are kept; every other stage runs again, continuing its attempt numbering and, for
 stages that called ``ctx.checkpoint()``, from their last checkpoint. Stage processes the
-dead driver left behind are found through the status stream and killed first.
+dead driver left behind (every process whose environment names the run) are killed first,
+and waited for. A damaged run (see :mod:`blut_core.store.runs`) is refused, in one line.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import json
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blut_core.errors import ConfigError
 from blut_core.model.outcome import Classification, StageOutcome, StageState
 from blut_core.store.rundir import STATUS, RunDir, StatusLog, read_events
-from blut_core.store.runs import find_run, load_run
+from blut_core.store.runs import RunRecord, find_run, load_run
 
 if TYPE_CHECKING:
     from blut_core.host.app import App
@@ -80,23 +82,53 @@ def previous_state(path: Path, plan: Plan) -> tuple[dict[str, StageOutcome], dic
     return kept, attempts, orphans
 
 
-def _belongs_to(pid: int, run_id: str) -> bool:
+def _names_run(proc: Any, run_id: str) -> bool:
+    """Whether ``proc`` (a psutil process) was started for run ``run_id`` (``BLUT_RUN_ID``)."""
+    import psutil
+
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
+        return bool(proc.environ().get("BLUT_RUN_ID") == run_id)
+    except (psutil.Error, OSError):
         return False
-    return f"BLUT_RUN_ID={run_id}".encode() in environ.split(b"\0")
 
 
-def kill_orphans(run_id: str, pids: dict[int, str]) -> list[str]:
-    """Kill the process groups of attempts a dead driver left running; return their labels."""
-    killed = []
-    for pid, label in pids.items():
-        if _belongs_to(pid, run_id):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+def kill_orphans(run_id: str, pids: Mapping[int, str], *, wait: float = 10.0) -> list[str]:
+    """Kill what a dead driver of run ``run_id`` left running; return the attempts killed.
+
+    That is every process whose environment names the run (``BLUT_RUN_ID``), the recorded
+    attempts (``pids``: pid → label) among them, each with its process group and everything
+    it started; a pid reused by another process is left alone. Returns once they are gone
+    (at most ``wait`` seconds), so their cages are empty and can be removed.
+    """
+    import psutil
+
+    spared = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter():
+        if proc.pid not in spared and _names_run(proc, run_id):
+            found[proc.pid] = proc
+    killed = [label for pid, label in pids.items() if pid in found]
+    victims = dict(found)
+    for proc in found.values():
+        with contextlib.suppress(psutil.Error):
+            victims.update((c.pid, c) for c in proc.children(recursive=True) if c.pid not in spared)
+    for pid in found:  # a stage leads its process group: what it left in the group goes too
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid:
                 os.killpg(pid, signal.SIGKILL)
-                killed.append(label)
+    for proc in victims.values():
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(list(victims.values()), timeout=wait)
     return killed
+
+
+def _refuse_damaged(record: RunRecord, what: str) -> ConfigError:
+    return ConfigError(f"run {record.run_id} is damaged, so it cannot be {what}: "
+                       + "; ".join(record.damage),
+                       hint=f"`blut runs show {record.run_id}` shows what is still readable; "
+                            f"start a new run with `blut run {record.recipe}`, or remove "
+                            f"{record.path}")
 
 
 def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
@@ -115,6 +147,8 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
     if record.state == "running":
         raise ConfigError(f"run {record.run_id} is still running",
                           hint=f"wait for it, or stop it first with `blut cancel {record.run_id}`")
+    if record.state == "damaged":
+        raise _refuse_damaged(record, "resumed")
     if record.state == "ok":
         raise ConfigError(f"run {record.run_id} already finished ok: nothing to resume",
                           hint="start a new run with `blut run`")
@@ -163,6 +197,8 @@ def cancel_run(app: App, ref: str, *, wait: float = 30.0) -> str:
                 return state
             time.sleep(0.1)
         return "running"
+    if record.state == "damaged":
+        raise _refuse_damaged(record, "cancelled")
     if record.state == "interrupted":
         _, plan = load_plan(path)
         _, _, orphans = previous_state(path, plan)

@@ -17,18 +17,22 @@ if TYPE_CHECKING:
     from blut_core.store.rundir import RunDir as RunDir
     from blut_core.store.rundir import driver_alive as driver_alive
     from blut_core.store.rundir import read_events as read_events
+    from blut_core.store.rundir import read_status as read_status
     from blut_core.store.rundir import tail_line as tail_line
     from blut_core.store.rundir import write_json_atomic as write_json_atomic
     from blut_core.store.runs import RunRecord as RunRecord
     from blut_core.store.runs import find_run as find_run
+    from blut_core.store.runs import is_run_dir as is_run_dir
     from blut_core.store.runs import list_runs as list_runs
     from blut_core.store.runs import load_run as load_run
     from blut_core.store.runs import read_json as read_json
 
 _WHERE = {
     "STATUS": "store.rundir", "RunDir": "store.rundir", "driver_alive": "store.rundir",
-    "read_events": "store.rundir", "tail_line": "store.rundir", "write_json_atomic": "store.rundir",
-    "RunRecord": "store.runs", "find_run": "store.runs", "list_runs": "store.runs",
+    "read_events": "store.rundir", "read_status": "store.rundir", "tail_line": "store.rundir",
+    "write_json_atomic": "store.rundir",
+    "RunRecord": "store.runs", "find_run": "store.runs", "is_run_dir": "store.runs",
+    "list_runs": "store.runs",
     "load_run": "store.runs", "read_json": "store.runs",
     "cache_key": "store.cache",
 }

@@ -14,6 +14,7 @@ Layout under ``$BLUT_HOME/runs/<run-id>/``::
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -21,7 +22,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from blut_core.errors import ConfigError, DiskFull, free_bytes, is_disk_full
 
@@ -135,6 +136,7 @@ class StatusLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _mend_tail(self._fd, path)
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         """Append one event line. On a full disk the stream is left as it was (a line
@@ -159,23 +161,131 @@ class StatusLog:
             self._fd = -1
 
 
-def read_events(path: Path) -> Iterator[dict[str, Any]]:
-    """Events of a status stream; a torn or garbled line is skipped, never fatal."""
-    try:
-        fh = path.open(encoding="utf-8")
-    except OSError:
+def _mend_tail(fd: int, path: Path) -> None:
+    """End a stream whose last line a killed driver left cut short, before appending to it.
+
+    The cut-off start of an event line is removed (it cannot be read anyway); anything else
+    without its newline gets one. Either way the next event starts on a line of its own.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0:
         return
-    with fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - 1))
+        if fh.read(1) == b"\n":
+            return
+        start = size
+        while start > 0:                          # back to the last newline
+            step = min(start, 65536)
+            fh.seek(start - step)
+            chunk = fh.read(step)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                start = start - step + cut + 1
+                break
+            start -= step
+        fh.seek(start)
+        tail = fh.read()
+    if _torn(tail) and not isinstance(_parse_line(tail), dict):
+        os.ftruncate(fd, start)
+    else:  # a whole event without its newline, or garbage that is left to be seen
+        os.write(fd, b"\n")
+
+
+class StatusStream(NamedTuple):
+    """A status stream as read back: the events that could be read, and what is wrong.
+
+    ``problem`` names what makes the stream damaged (a line in the middle that is not a JSON
+    event, text that is not UTF-8, an unreadable file); ``torn`` says its last line was cut
+    short, which is what a driver killed in the middle of a write leaves, and is normal.
+    """
+
+    events: list[dict[str, Any]]
+    problem: str | None = None
+    torn: bool = False
+
+
+def _parse_line(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError:                             # UnicodeDecodeError is one
+        return None
+
+
+def _torn(tail: bytes) -> bool:
+    """Whether ``tail`` (what follows the last newline) is the start of an event line."""
+    if not tail.startswith(b"{"):
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(tail, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def read_status(path: Path) -> StatusStream:
+    """Read a status stream, telling a torn last line (normal) from damage (garbage).
+
+    Every line is one JSON object (:class:`StatusLog` writes each in one ``write``). The
+    lines are parsed as one JSON array (~3x faster than line by line) unless that fails or
+    yields another number of values; then line by line, keeping what can be read.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return StatusStream([], f"{STATUS} is missing")
+    except IsADirectoryError:
+        return StatusStream([], f"{STATUS} is a directory")
+    except OSError as exc:
+        return StatusStream([], f"{STATUS} cannot be read ({exc.strerror or exc})")
+    body, _, tail = data.rpartition(b"\n")
+    events: list[dict[str, Any]] = []
+    torn = False
+    if tail.strip():
+        torn = _torn(tail)
+        if not torn:
+            body = data                           # garbage after the last newline: a bad line
+    try:
+        lines = [ln for ln in body.decode("utf-8").split("\n") if ln.strip()]
+        values = json.loads("[" + ",".join(lines) + "]")
+        fast = isinstance(values, list) and len(values) == len(lines) and \
+            all(isinstance(v, dict) for v in values)
+    except ValueError:
+        fast = False
+    problem = None
+    if fast:
+        events = values
+    else:
+        bad: list[tuple[int, str]] = []
+        for number, raw in enumerate(body.split(b"\n"), 1):
+            if not raw.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except ValueError:
+                value = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad.append((number, "is not UTF-8 text"))
                 continue
-            if isinstance(obj, dict):
-                yield obj
+            except ValueError:
+                bad.append((number, "is not JSON"))
+                continue
+            if isinstance(value, dict):
+                events.append(value)
+            else:
+                bad.append((number, "is not a JSON object"))
+        if bad:
+            number, what = bad[0]
+            more = f" ({len(bad)} of its lines cannot be read)" if len(bad) > 1 else ""
+            problem = f"{STATUS} line {number} {what}{more}"
+    if torn:
+        last = _parse_line(tail)
+        if isinstance(last, dict):                # complete, only its newline is missing
+            events.append(last)
+    return StatusStream(events, problem, torn)
+
+
+def read_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Events of a status stream; a torn or garbled line is skipped, never fatal."""
+    yield from read_status(path).events
 
 
 class RunDir:
@@ -240,7 +350,11 @@ class RunDir:
 
 
 def _proc_start(pid: int) -> float | None:
-    """Start time of ``pid`` in clock ticks since boot (tells a reused pid apart)."""
+    """Start time of ``pid`` in clock ticks since boot (tells a reused pid apart).
+
+    A raw read of ``/proc``: this runs as every run starts, where importing psutil would add
+    ~11-16 ms (liveness checks, off that path, use psutil).
+    """
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
@@ -249,19 +363,42 @@ def _proc_start(pid: int) -> float | None:
         return None
 
 
-def driver_alive(run_path: Path) -> bool:
-    """Whether the blut process that drove this run still exists (same pid, same start)."""
+def process_alive(pid: int, start_ticks: float | None) -> bool:
+    """Whether process ``pid`` exists and (when ``start_ticks`` is given) is the one that
+    started at that many clock ticks after boot, not a later process that got its pid."""
+    import psutil
+
     try:
-        info = json.loads((run_path / "driver.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if start_ticks is None:
+            return True
+        ticks = (proc.create_time() - psutil.boot_time()) * os.sysconf("SC_CLK_TCK")
+    except (psutil.Error, ValueError):
+        return False
+    return abs(ticks - float(start_ticks)) < 1.5
+
+
+def driver_alive(run_path: Path, info: Any = None) -> bool:
+    """Whether the blut process that drove this run still exists (same pid, same start).
+
+    ``info``: the run's ``driver.json`` when already read.
+    """
+    if info is None:
+        try:
+            info = json.loads((run_path / "driver.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+    if not isinstance(info, dict):
         return False
     if info.get("host") != os.uname().nodename:
         return True  # another machine: we cannot tell, assume alive
     pid = info.get("pid")
-    if not isinstance(pid, int):
+    start = info.get("create_time")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
-    start = _proc_start(pid)
-    return start is not None and (info.get("create_time") in (None, start))
+    return process_alive(pid, start if isinstance(start, (int, float)) else None)
 
 
 def tail_line(path: Path, limit: int = 300) -> str:

@@ -60,7 +60,6 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
     Only the names of the run directories are listed (no stat of each); a directory is
     read only when the database does not know it, or knows it as running or interrupted.
     """
-    from blut_core.store import STATUS
     from blut_plugins.duckdb import DuckDBLineage, LineageMissing
     from blut_plugins.duckdb.queries import list_runs as db_list_runs
     from blut_plugins.duckdb.queries import run_ids
@@ -79,15 +78,17 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
     except (FileNotFoundError, NotADirectoryError):
         names = set()
     stale = [r for r in rows if r["state"] in ("running", "interrupted") and Path(r["path"]).is_dir()]
+    for r in rows:
+        r.setdefault("damage", [])
     if not names and not stale:
         return _ordered(rows, outcome, limit)
     # blut_core.store.runs imports attrs: only when a directory must be read
-    from blut_core.store import load_run
+    from blut_core.store import is_run_dir, load_run
 
     extra = []
     for name in sorted(names):
         path = runs_root / name
-        if not name.startswith(".") and os.path.isfile(path / STATUS):
+        if is_run_dir(path):  # a damaged run is never indexed: it is read (and shown) here
             extra.append(load_run(path).to_json(with_stages=False))
     if recipe:
         extra = [r for r in extra if r["recipe"] == recipe or r["recipe"].split(":")[-1] == recipe]
@@ -108,8 +109,8 @@ def _ordered(runs: list[dict[str, Any]], outcome: str | None, limit: int) -> lis
 @runs_group.command(name="list")
 @click.option("--recipe", help="Only runs of this recipe (cookbook:recipe or bare name).")
 @click.option("--outcome", "--state", "outcome",
-              help="Only runs that ended so (ok, failed, cancelled, refused), or are running "
-                   "or interrupted. --state is an alias.")
+              help="Only runs that ended so (ok, failed, cancelled, refused), or are running, "
+                   "interrupted or damaged. --state is an alias.")
 @click.option("--since", help="Only runs started since: 3d, 12h, 30m, or a date (2026-11-01).")
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=50, show_default=True,
               help="At most N runs.")
@@ -138,9 +139,13 @@ def list_command(app: App, recipe: str | None, outcome: str | None, since: str |
     if as_json:
         echo_json(runs)
         return
-    table([(r["run_id"], r["recipe"], r["state"], _when(r["started"]), human_seconds(r["wall"]),
-            " ".join(f"{k}={v}" for k, v in sorted(r["counts"].items()))) for r in runs],
-          ["RUN", "RECIPE", "STATE", "STARTED", "WALL", "STAGES"])
+    rows = [(r["run_id"], r["recipe"], r["state"], _when(r["started"]), human_seconds(r["wall"]),
+             " ".join(f"{k}={v}" for k, v in sorted(r["counts"].items()))) for r in runs]
+    if any(r.get("damage") for r in runs):  # why a run is damaged, next to it
+        table([(*row, "; ".join(r.get("damage") or ())) for row, r in zip(rows, runs, strict=True)],
+              ["RUN", "RECIPE", "STATE", "STARTED", "WALL", "STAGES", "DAMAGE"])
+        return
+    table(rows, ["RUN", "RECIPE", "STATE", "STARTED", "WALL", "STAGES"])
 
 
 @runs_group.command(name="show")
@@ -154,11 +159,18 @@ def show_command(app: App, run: str, as_json: bool) -> None:
     path = find_run(app.settings.runs_dir, run)
     record = load_run(path)
     params = read_json(path / "params.json")
-    prov = read_json(path / "provenance.json") or {}
+    prov = read_json(path / "provenance.json")
+    prov = prov if isinstance(prov, dict) else {}
     if as_json:
         echo_json({**record.to_json(), "params": params, "provenance": prov})
         return
     click.echo(f"run      {record.run_id}\nrecipe   {record.recipe}\nstate    {record.state}")
+    for n, problem in enumerate(record.damage):
+        click.echo(f"{'damaged' if n == 0 else '':<9}{problem}")
+    if record.damage:
+        click.echo(f"readable {', '.join(record.readable) or 'none of its files'}; "
+                   + (f"{len(record.stages)} stage(s) below, from the events that could be read"
+                      if record.stages else "no stage could be read from its events"))
     click.echo(f"started  {_when(record.started)}\nwall     {human_seconds(record.wall)}")
     click.echo(f"dir      {record.path}")
     git = prov.get("recipe_git") or {}
