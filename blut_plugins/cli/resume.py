@@ -37,7 +37,8 @@ def resume_command(ctx: click.Context, run: str, fail_fast: bool, jobs: int | No
 
     app: App = ctx.obj
     check_paths(app)  # BLUT_HOME, calibration, BLUT_LEDGER and room: one line, before anything
-    summary = resume_run(app, run, options=ExecOptions(fail_fast=fail_fast, jobs=jobs),
+    options = ExecOptions(fail_fast=fail_fast, jobs=jobs if jobs is not None else app.settings.jobs)
+    summary = resume_run(app, run, options=options,
                          progress=sink_for(sys.stdout.isatty(), enabled=progress))
     finish(ctx, summary, as_json=as_json)
 

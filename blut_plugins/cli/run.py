@@ -67,7 +67,8 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
 
     app: App = ctx.obj
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
-    options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast, jobs=jobs, deadline=deadline)
+    options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast, deadline=deadline,
+                          jobs=jobs if jobs is not None else app.settings.jobs)
     warn_if_uncapped(app)
     summary = start_run(app, prepared, launcher=launcher, options=options,
                         no_calibration=no_calibration,

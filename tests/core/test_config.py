@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -232,3 +233,19 @@ def test_every_command_fails_on_a_bad_file_with_one_line_and_exit_2(project: Pat
         assert len(lines) == 2 and lines[1].startswith("Hint: "), r.stderr
         assert "Traceback" not in r.stderr
     assert not (project / ".blut").exists()
+
+
+def test_jobs_from_the_environment_or_file_bound_a_run(tmp_path: Path) -> None:
+    """``BLUT_JOBS=1`` (or ``jobs = 1`` in blut.toml) runs one stage at a time, as ``-j 1`` does."""
+    from tests.support.cli import run_blut
+
+    home = tmp_path / "home"
+    r = run_blut("run", "testbook:memload", "-p", "stages=3", "-p", "footprint=64M", "-p", "mb=8",
+                 "-p", "seconds=0.4", "--no-progress", home=home, tmp=tmp_path, BLUT_JOBS="1")
+    assert r.returncode == 0, r.stderr
+    (status,) = home.glob("runs/*/status.jsonl")
+    starts = [e["t"] for e in map(json.loads, status.read_text().splitlines())
+              if e["event"] == "stage_started"]
+    assert len(starts) == 3
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.35, f"stages overlapped under BLUT_JOBS=1: starts {starts}"
