@@ -15,6 +15,8 @@ from blut_core._lazy import exports
 if TYPE_CHECKING:
     from blut_core.process.runner import EXIT_DETERMINISTIC as EXIT_DETERMINISTIC
     from blut_core.process.runner import run_stage as run_stage
+    from blut_core.process.shim import read_record as read_record
+    from blut_core.process.shim import write_record as write_record
     from blut_core.process.spec import jsonable as jsonable
     from blut_core.process.spec import prepare_attempt as prepare_attempt
     from blut_core.process.spec import prepare_launcher as prepare_launcher
@@ -28,6 +30,7 @@ _WHERE = {
     "read_events_from": "process.spec", "stage_argv": "process.spec",
     "stage_environment": "process.spec", "stage_pythonpath": "process.spec",
     "EXIT_DETERMINISTIC": "process.runner", "run_stage": "process.runner",
+    "read_record": "process.shim", "write_record": "process.shim",
 }
 
 __getattr__, __all__ = exports(__name__, _WHERE)

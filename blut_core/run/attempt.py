@@ -71,6 +71,8 @@ def retry_wait(attempt: Attempt, cls: Classification, oom_kills: int) -> float |
     policy = attempt.stage.retry
     if cls is Classification.OOM:
         return 0.0 if not at_box_limit(attempt) and oom_kills <= policy.oom_retries else None
+    if cls is Classification.LOST:  # retried at once, without using up the error budget
+        return 0.0 if attempt.number <= policy.max_attempts + policy.oom_retries else None
     errors = attempt.number - oom_kills
     if errors < policy.max_attempts and retryable(policy.retry_on.value, cls):
         return policy.wait_before(errors + 1)
@@ -101,6 +103,9 @@ def classify(attempt: Attempt, state: JobState) -> Classification:
         return Classification.TIMEOUT
     if state.oom_killed:
         return Classification.OOM
+    if state.lost:  # its node failed, or its job vanished: not the stage's doing
+        attempt.error = attempt.error or f"lost: {state.detail or 'the launcher lost the job'}"
+        return Classification.LOST
     if state.returncode == 0:
         return Classification.OK
     if attempt.error_kind == "deterministic" or (

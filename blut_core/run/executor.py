@@ -330,6 +330,7 @@ class Executor:
         key = self._key(s)
         job = prepare_attempt(self.rundir, self.run.run_id, s, number, cap=cap,
                               knobs=knobs or {}, pythonpath=self._pythonpath)
+        job = attrs.evolve(job, time_limit=s.timeouts.hard, run_tag=self.run.run_id)  # for a cluster
         adir = self.rundir.attempt_dir(s.name, number)
         tmp_out = adir / "out.tmp"
         self.status.append("stage_admitted", stage=s.name, attempt=number,
@@ -455,7 +456,7 @@ class Executor:
             else retry_wait(attempt, cls, ooms)
         if wait is None and cls is Classification.OOM and not self.cancelled:
             outcome = attrs.evolve(outcome, error=memory_failure(attempt, state, ooms))
-        self.status.append("stage_finished", **outcome.to_event())
+        self.status.append("stage_finished", **outcome.to_event(), node=state.node or None)
         if wait is not None:
             self.status.append("stage_retrying", stage=s.name, attempt=attempt.number + 1,
                                max_attempts=s.retry.max_attempts, oom_retries=s.retry.oom_retries,

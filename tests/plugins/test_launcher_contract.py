@@ -53,3 +53,60 @@ def test_slurm_and_ray_name_their_distribution(tmp_path: Path, name: str, dist: 
     proc = _blut(tmp_path, "run", "quickstart:wordcount", "--launcher", name, "--no-progress")
     assert proc.returncode == 2, proc.stderr
     assert f"pip install {dist}" in proc.stderr
+
+
+# -- the remote shim (python -m blut_core.process.shim) ------------------------------------------
+
+def _shim(*args: str) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "blut_core.process.shim", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_shim_writes_the_exit_record_last(tmp_path: Path) -> None:
+    import json
+
+    record = tmp_path / "exit.json"
+    proc = _shim(str(record), "--", "sh", "-c", f"test ! -e {record} && exit 4")
+    assert proc.returncode == 4
+    data = json.loads(record.read_text())
+    assert data["returncode"] == 4 and data["signal"] is None
+    assert data["started_at"] <= data["ended_at"] and data["node"]
+    assert [p.name for p in tmp_path.iterdir()] == ["exit.json"], "a temporary file was left behind"
+
+
+def test_shim_reports_a_signal(tmp_path: Path) -> None:
+    import json
+
+    record = tmp_path / "exit.json"
+    _shim(str(record), "--", "sh", "-c", "kill -KILL $$")
+    data = json.loads(record.read_text())
+    assert data["signal"] == 9 and data["returncode"] == -9
+
+
+def test_shim_names_a_run_directory_the_node_cannot_see(tmp_path: Path) -> None:
+    missing = tmp_path / "not-shared" / "attempt" / "exit.json"
+    proc = _shim(str(missing), "--", "true")
+    assert proc.returncode == 2
+    assert str(missing.parent) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not missing.exists()
+
+
+@pytest.mark.cgroup
+def test_shim_cap_is_a_kernel_cap_with_oom_evidence(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    if not os.path.isdir("/sys/fs/cgroup/memory") or os.geteuid() != 0:
+        pytest.skip("needs root and a cgroup v1 memory controller")
+    record = tmp_path / "exit.json"
+    _shim(str(record), "--cap", str(100 << 20), "--", sys.executable, "-c", "b = bytearray(400 << 20)")
+    data = json.loads(record.read_text())
+    assert data["oom_kills"] >= 1 and data["returncode"] != 0
+    assert data["peak_bytes"] <= (100 << 20) + (1 << 20)
+    assert not os.path.exists(data["cgroup"]), "the stage's cgroup was left behind"
+    fine = tmp_path / "fine.json"
+    _shim(str(fine), "--cap", str(400 << 20), "--", sys.executable, "-c", "b = bytearray(150 << 20)")
+    peak = json.loads(fine.read_text())["peak_bytes"]
+    assert abs(peak - (150 << 20) - (10 << 20)) <= 15 << 20  # the stage's interpreter and 150 MiB

@@ -1,0 +1,246 @@
+"""``python -m blut_core.process.shim RECORD [--cap BYTES] -- ARGV...``: one stage, remote side.
+
+A cluster launcher (Slurm, Ray) starts this on the compute node instead of the stage. It
+
+- checks that the attempt directory (``RECORD``'s) is visible here: a node that cannot see
+  the run directory is one line on stderr naming the path, exit 2 (shared file system);
+- runs ``ARGV`` in its own session under a memory cap: as it finds it (a Slurm job's cgroup,
+  made by Slurm from ``--mem``), or, with ``--cap``, in a cgroup v1 it makes for the stage
+  below its own (inside a Ray task) with ``memory.limit_in_bytes`` set to ``BYTES``;
+- passes SIGTERM and SIGINT on to the stage's process group (soft timeouts, cancels);
+- writes the attempt's exit record to ``RECORD`` last, through a temporary file and a rename:
+  exit code or signal, the kernel's peak and OOM kills of the cgroup the stage ran in (on
+  cgroup v1 the task's cgroup, where the kernel counts them, not the job's), the node, and
+  when the stage started and ended.
+
+A launcher reports an attempt finished only once this record is visible from the driver.
+Only the standard library is imported: it starts fast. (The broker's cgroup reading lives a
+layer beside this one; the few reads the shim needs are here.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+#: exit code when the shim itself cannot run the stage (no run directory, no program)
+EXIT_SHIM = 2
+RECORD_VERSION = 1
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def read_int(path: str) -> int | None:
+    """An integer file, or ``None`` when absent, unreadable or not a number."""
+    try:
+        return int((_read(path) or "").strip())
+    except ValueError:
+        return None
+
+
+def read_keyed(path: str) -> dict[str, int]:
+    """A ``key value`` file (``memory.oom_control``) as a dict."""
+    out: dict[str, int] = {}
+    for line in (_read(path) or "").splitlines():
+        key, _, value = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            out[key] = int(value)
+    return out
+
+
+def own_dir(version: int = 1) -> str | None:
+    """This process's cgroup v1 memory directory, or ``None`` (no v1 memory controller)."""
+    rel = next((parts[2] for parts in (line.split(":", 2) for line in (_read("/proc/self/cgroup") or "")
+                                       .splitlines()) if len(parts) == 3 and "memory" in parts[1].split(",")),
+               None)
+    for line in (_read("/proc/self/mountinfo") or "").splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if sep and rel is not None and len(fields) >= 5 and len(tail) >= 3 and tail[0] == "cgroup" \
+                and "memory" in tail[2].split(","):
+            return os.path.normpath(os.path.join(fields[4], rel.lstrip("/")))
+    return None
+
+
+def node_name() -> str:
+    """The node as the scheduler names it (Slurm's ``SLURMD_NODENAME``), else the host name."""
+    return os.environ.get("SLURMD_NODENAME") or os.environ.get("BLUT_NODE") or socket.gethostname()
+
+
+def write_record(path: str, record: dict[str, Any]) -> None:
+    """``record`` as JSON at ``path``, whole or not at all (temporary file, fsync, rename)."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(record, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_record(path: str) -> dict[str, Any] | None:
+    """The exit record at ``path``, or ``None`` while it is not there (or not whole)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class _Cgroup:
+    """The v1 memory cgroup the stage runs in, made below the shim's own.
+
+    Its own cgroup keeps the stage's peak and OOM kills apart from the shim's (a few MiB of
+    Python). Its limit is ``cap`` when given (inside a Ray task), else none of its own: the
+    parent's (a Slurm job's ``--mem``) bounds it. Where no cgroup can be made here (another
+    user's cgroup, no v1 memory controller), the stage runs in the shim's own cgroup
+    (``shared``): its peak then includes the shim, and a ``cap`` is refused.
+    """
+
+    def __init__(self, cap: int | None, label: str) -> None:
+        self.made: str | None = None
+        base = own_dir(1)
+        self.path = base
+        self.shared = True
+        if base is None:
+            if cap is not None:
+                raise SystemExit("blut shim: no cgroup v1 memory controller here to cap the stage at "
+                                 f"{cap} bytes")
+            return
+        path = os.path.join(base, f"blut-{label}-{os.getpid()}")
+        try:
+            os.mkdir(path)
+        except OSError as exc:
+            if cap is not None:
+                raise SystemExit(f"blut shim: cannot make a memory cgroup for the stage at {path}: "
+                                 f"{exc.strerror}") from None
+            return
+        self.path = self.made = path
+        self.shared = False
+        if cap is not None:
+            try:
+                with open(os.path.join(path, "memory.limit_in_bytes"), "w") as fh:
+                    fh.write(str(cap))
+                with contextlib.suppress(OSError), \
+                        open(os.path.join(path, "memory.memsw.limit_in_bytes"), "w") as fh:
+                    fh.write(str(cap))
+            except OSError as exc:
+                self.release()
+                raise SystemExit(f"blut shim: cannot cap the stage's cgroup {path}: {exc.strerror}") from None
+
+    def join(self) -> None:
+        """Put the calling process (the stage, before exec) into the cgroup."""
+        if self.made is not None:
+            with open(os.path.join(self.made, "cgroup.procs"), "w") as fh:
+                fh.write(str(os.getpid()))
+
+    def peak(self) -> int | None:
+        return None if self.path is None else read_int(os.path.join(self.path, "memory.max_usage_in_bytes"))
+
+    def oom_kills(self) -> int:
+        if self.path is None:
+            return 0
+        return read_keyed(os.path.join(self.path, "memory.oom_control")).get("oom_kill", 0)
+
+    def release(self) -> None:
+        if self.made is None:
+            return
+        procs = os.path.join(self.made, "cgroup.procs")
+        for _ in range(50):
+            try:
+                with open(procs) as fh:
+                    pids = [int(p) for p in fh.read().split()]
+            except OSError:
+                break
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.made)
+
+
+def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | None = None) -> int:
+    """Run ``argv`` and write its exit record to ``record``; return the exit code to end with."""
+    where = os.path.dirname(os.path.abspath(record))
+    if not os.path.isdir(where):
+        print(f"blut shim: the attempt directory {where} is not visible on node {node_name()}: "
+              "the run directory must be on a file system the compute nodes share (BLUT_HOME)",
+              file=sys.stderr)
+        return EXIT_SHIM
+    cgroup = _Cgroup(cap, os.path.basename(where) or "stage")
+    started = time.time()
+    try:
+        proc = subprocess.Popen(list(argv), cwd=cwd, start_new_session=True, close_fds=True,
+                                preexec_fn=cgroup.join if cgroup.made else None)
+    except OSError as exc:
+        cgroup.release()
+        print(f"blut shim: cannot start {argv[0]!r}: {exc.strerror}", file=sys.stderr)
+        write_record(record, {"version": RECORD_VERSION, "returncode": 127, "signal": None,
+                              "peak_bytes": None, "oom_kills": 0, "node": node_name(),
+                              "started_at": started, "ended_at": time.time(),
+                              "error": f"cannot start {argv[0]!r}: {exc.strerror}"})
+        return 127
+
+    def forward(signum: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(signum, forward)
+    code = proc.wait()
+    ended = time.time()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # what the stage left running goes with it
+    rec = {"version": RECORD_VERSION, "returncode": code, "signal": -code if code < 0 else None,
+           "peak_bytes": cgroup.peak(), "oom_kills": cgroup.oom_kills(), "node": node_name(),
+           "cgroup": cgroup.path, "cgroup_shared_with_shim": cgroup.shared, "cap_bytes": cap,
+           "started_at": started, "ended_at": ended}
+    cgroup.release()
+    write_record(record, rec)
+    return code if code >= 0 else 128 - code
+
+
+def main(args: Sequence[str]) -> int:
+    usage = "usage: python -m blut_core.process.shim RECORD [--cap BYTES] [--cwd DIR] -- ARGV..."
+    if "--" not in args or not args or args[0].startswith("-"):
+        print(usage, file=sys.stderr)
+        return EXIT_SHIM
+    split = list(args).index("--")
+    head, argv = list(args[:split]), list(args[split + 1:])
+    record, opts = head[0], head[1:]
+    cap: int | None = None
+    cwd: str | None = None
+    while opts:
+        flag = opts.pop(0)
+        if flag == "--cap" and opts:
+            cap = int(opts.pop(0))
+        elif flag == "--cwd" and opts:
+            cwd = opts.pop(0)
+        else:
+            print(usage, file=sys.stderr)
+            return EXIT_SHIM
+    if not argv:
+        print(usage, file=sys.stderr)
+        return EXIT_SHIM
+    return run(record, argv, cap=cap, cwd=cwd)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

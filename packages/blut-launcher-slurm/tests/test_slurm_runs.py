@@ -1,0 +1,120 @@
+"""Whole runs on a real Slurm cluster: a recipe end to end, an OOM kill by Slurm's cgroup
+healed by a retry and learnt for the next run, stages over both nodes, a node lost mid-run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from importlib import metadata as md
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("blut_launcher_slurm",
+                    reason="not installed (pip install -e packages/blut-launcher-slurm)")
+
+from blut_core import ExecOptions
+from blut_core.testing import make_app
+
+pytestmark = pytest.mark.slurm
+BOOK = Path(__file__).resolve().parent / "book"
+TOOLS = Path(__file__).resolve().parents[3] / "tools" / "cluster"
+
+
+@pytest.fixture
+def slurm_app(slurm_cluster: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(BOOK))
+    home = tmp_path / "home"
+    monkeypatch.setenv("BLUT_HOME", str(home))
+    book = md.EntryPoint(name="slurmbook", value="slurm_book", group="blut.cookbooks")
+    return make_app(home, cookbooks=["quickstart", book], plugins=["launcher-slurm"])
+
+
+def _run(app: Any, recipe: str, jobs: int | None = None, **params: Any) -> Any:
+    from blut_core.testing import RunRecipe
+
+    return RunRecipe(app)(recipe, launcher="slurm", options=ExecOptions(no_cache=True, jobs=jobs),
+                          **params)
+
+
+def _events(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "status.jsonl").read_text().splitlines()]
+
+
+def test_quickstart_on_slurm(slurm_app: Any) -> None:
+    summary = _run(slurm_app, "quickstart:wordcount")
+    assert summary.outcome == "ok", [s.error for s in summary.stages]
+    events = _events(summary.run_dir)
+    started = [e for e in events if e["event"] == "stage_started"]
+    assert started and all(e["launcher"] == "slurm" and e["job_id"] for e in started)
+    finished = [e for e in events if e["event"] == "stage_finished"]
+    assert all(e.get("node") in ("node1", "node2") for e in finished)
+    assert all(e.get("peak_bytes") for e in finished), "every stage's kernel peak is recorded"
+
+
+def test_an_oom_kill_by_slurm_is_retried_bigger_and_learnt(slurm_app: Any) -> None:
+    first = _run(slurm_app, "slurmbook:liar", mb=200, declared="96M")
+    assert first.outcome == "ok", [s.error for s in first.stages]
+    events = _events(first.run_dir)
+    ooms = [e for e in events if e["event"] == "stage_finished" and e.get("classification") == "oom"]
+    assert ooms, "the liar was not OOM-killed under its 96M cap"
+    caps = [e["cap_bytes"] for e in events if e["event"] == "stage_started"]
+    assert len(caps) >= 2 and caps[-1] > caps[0]
+    second = _run(slurm_app, "slurmbook:liar", mb=200, declared="96M")
+    assert second.outcome == "ok"
+    again = [e for e in _events(second.run_dir) if e["event"] == "stage_started"]
+    assert len(again) == 1, "calibration did not learn the liar's peak from the cluster's kernel"
+
+
+def test_stages_spread_over_both_nodes(slurm_app: Any, slurm_cluster: dict[str, str]) -> None:
+    if "node2" not in slurm_cluster.get("BLUT_SLURM_NODES", ""):
+        pytest.skip("needs a two-node cluster")
+    summary = _run(slurm_app, "slurmbook:spread", jobs=4, stages=6, seconds=3.0)
+    assert summary.outcome == "ok"
+    nodes = {(summary.run_dir / "stages" / f"s{i}" / "out" / "node.txt").read_text() for i in range(6)}
+    assert nodes == {"node1", "node2"}
+
+
+def test_a_node_taken_down_mid_run_and_its_stage_finishes_on_the_other(
+        slurm_app: Any, slurm_cluster: dict[str, str]) -> None:
+    state_dir = slurm_cluster.get("BLUT_SLURM_STATE_DIR")
+    if not state_dir or "node2" not in slurm_cluster.get("BLUT_SLURM_NODES", ""):
+        pytest.skip("needs the two-node test cluster of tools/cluster (BLUT_SLURM_STATE_DIR)")
+    downed = threading.Event()
+
+    def take_node2_down() -> None:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            out = subprocess.run(["squeue", "--noheader", "--states=RUNNING", "--nodelist=node2",
+                                  "--format=%j"], capture_output=True, text=True).stdout
+            if "blut." in out:
+                subprocess.run([str(TOOLS / "slurm-node.sh"), state_dir, "down", "node2"],
+                               capture_output=True, timeout=120)
+                downed.set()
+                return
+            time.sleep(0.3)
+
+    killer = threading.Thread(target=take_node2_down, daemon=True)
+    killer.start()
+    try:
+        summary = _run(slurm_app, "slurmbook:spread", jobs=4, stages=4, seconds=25.0, tag="lost")
+    finally:
+        killer.join(timeout=5)
+        subprocess.run([str(TOOLS / "slurm-node.sh"), state_dir, "up", "node2"], capture_output=True,
+                       timeout=120)
+    assert downed.is_set(), "no stage ran on node2 to take down"
+    assert summary.outcome == "ok", [s.error for s in summary.stages]
+    events = _events(summary.run_dir)
+    lost = [e for e in events if e["event"] == "stage_finished" and e.get("classification") == "lost"]
+    assert lost and all(e.get("node") == "node2" for e in lost)
+    for e in lost:
+        out = summary.run_dir / "stages" / e["stage"] / "out" / "node.txt"
+        assert out.read_text() == "node1"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
