@@ -2,15 +2,18 @@
 
 :func:`prepare` does everything that can fail on bad input (recipe lookup, params, plan
 validation, launcher choice) before anything is written, so a bad command line never leaves
-a run directory behind. :func:`start_run` creates the run directory and drives the executor.
+a run directory behind. :func:`start_run` creates the run directory, whole or not at all
+(a driver killed during set-up leaves no run), and drives the executor.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +34,7 @@ from blut_core.store.rundir import (
     ensure_space,
     ensure_writable,
     new_run_id,
+    sweep_setups,
     write_json_atomic,
 )
 
@@ -216,17 +220,7 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
 
             get_logger().warning("containment_bare", message=broker.selection.warning)
         cache = Cache(settings.cache_dir)
-        run_id = new_run_id(prepared.ref.qualname)
-        rundir = RunDir.create(runs_root, run_id)
-        write_json_atomic(rundir.path / "plan.json", {"recipe": prepared.ref.qualname,
-                                                      "stages": plan.to_json()})
-        write_json_atomic(rundir.path / "params.json", prepared.params_data)
-        write_json_atomic(rundir.path / "provenance.json", _provenance(app, prepared, launcher))
-        status = StatusLog(rundir.status_path)
-        info = RunInfo(run_id=run_id, recipe=prepared.ref.qualname, run_dir=rundir.path,
-                       launcher=launcher, stages=tuple(s.name for s in plan.topological()))
-        status.append("run_started", run_id=run_id, recipe=info.recipe, launcher=launcher,
-                      stages=list(info.stages))
+        rundir, status, info = _set_up(app, prepared, runs_root, launcher)
         app.hooks.run_started(info)
         executor = Executor(plan=plan, run=info, rundir=rundir, status=status,
                             launcher=the_launcher, cache=cache,
@@ -236,6 +230,58 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
         the_launcher.close()
         raise
     return drive(app, executor, info, status, the_launcher, sinks=sinks)
+
+
+def _set_up(app: App, prepared: Prepared, runs_root: Path, launcher: str
+            ) -> tuple[RunDir, StatusLog, RunInfo]:
+    """Create the run directory whole or not at all.
+
+    It is written under ``runs/.setup/`` (plan, params, provenance, driver, the
+    ``run_started`` event) and renamed into ``runs/`` in one step, so a driver killed at
+    any instant leaves either no run or one that ``runs list`` shows and ``resume`` and
+    ``cancel`` act on; a set-up that fails (a full disk) leaves nothing behind.
+    """
+    sweep_setups(runs_root)
+    plan = prepared.plan
+    run_id = new_run_id(prepared.ref.qualname)
+    provenance = _provenance(app, prepared, launcher)  # the slow part, before any write
+    info = RunInfo(run_id=run_id, recipe=prepared.ref.qualname, run_dir=runs_root / run_id,
+                   launcher=launcher, stages=tuple(s.name for s in plan.topological()))
+    pause = _setup_pause()
+    rundir = RunDir.begin(runs_root, run_id)
+    status: StatusLog | None = None
+    try:
+        pause()
+        write_json_atomic(rundir.path / "plan.json", {"recipe": prepared.ref.qualname,
+                                                      "stages": plan.to_json()})
+        pause()
+        write_json_atomic(rundir.path / "params.json", prepared.params_data)
+        pause()
+        write_json_atomic(rundir.path / "provenance.json", provenance)
+        pause()
+        status = StatusLog(rundir.status_path)
+        status.append("run_started", run_id=run_id, recipe=info.recipe, launcher=launcher,
+                      stages=list(info.stages))
+        pause()
+        rundir.publish(runs_root)
+        pause()
+    except BaseException:
+        if status is not None:
+            status.close()
+        shutil.rmtree(rundir.path, ignore_errors=True)
+        raise
+    status.path = rundir.status_path  # the same open file, now under its published name
+    return rundir, status, info
+
+
+def _setup_pause() -> Callable[[], None]:
+    """``BLUT_TEST_SETUP_PAUSE=SECONDS`` (for tests): sleep after each step of the set-up, so
+    that a test can kill the driver at every one of them."""
+    try:
+        seconds = float(os.environ.get("BLUT_TEST_SETUP_PAUSE") or 0)
+    except ValueError:
+        seconds = 0.0
+    return (lambda: time.sleep(seconds)) if seconds > 0 else (lambda: None)
 
 
 def drive(app: App, executor: Executor, info: RunInfo, status: StatusLog,

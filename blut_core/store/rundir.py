@@ -10,6 +10,10 @@ Layout under ``$BLUT_HOME/runs/<run-id>/``::
     stages/<name>/out/                 promoted outputs (only after success)
     stages/<name>/checkpoint/          what ctx.checkpoint() saved
     stages/<name>/attempts/<n>/        context.json, stdout.log, stderr.log, events.jsonl
+
+A run is set up under ``$BLUT_HOME/runs/.setup/<run-id>/`` and renamed into ``runs/`` once
+its plan, params, provenance and ``run_started`` event are written, so every run directory a
+command sees is whole (:meth:`RunDir.begin`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import Any, NamedTuple
 from blut_core.errors import ConfigError, DiskFull, free_bytes, is_disk_full
 
 STATUS = "status.jsonl"
+#: Where run directories are set up before they are published into ``runs/``.
+SETUP = ".setup"
 
 
 def new_run_id(recipe: str) -> str:
@@ -297,12 +303,38 @@ class RunDir:
 
     @classmethod
     def create(cls, runs_root: Path, run_id: str) -> RunDir:
+        """A new run directory, made where it will stay (see :meth:`begin` for set-up)."""
         path = runs_root / run_id
         path.mkdir(parents=True)
         (path / "stages").mkdir()
         rd = cls(path)
         rd.claim()
         return rd
+
+    @classmethod
+    def begin(cls, runs_root: Path, run_id: str) -> RunDir:
+        """A new run directory, set up under ``runs/.setup/<run-id>`` (no command sees it).
+
+        Write what a run needs there (plan, params, provenance, the ``run_started`` event),
+        then :meth:`publish` moves it into ``runs/`` with one rename: a driver killed before
+        that leaves no run at all, one killed after it leaves a whole one.
+        """
+        setup = runs_root / SETUP
+        for _ in range(100):
+            setup.mkdir(parents=True, exist_ok=True)
+            try:
+                return cls.create(setup, run_id)
+            except FileNotFoundError:  # another run's publish removed runs/.setup meanwhile
+                continue
+        return cls.create(setup, run_id)
+
+    def publish(self, runs_root: Path) -> None:
+        """Move a directory made by :meth:`begin` to ``runs_root/<run-id>`` (one rename)."""
+        final = runs_root / self.run_id
+        os.rename(self.path, final)
+        with contextlib.suppress(OSError):  # not empty while another run is being set up
+            os.rmdir(runs_root / SETUP)
+        self.path = final
 
     def claim(self) -> None:
         """Record this process as the run's driver (``driver.json``)."""
@@ -347,6 +379,40 @@ class RunDir:
             shutil.rmtree(dest)
         os.replace(tmp_out, dest)
         return dest
+
+
+SETUP_GRACE = 600.0  # seconds a set-up directory without a readable driver.json is left alone
+
+
+def sweep_setups(runs_root: Path) -> list[Path]:
+    """Remove what drivers killed during set-up left under ``runs/.setup/``; returns it.
+
+    Such a directory never became a run (nothing shows it, nothing can resume it). One whose
+    driver still lives is being set up and is left alone.
+    """
+    setup = runs_root / SETUP
+    try:
+        names = os.listdir(setup)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = setup / name
+        try:
+            info = json.loads((path / "driver.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = None
+        if info is None:
+            try:
+                if time.time() - path.stat().st_mtime < SETUP_GRACE:
+                    continue  # its driver may not have written driver.json yet
+            except OSError:
+                continue
+        elif driver_alive(path, info):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def _proc_start(pid: int) -> float | None:
