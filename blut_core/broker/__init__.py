@@ -21,13 +21,14 @@ if TYPE_CHECKING:
     from blut_core.broker.cgroups import read_int as read_int
     from blut_core.broker.cgroups import read_keyed as read_keyed
     from blut_core.broker.cgroups import read_text as read_text
+    from blut_core.broker.ledger import process_start as process_start
     from blut_core.broker.machine import probe as probe
     from blut_core.broker.resolve import Estimator as Estimator
     from blut_core.broker.select import probe_all as probe_all
     from blut_core.broker.select import select_containment as select_containment
 
 _WHERE = {
-    "probe": "broker.machine",
+    "probe": "broker.machine", "process_start": "broker.ledger",
     "admit": "broker.admission",
     "Estimator": "broker.resolve",
     "probe_all": "broker.select", "select_containment": "broker.select",

@@ -65,6 +65,7 @@ def default_ledger_path(environ: Mapping[str, str] | None = None) -> Path:
 
 def process_start(pid: int | str = "self") -> int | None:
     """The process's start time in clock ticks since boot (``None``: no such process)."""
+    # a raw read, not psutil: ~14 µs against ~72 µs a booking, checked on every admission pass
     text = cgroups.read_text(f"/proc/{pid}/stat")
     if not text:
         return None

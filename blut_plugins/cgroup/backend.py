@@ -10,7 +10,13 @@ from __future__ import annotations
 import functools
 
 from blut_core import Cage, Containment, LauncherError
-from blut_plugins.cgroup.cage import CgroupCage, cgroup_base, cgroup_layout, check_cgroup_base
+from blut_plugins.cgroup.cage import (
+    CgroupCage,
+    cgroup_base,
+    cgroup_layout,
+    check_cgroup_base,
+    sweep_stale,
+)
 
 _MISSING = {1: "no cgroup v1 memory hierarchy is mounted for this process",
             2: "no cgroup v2 hierarchy is mounted for this process"}
@@ -30,14 +36,19 @@ class CgroupContainment(Containment):
     def __init__(self, version: int) -> None:
         self.version = version
         self.name = f"cgroup-v{version}"
+        self._swept = False
 
     def unusable_reason(self) -> str | None:
         """Probed once per process: a capped child cgroup can be created and removed."""
         return _reason(self.version)
 
     def cage(self, label: str, cap_bytes: int | None) -> Cage:
-        """A fresh child cgroup capped at ``cap_bytes``."""
+        """A fresh child cgroup capped at ``cap_bytes``; the first one of a run (a
+        containment serves one run) sweeps what killed drivers left (:func:`sweep_stale`)."""
         base = cgroup_base(self.version)
         if base is None:
             raise LauncherError(_MISSING[self.version], hint="unset BLUT_CONTAINMENT")
+        if not self._swept:
+            self._swept = True
+            sweep_stale(base)
         return CgroupCage(base, label, cap_bytes, cgroup_layout(self.version))

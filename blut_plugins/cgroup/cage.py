@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from blut_core import Cage, LauncherError
+from blut_core.broker import process_start
 from blut_core.host import get_logger
 from blut_plugins.cgroup import files, usage
 
@@ -102,15 +103,21 @@ def check_cgroup_base(layout: CgroupLayout, base: str) -> str | None:
     return None
 
 
-STALE_AFTER = 60.0  # seconds an empty cage may exist before a new process removes it
+STALE_AFTER = 60.0  # seconds an empty cage whose name names no creator may exist before removal
+#: A cage's name starts with its creator: ``blut-<pid>.<start>-`` (start: clock ticks after boot).
+_CREATOR = re.compile(r"^blut-(\d+)\.(\d+)-")
 
 
 def sweep_stale(base: str, *, older_than: float = STALE_AFTER) -> list[str]:
-    """Remove empty ``blut-*`` cages under ``base`` left by a driver that died (SIGKILL).
+    """Remove the empty ``blut-*`` cages under ``base`` whose creator is gone (SIGKILL).
 
-    A live cage always holds its stage's processes (it is empty only for the instant before
-    the stage joins and after it exited, while its driver reaps it), so an empty cage older
-    than ``older_than`` seconds belongs to nobody. Returns the directories removed.
+    The process that makes a cage removes it when its attempt ends; one killed first cannot,
+    so every run's first cage (and the containment's probe) sweeps: an empty cage whose
+    creator, named in it, no longer runs is removed at once, and a cage of a live creator is
+    never touched. A cage without a creator in its name (an older blut's) goes once it has
+    been empty for ``older_than`` seconds. A cage that still holds processes is left: its
+    run's ``blut resume`` or ``blut cancel`` kills them, and the next sweep removes it.
+    Returns the directories removed.
     """
     removed: list[str] = []
     now = time.time()
@@ -120,8 +127,14 @@ def sweep_stale(base: str, *, older_than: float = STALE_AFTER) -> list[str]:
         return removed
     for name in names:
         path = os.path.join(base, name)
+        creator = _CREATOR.match(name)
         try:
-            if now - os.stat(path).st_mtime < older_than or files.procs(path):
+            if creator is not None:
+                if process_start(int(creator[1])) == int(creator[2]):
+                    continue  # its maker lives and removes it itself
+            elif now - os.stat(path).st_mtime < older_than:
+                continue
+            if files.procs(path):
                 continue
             os.rmdir(path)
         except OSError:
@@ -130,9 +143,21 @@ def sweep_stale(base: str, *, older_than: float = STALE_AFTER) -> list[str]:
     return removed
 
 
+_MAKER: tuple[int, str] = (0, "")
+
+
+def _maker() -> str:
+    """``<pid>.<start>`` of this process, once per process (a fork has its own)."""
+    global _MAKER
+    pid = os.getpid()
+    if _MAKER[0] != pid:
+        _MAKER = (pid, f"{pid}.{process_start(pid) or 0}")
+    return _MAKER[1]
+
+
 def cage_name(label: str) -> str:
-    """A cgroup directory name for ``label``: safe characters, short, unique."""
-    return f"blut-{_UNSAFE.sub('_', label)[:80]}-{os.urandom(3).hex()}"
+    """A cgroup directory name for ``label``: its maker, safe characters, short, unique."""
+    return f"blut-{_maker()}-{_UNSAFE.sub('_', label)[:80]}-{os.urandom(3).hex()}"
 
 
 class CgroupCage(Cage):

@@ -52,6 +52,8 @@ import socket
 import sys
 from typing import IO, Any
 
+from blut_plugins.local import cages
+
 SPARES = 2  # idle workers kept waiting for a request (forked ahead)
 IDLE_MAX = max(SPARES, os.cpu_count() or 1)  # idle workers kept when stages end
 REUSE_MAX_STAGES = 1000  # stages one worker runs before it is replaced by a fresh fork
@@ -242,6 +244,7 @@ class _Worker:
         self.back = back          # read end of its back channel
         self.buf = b""
         self.request: int | None = None  # id of the request it runs
+        self.cage: str | None = None  # the cgroup it joined for it (see cages.kill)
 
 
 class _Server:
@@ -333,7 +336,7 @@ class _Server:
         pid = named if named is not None else self.idle[-1]
         self.idle.remove(pid)
         worker = self.workers[pid]
-        worker.request = req.get("id")
+        worker.request, worker.cage = req.get("id"), cages.joined(req)
         if req.get("reuse"):
             self.returning.add(pid)
         with contextlib.suppress(OSError):
@@ -380,7 +383,7 @@ class _Server:
         while b"\n" in worker.buf:
             line, worker.buf = worker.buf.split(b"\n", 1)
             done = json.loads(line)
-            worker.request = None  # reported here, not when reaped
+            worker.request = worker.cage = None  # reported here, not when reaped; the driver reaps
             self.returning.discard(pid)
             reused = bool(done.get("reused"))
             self.send({"op": "exit", "id": done.get("id"), "pid": pid,
@@ -438,9 +441,8 @@ class _Server:
             self._retire(pid, announce=False)
         for pid in list(self.waiting):
             self.go(pid)
-        for pid in [*self.workers, *self.held]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+        cages.kill(groups=[*self.workers, *self.held], reap=self.reap,
+                   cages=[w.cage for w in self.workers.values() if w.cage])
 
     def serve(self) -> None:
         rfd, wfd = os.pipe()

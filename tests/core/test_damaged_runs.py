@@ -29,11 +29,15 @@ Damage = Callable[[Path], None]
 
 
 def _bytes(name: str, data: bytes) -> Damage:
-    return lambda run: (run / name).write_bytes(data)
+    def damage(run: Path) -> None:
+        (run / name).write_bytes(data)
+    return damage
 
 
 def _remove(name: str) -> Damage:
-    return lambda run: (run / name).unlink()
+    def damage(run: Path) -> None:
+        (run / name).unlink()
+    return damage
 
 
 def _middle_line_garbled(run: Path) -> None:
