@@ -7,7 +7,9 @@ A cluster launcher (Slurm, Ray) starts this on the compute node instead of the s
 - runs ``ARGV`` in its own session under a memory cap: as it finds it (a Slurm job's cgroup,
   made by Slurm from ``--mem``), or, with ``--cap``, in a cgroup v1 it makes for the stage
   below its own (inside a Ray task) with ``memory.limit_in_bytes`` set to ``BYTES``;
-- passes SIGTERM and SIGINT on to the stage's process group (soft timeouts, cancels);
+- passes SIGTERM and SIGINT on to the stage's process group (soft timeouts, cancels), and
+  so it does with a signal number the driver writes to ``shim.control`` beside ``RECORD``
+  (``9`` kills every process in the stage's cgroup);
 - writes the attempt's exit record to ``RECORD`` last, through a temporary file and a rename:
   exit code or signal, the kernel's peak and OOM kills of the cgroup the stage ran in (on
   cgroup v1 the task's cgroup, where the kernel counts them, not the job's), the node, and
@@ -34,6 +36,9 @@ from typing import Any
 #: exit code when the shim itself cannot run the stage (no run directory, no program)
 EXIT_SHIM = 2
 RECORD_VERSION = 1
+#: a file in the attempt directory the driver writes a signal number to (SIGTERM for a soft
+#: timeout, SIGKILL to cancel): the shim sends it to the stage, where no scheduler can
+CONTROL = "shim.control"
 
 
 def _read(path: str) -> str | None:
@@ -156,6 +161,14 @@ class _Cgroup:
             return 0
         return read_keyed(os.path.join(self.path, "memory.oom_control")).get("oom_kill", 0)
 
+    def kill_all(self) -> None:
+        """SIGKILL every process in the stage's cgroup (not the shim: it is not in it)."""
+        if self.made is None:
+            return
+        for pid in (_read(os.path.join(self.made, "cgroup.procs")) or "").split():
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+
     def release(self) -> None:
         if self.made is None:
             return
@@ -204,7 +217,23 @@ def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | 
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
         signal.signal(signum, forward)
-    code = proc.wait()
+    control = os.path.join(where, CONTROL)
+    while True:
+        try:
+            code = proc.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        request = _read(control)
+        if request is None:
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(control)
+        with contextlib.suppress(ValueError):
+            wanted = int(request.strip())
+            if wanted == signal.SIGKILL:  # the stage's whole tree, forks that left its session too
+                cgroup.kill_all()
+            forward(wanted, None)
     ended = time.time()
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # what the stage left running goes with it

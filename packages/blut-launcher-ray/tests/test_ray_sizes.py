@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 pytest.importorskip("blut_launcher_ray", reason="not installed: pip install -e packages/blut-launcher-ray")
@@ -75,7 +77,7 @@ def test_task_size_and_its_options() -> None:
         task_size(1, 0)
 
 
-NODES = [
+NODES: list[dict[str, Any]] = [
     {"NodeID": "a", "Alive": True, "Resources": {"CPU": 1.0, "memory": 7.5e9, "node1": 1.0}},
     {"NodeID": "b", "Alive": True, "Resources": {"CPU": 2.0, "memory": 4e9, "node2": 1.0}},
     {"NodeID": "c", "Alive": False, "Resources": {"CPU": 64.0, "memory": 1e12}},
