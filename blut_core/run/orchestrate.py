@@ -39,9 +39,11 @@ from blut_core.store.rundir import (
 )
 
 if TYPE_CHECKING:
+    from blut_core.broker.machine import Probe
     from blut_core.host.app import App
     from blut_core.host.cookbooks import RecipeRef
     from blut_core.host.interfaces import Launcher
+    from blut_core.model.jobs import Capacity
     from blut_core.model.plan import Plan
     from blut_core.run.progress import ProgressSink
     from blut_core.run.service import Broker
@@ -210,7 +212,10 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     plan = prepared.plan
     prepare_launcher(the_launcher, plan.topological())  # starts while the run is set up
     try:
-        if policy is None:
+        capacity = the_launcher.capacity() if policy is None else None
+        if capacity is not None:  # a remote launcher: its memory, never this box's or its ledger
+            policy = remote_policy(app, broker, capacity, prepared, options)
+        elif policy is None:
             broker.preflight(plan, prepared.ref.qualname,
                              skip=lambda: _cached_stages(app, prepared, options))
             policy = broker.policy(prepared.ref.qualname,
@@ -229,7 +234,65 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     except BaseException:
         the_launcher.close()
         raise
-    return drive(app, executor, info, status, the_launcher, sinks=sinks)
+    try:
+        return drive(app, executor, info, status, the_launcher, sinks=sinks)
+    finally:
+        private = getattr(getattr(policy, "ledger", None), "path", None)
+        if capacity is not None and private is not None:  # the remote run's own ledger
+            shutil.rmtree(private.parent, ignore_errors=True)
+
+
+def capacity_probe(capacity: Capacity) -> Probe:
+    """A remote launcher's capacity as the broker's probe: the largest job it accepts is the
+    "box" (what one stage can ever get), all its nodes' memory what can be given out."""
+    from blut_core.broker.machine import Probe
+
+    return Probe(mem_total=capacity.memory_bytes, mem_available=capacity.memory_bytes,
+                 cpus=max(1, int(sum(n.cpus for n in capacity.nodes))),
+                 cgroup_limit=capacity.max_job_memory, taken=time.time())
+
+
+def remote_policy(app: App, broker: Broker, capacity: Capacity, prepared: Prepared,
+                  options: ExecOptions | None) -> SchedulingPolicy:
+    """The memory policy of a run on a remote launcher: preflight, right-sizing and waiting
+    against ``capacity``, bookings in a ledger of the run's own (nothing in this machine's).
+
+    A stage that can never fit the largest job the launcher accepts refuses the run (exit 3)
+    before anything is written; stages wait while the run's running jobs fill the capacity.
+    """
+    import tempfile
+
+    from blut_core.broker.ledger import Ledger
+    from blut_core.errors import AdmissionRefused
+    from blut_core.run.policy import MemoryPolicy, decide_stage
+
+    snap = capacity_probe(capacity)
+    recipe = prepared.ref.qualname
+    estimator = broker.estimator(recipe)
+    empty = attrs.evolve(snap, mem_available=snap.box)
+    refused: dict[str, str] = {}
+    for stage in prepared.plan.topological():
+        estimator.check(stage)
+        adm, _ = decide_stage(estimator, stage, empty, 0, broker.config)
+        if adm.decision == "refuse":  # the broker's words are about a box: here, the largest job
+            refused[stage.name] = adm.reason.replace("this box", "the launcher's largest job") \
+                .replace(" box ", " job ")
+    if refused:
+        for name in _cached_stages(app, prepared, options):
+            refused.pop(name, None)
+    if refused:
+        reasons = list(refused.values())
+        raise AdmissionRefused(
+            reasons[0] if len(reasons) == 1 else f"{len(reasons)} stages can never fit the launcher's "
+                                                 "largest job",
+            details=reasons if len(reasons) > 1 else (),
+            hint=f"the launcher's largest job is {capacity.max_job_memory} bytes; lower the stage's "
+                 "drivers or ask for a bigger partition")
+    ledger = Ledger(Path(tempfile.mkdtemp(prefix="blut-remote-")) / "ledger")
+    jobs = options.jobs if options and options.jobs else min(capacity.max_jobs, snap.cpus)
+    return MemoryPolicy(estimator=estimator, ledger=ledger, config=broker.config,
+                        containment=broker.selection.containment.name, learn=True,
+                        probe_fn=lambda: attrs.evolve(snap, taken=time.time()), max_parallel=jobs)
 
 
 def _set_up(app: App, prepared: Prepared, runs_root: Path, launcher: str

@@ -118,3 +118,34 @@ def test_a_node_taken_down_mid_run_and_its_stage_finishes_on_the_other(
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_admission_is_against_the_cluster_not_this_box(slurm_app: Any) -> None:
+    import os
+
+    from blut_core.errors import AdmissionRefused
+    from blut_core.run.service import Broker
+
+    ledger = Broker(slurm_app).ledger  # this machine's, as the run would use it
+    # 14 GiB fits this 24 GiB box, but no node of the test cluster (half the box each)
+    with pytest.raises(AdmissionRefused, match=r"needs 14\.0 GiB, but the launcher's largest job can give"):
+        _run(slurm_app, "slurmbook:liar", mb=8, declared="14G")
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:  # bookings this process (the run's driver) holds in the machine's ledger
+        while not done.is_set():
+            seen.append(sum(b.pid == os.getpid() for b in ledger.bookings()) if ledger.path.exists() else 0)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        summary = _run(slurm_app, "slurmbook:spread", jobs=4, stages=4, seconds=2.0, tag="ledger")
+    finally:
+        done.set()
+        watcher.join(timeout=5)
+    assert summary.outcome == "ok"
+    assert seen and max(seen) == 0, "a remote stage was booked in this machine's ledger"
+    admitted = [e for e in _events(summary.run_dir) if e["event"] == "stage_admitted"]
+    assert len(admitted) == 4

@@ -1,0 +1,113 @@
+"""Distributed launchers: per-stage overhead of 50 no-op stages on Slurm and on Ray, each
+against the same scheduler used plainly, measured in the same command.
+
+Run standalone: ``python benchmarks/bench_distributed.py [--json]``, with the clusters'
+environments set (``. STATE/env.sh`` of ``tools/cluster/slurm-up.sh`` and ``ray-up.sh``);
+a launcher whose cluster or package is missing is skipped, saying so.
+
+- Slurm: ``blut run benchbook:commands -p n=50 --launcher slurm -j 50`` (the whole process,
+  start-up and set-up included) against 50 ``sbatch --wrap true`` jobs submitted one after
+  another and waited for with squeue (``packages/blut-launcher-slurm/bench_baseline.sh``);
+- Ray: the same run with ``--launcher ray`` against 50 plain Ray tasks in a fresh driver,
+  ``ray.init`` included (``packages/blut-launcher-ray/bench_baseline.py``, its cold batch).
+
+Per-stage figure: the wall time over 50. Target: blut at most 1.5x plain on each.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._util import ROOT, blut_exe
+
+N = 50
+REPEAT = 3
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    from blut_core.testing import installed_distribution
+
+    site = installed_distribution(tmp / "site", "blut-benchbook", "0.0",
+                                  {"blut.cookbooks": {"benchbook": "benchmarks.cookbook"}})
+    return {**os.environ, "BLUT_HOME": str(tmp / "home"), "BLUT_NO_STALE_CHECK": "1",
+            "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+
+
+def _blut_run(tmp: Path, launcher: str, tag: str) -> float:
+    argv = [*blut_exe(), "run", "benchbook:commands", "-p", f"n={N}", "-p", f"tag={tag}",
+            "--launcher", launcher, "-j", str(N), "--no-progress", "--no-cache"]
+    t = time.perf_counter()
+    r = subprocess.run(argv, env=_env(tmp), capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"blut run --launcher {launcher} failed: {r.stderr[-1500:]}")
+    return wall
+
+
+def _why_not(launcher: str) -> str | None:
+    module = {"slurm": "blut_launcher_slurm", "ray": "blut_launcher_ray"}[launcher]
+    if importlib.util.find_spec(module) is None:
+        return f"{module} is not installed"
+    if launcher == "slurm" and not os.environ.get("SLURM_CONF"):
+        return "SLURM_CONF is not set (tools/cluster/slurm-up.sh, then . STATE/env.sh)"
+    if launcher == "ray" and not os.environ.get("RAY_ADDRESS"):
+        return "RAY_ADDRESS is not set (tools/cluster/ray-up.sh, then . STATE/env.sh)"
+    return None
+
+
+def slurm(tmp: Path) -> dict[str, float]:
+    script = ROOT / "packages" / "blut-launcher-slurm" / "bench_baseline.sh"
+    out = subprocess.run(["bash", str(script), str(N), str(REPEAT)], capture_output=True, text=True,
+                         check=True).stdout
+    plain = float(re.search(r"median of \d+: ([0-9.]+)s", out).group(1))  # type: ignore[union-attr]
+    blut = statistics.median(_blut_run(tmp, "slurm", f"s{i}-{time.time_ns()}") for i in range(REPEAT))
+    return {"plain_s": plain, "blut_s": blut}
+
+
+def ray(tmp: Path) -> dict[str, float]:
+    script = ROOT / "packages" / "blut-launcher-ray" / "bench_baseline.py"
+    out = subprocess.run([sys.executable, str(script), str(N), str(REPEAT)], capture_output=True,
+                         text=True, check=True).stdout
+    plain = float(re.search(r"ray\.init \+ first \d+ ([0-9.]+)s", out).group(1))  # type: ignore[union-attr]
+    blut = statistics.median(_blut_run(tmp, "ray", f"r{i}-{time.time_ns()}") for i in range(REPEAT))
+    return {"plain_s": plain, "blut_s": blut}
+
+
+def main() -> None:
+    results: dict[str, dict[str, float] | str] = {}
+    with tempfile.TemporaryDirectory(prefix="blut-bench-dist-") as tmp:
+        for name, fn in (("slurm", slurm), ("ray", ray)):
+            why = _why_not(name)
+            if why is not None:
+                results[name] = f"skipped: {why}"
+                continue
+            r = fn(Path(tmp))
+            r["per_stage_plain_ms"] = 1000 * r["plain_s"] / N
+            r["per_stage_blut_ms"] = 1000 * r["blut_s"] / N
+            r["ratio"] = r["blut_s"] / r["plain_s"]
+            results[name] = r
+    if "--json" in sys.argv:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{N} no-op stages, median of {REPEAT}, whole process; target ratio <= 1.5")
+    for name, row in results.items():
+        if isinstance(row, str):
+            print(f"  {name:6} {row}")
+        else:
+            print(f"  {name:6} plain {row['plain_s']:.2f}s ({row['per_stage_plain_ms']:.0f} ms/stage)  "
+                  f"blut {row['blut_s']:.2f}s ({row['per_stage_blut_ms']:.0f} ms/stage)  "
+                  f"ratio {row['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
