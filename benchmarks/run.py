@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["bench_core", "bench_broker", "bench_executor", "bench_lineage"]
+MODULES = ["bench_core", "bench_broker", "bench_executor", "bench_lineage", "bench_distributed"]
 
 
 def main(argv: list[str]) -> int:
