@@ -57,8 +57,10 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
              limit: int) -> list[dict[str, Any]] | None:
     """Runs from the lineage database merged with unindexed run directories (None: no DB).
 
-    Only the names of the run directories are listed (no stat of each); a directory is
-    read only when the database does not know it, or knows it as running or interrupted.
+    Only the names of the run directories are listed, and the run directories of the rows
+    shown are looked at (six stats each); a directory is read only when the database does
+    not know it, knows it as running or interrupted, or it changed after its run ended (a
+    damaged file, most likely: ``--state damaged`` looks at every indexed run for that).
     """
     from blut_plugins.duckdb import DuckDBLineage, LineageMissing
     from blut_plugins.duckdb.queries import list_runs as db_list_runs
@@ -67,8 +69,9 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
     try:
         with DuckDBLineage(app.settings.home).reader() as con:
             # running/interrupted rows are re-read from their directories (they may have ended)
-            rows = db_list_runs(con, recipe=recipe, outcome=outcome, since=since, limit=limit,
-                                unfinished=True)
+            damaged = outcome == "damaged"  # the index never holds one: look at every run
+            rows = db_list_runs(con, recipe=recipe, outcome=None if damaged else outcome,
+                                since=since, limit=None if damaged else limit, unfinished=True)
             known = run_ids(con)
     except LineageMissing:
         return None
@@ -77,7 +80,8 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
         names = set(os.listdir(runs_root)).difference(known)
     except (FileNotFoundError, NotADirectoryError):
         names = set()
-    stale = [r for r in rows if r["state"] in ("running", "interrupted") and Path(r["path"]).is_dir()]
+    stale = [r for r in rows if (r["state"] in ("running", "interrupted") and Path(r["path"]).is_dir())
+             or _changed_after_it_ended(r)]
     for r in rows:
         r.setdefault("damage", [])
     if not names and not stale:
@@ -97,6 +101,29 @@ def _db_runs(app: App, recipe: str | None, outcome: str | None, since: float | N
     for r in stale:
         r.update(load_run(Path(r["path"])).to_json(with_stages=False))
     return _ordered(rows + extra, outcome, limit)
+
+
+#: Seconds after its end that an indexed run's directory may still look changed (clocks).
+_SETTLED = 1.0
+_RUN_FILES = ("status.jsonl", "plan.json", "params.json", "provenance.json", "driver.json")
+
+
+def _changed_after_it_ended(row: dict[str, Any]) -> bool:
+    """Whether an indexed, finished run's directory (or its status stream) changed after the
+    run ended: a file replaced or removed since, so the index may no longer say what it holds."""
+    end = row.get("ended") or row.get("started")
+    if row["state"] in ("running", "interrupted") or not isinstance(end, (int, float)):
+        return False
+    try:
+        newest = os.stat(row["path"]).st_mtime
+    except OSError:
+        return False  # the directory is gone: the index is all there is
+    try:
+        for name in _RUN_FILES:
+            newest = max(newest, os.stat(os.path.join(row["path"], name)).st_mtime)
+    except OSError:
+        return True
+    return newest > end + _SETTLED
 
 
 def _ordered(runs: list[dict[str, Any]], outcome: str | None, limit: int) -> list[dict[str, Any]]:
