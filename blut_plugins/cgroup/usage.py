@@ -100,10 +100,10 @@ class Sampler:
         return w
 
     def unwatch(self, w: Watch) -> int:
-        """Stop sampling ``w`` (after one last sample); the highest value it saw."""
+        """Stop sampling ``w``; the highest value it saw (a stage that ended within one
+        interval was never sampled: its settled reading stands)."""
         with self._lock:
             self._watches.discard(w)
-        w.sample()
         return w.high
 
     def _loop(self) -> None:
