@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from blut_core.process.runner import EXIT_DETERMINISTIC as EXIT_DETERMINISTIC
     from blut_core.process.runner import run_stage as run_stage
     from blut_core.process.shim import read_record as read_record
+    from blut_core.process.shim import run_shim as run_shim
     from blut_core.process.shim import write_record as write_record
     from blut_core.process.spec import jsonable as jsonable
     from blut_core.process.spec import prepare_attempt as prepare_attempt
@@ -31,6 +32,7 @@ _WHERE = {
     "stage_environment": "process.spec", "stage_pythonpath": "process.spec",
     "EXIT_DETERMINISTIC": "process.runner", "run_stage": "process.runner",
     "read_record": "process.shim", "write_record": "process.shim",
+    "run_shim": "process.shim",
 }
 
 __getattr__, __all__ = exports(__name__, _WHERE)

@@ -29,8 +29,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: exit code when the shim itself cannot run the stage (no run directory, no program)
@@ -189,8 +190,15 @@ class _Cgroup:
             os.rmdir(self.made)
 
 
-def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | None = None) -> int:
-    """Run ``argv`` and write its exit record to ``record``; return the exit code to end with."""
+def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | None = None,
+        env: Mapping[str, str] | None = None, stdout: str | None = None,
+        stderr: str | None = None) -> int:
+    """Run ``argv`` and write its exit record to ``record``; return the exit code to end with.
+
+    ``env``, ``stdout`` and ``stderr`` (file paths) are the stage's, when the caller is not
+    the stage's own process (a Ray worker calls this in-process; an exception there, such as
+    a cancel's, kills the stage's cgroup on its way out).
+    """
     where = os.path.dirname(os.path.abspath(record))
     if not os.path.isdir(where):
         print(f"blut shim: the attempt directory {where} is not visible on node {node_name()}: "
@@ -200,8 +208,13 @@ def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | 
     cgroup = _Cgroup(cap, os.path.basename(where) or "stage")
     started = time.time()
     try:
-        proc = subprocess.Popen(list(argv), cwd=cwd, start_new_session=True, close_fds=True,
-                                preexec_fn=cgroup.join if cgroup.made else None)
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(open(stdout, "ab")) if stdout else None
+            err = files.enter_context(open(stderr, "ab")) if stderr else None
+            proc = subprocess.Popen(list(argv), cwd=cwd, start_new_session=True, close_fds=True,
+                                    env=None if env is None else dict(env), stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL if env is not None else None,
+                                    preexec_fn=cgroup.join if cgroup.made else None)
     except OSError as exc:
         cgroup.release()
         print(f"blut shim: cannot start {argv[0]!r}: {exc.strerror}", file=sys.stderr)
@@ -215,8 +228,9 @@ def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | 
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-        signal.signal(signum, forward)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(signum, forward)
     control = os.path.join(where, CONTROL)
     while True:
         try:
@@ -224,6 +238,11 @@ def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | 
             break
         except subprocess.TimeoutExpired:
             pass
+        except BaseException:  # the caller is being stopped: the stage goes first
+            cgroup.kill_all()
+            forward(signal.SIGKILL, None)
+            cgroup.release()
+            raise
         request = _read(control)
         if request is None:
             continue
@@ -244,6 +263,10 @@ def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | 
     cgroup.release()
     write_record(record, rec)
     return code if code >= 0 else 128 - code
+
+
+#: :func:`run` under the name the :mod:`blut_core.process` facade gives it
+run_shim = run
 
 
 def main(args: Sequence[str]) -> int:

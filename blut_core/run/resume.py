@@ -25,6 +25,7 @@ from blut_core.store.runs import RunRecord, find_run, load_run
 
 if TYPE_CHECKING:
     from blut_core.host.app import App
+    from blut_core.host.interfaces import Launcher
     from blut_core.model.outcome import RunSummary
     from blut_core.model.plan import Plan
     from blut_core.run.executor import ExecOptions
@@ -161,13 +162,14 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
     broker = Broker(app)
     policy = broker.policy(recipe, max_parallel=options.jobs if options else None)
     launcher = make_launcher(app, launcher_name, broker.selection.containment)
+    orphan_jobs = cancel_remote_jobs(launcher, record.run_id)  # a cluster's outlive their driver
     prepare_launcher(launcher, [s for s in plan.topological() if s.name not in kept])
     rundir = RunDir(path)
     rundir.claim()
     status = StatusLog(rundir.status_path)
     rerun = [s.name for s in plan.topological() if s.name not in kept]
     status.append("run_resumed", previous_state=record.state, kept=sorted(kept), rerun=rerun,
-                  killed=killed)
+                  killed=killed, cancelled_jobs=orphan_jobs)
     info = RunInfo(run_id=record.run_id, recipe=recipe, run_dir=path, launcher=launcher_name,
                    stages=tuple(s.name for s in plan.topological()))
     app.hooks.run_started(info)
@@ -203,6 +205,7 @@ def cancel_run(app: App, ref: str, *, wait: float = 30.0) -> str:
         _, plan = load_plan(path)
         _, _, orphans = previous_state(path, plan)
         kill_orphans(record.run_id, orphans)
+        _cancel_remote_of(app, path, record.run_id)
         status = StatusLog(path / STATUS)
         status.append("run_finished", outcome="cancelled", wall=None,
                       reason="cancelled after its driver had stopped")
@@ -210,6 +213,29 @@ def cancel_run(app: App, ref: str, *, wait: float = 30.0) -> str:
         return "cancelled"
     raise ConfigError(f"run {record.run_id} is not running (it is {record.state})",
                       hint="only running or interrupted runs can be cancelled")
+
+
+def cancel_remote_jobs(launcher: Launcher, run_id: str) -> list[str]:
+    """Cancel the jobs of run ``run_id`` its launcher still knows (a cluster's outlive a dead
+    driver; a local launcher's died with it and none are found); return their ids."""
+    found = launcher.find_jobs(run_id)
+    for handle in found:
+        launcher.cancel(handle)
+    return [h.job_id for h in found]
+
+
+def _cancel_remote_of(app: App, path: Path, run_id: str) -> None:
+    """For ``blut cancel`` of a run whose driver is gone: its remote launcher's jobs."""
+    from blut_core.run.orchestrate import make_launcher
+
+    name = str(_read(path / "provenance.json").get("launcher") or "local")
+    if name == "local":
+        return
+    launcher = make_launcher(app, name)
+    try:
+        cancel_remote_jobs(launcher, run_id)
+    finally:
+        launcher.close()
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -149,3 +149,70 @@ def test_admission_is_against_the_cluster_not_this_box(slurm_app: Any) -> None:
     assert seen and max(seen) == 0, "a remote stage was booked in this machine's ledger"
     admitted = [e for e in _events(summary.run_dir) if e["event"] == "stage_admitted"]
     assert len(admitted) == 4
+
+
+def _cli_env(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    from blut_core.testing import installed_distribution
+
+    site = installed_distribution(tmp_path / "site", "blut-slurmbook", "0.0",
+                                  {"blut.cookbooks": {"slurmbook": "slurm_book"}})
+    return {**os.environ, "BLUT_HOME": str(tmp_path / "cli-home"), "BLUT_NO_STALE_CHECK": "1",
+            "PYTHONPATH": os.pathsep.join([str(site), str(BOOK), os.environ.get("PYTHONPATH", "")])}
+
+
+def _jobs_named(prefix: str) -> list[str]:
+    out = subprocess.run(["squeue", "--noheader", "--format=%i|%j"], capture_output=True, text=True).stdout
+    return [line.split("|")[0] for line in out.splitlines() if line.partition("|")[2].startswith(prefix)]
+
+
+def _driver_killed_mid_run(tmp_path: Path, seconds: float) -> tuple[str, dict[str, str]]:
+    """Start a run of four stages on Slurm, kill -9 its driver once they run; its run id."""
+    import os
+    import signal
+
+    env = _cli_env(tmp_path)
+    driver = subprocess.Popen(["blut", "run", "slurmbook:spread", "-p", f"seconds={seconds}", "-p",
+                               "stages=4", "--launcher", "slurm", "-j", "4", "--no-progress", "--no-cache"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "cli-home" / "runs"
+    end = time.monotonic() + 60
+    run_id = ""
+    while time.monotonic() < end and not run_id:
+        ids = [p.name for p in runs.iterdir() if not p.name.startswith(".")] if runs.exists() else []
+        if ids and len(_jobs_named(f"blut.{ids[0]}")) >= 4:
+            run_id = ids[0]
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert run_id, "the run's jobs never all reached Slurm"
+    assert _jobs_named(f"blut.{run_id}"), "its jobs should outlive the dead driver"
+    return run_id, env
+
+
+def test_cancel_after_kill_9_of_the_driver_leaves_no_orphan_job(slurm_cluster: Any, tmp_path: Path) -> None:
+    run_id, env = _driver_killed_mid_run(tmp_path, 300.0)
+    proc = subprocess.run(["blut", "cancel", run_id], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    end = time.monotonic() + 30
+    while _jobs_named(f"blut.{run_id}") and time.monotonic() < end:
+        time.sleep(0.5)
+    assert _jobs_named(f"blut.{run_id}") == [], "an orphan job of the cancelled run is still on the cluster"
+
+
+def test_resume_after_kill_9_of_the_driver_cancels_the_orphans_and_reruns(slurm_cluster: Any,
+                                                                         tmp_path: Path) -> None:
+    run_id, env = _driver_killed_mid_run(tmp_path, 15.0)
+    orphans = set(_jobs_named(f"blut.{run_id}"))
+    proc = subprocess.run(["blut", "resume", run_id, "--no-progress"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    status = tmp_path / "cli-home" / "runs" / run_id / "status.jsonl"
+    events = [json.loads(line) for line in status.read_text().splitlines()]
+    resumed = [e for e in events if e["event"] == "run_resumed"]
+    # on this one-machine cluster the stage processes may already have been killed as local
+    # orphans (they carry the run's id); the jobs left are cancelled through the launcher
+    assert resumed and set(resumed[-1]["cancelled_jobs"]) <= orphans
+    assert not orphans & set(_jobs_named("blut.")), "an orphan job was left running"
+    assert events[-1]["event"] == "run_finished" and events[-1]["outcome"] == "ok"

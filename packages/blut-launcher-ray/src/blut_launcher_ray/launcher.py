@@ -30,31 +30,30 @@ RECORD = "exit.json"
 CONTROL = "shim.control"
 #: how long a finished task's exit record may take to become visible here
 RECORD_GRACE = 10.0
+#: seconds a ``ray.nodes()`` answer serves the size checks of later submissions
+NODES_FRESH = 5.0
 
 
 def _task(record: str, argv: list[str], env: dict[str, str], cwd: str, stdout: str, stderr: str,
           cap: int | None, dirs: list[str]) -> int:
-    """Runs on the node, in a Ray worker: the stage under the shim, to its end."""
-    import signal as sig
-    import subprocess as sp
-    import sys as s
+    """Runs on the node, in a Ray worker: the shim, in this process, runs the stage to its end
+    in a cgroup capped at ``cap`` (a cancel's exception kills that cgroup on its way out)."""
+    import time as clock
+
+    from blut_core.process import run_shim, write_record
 
     for path in dirs:
         os.makedirs(path, exist_ok=True)
-    shim = [s.executable, "-m", "blut_core.process.shim", record, "--cwd", cwd]
-    if cap is not None:
-        shim += ["--cap", str(cap)]
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        proc = sp.Popen([*shim, "--", *argv], env=env, stdout=out, stderr=err, stdin=sp.DEVNULL,
-                        start_new_session=True, close_fds=True)
     try:
-        return proc.wait()
-    except BaseException:  # cancelled (KeyboardInterrupt, TaskCancelledError): stop the stage
-        with open(os.path.join(os.path.dirname(record), CONTROL), "w") as fh:
-            fh.write(str(int(sig.SIGKILL)))
-        with contextlib.suppress(Exception):
-            proc.wait(timeout=10)
-        raise
+        return run_shim(record, argv, cap=cap, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+    except SystemExit as exc:  # the shim could not cap the stage here: one line, and a record
+        with open(stderr, "a", encoding="utf-8") as fh:
+            print(exc, file=fh)
+        now = clock.time()
+        write_record(record, {"version": 1, "returncode": 2, "signal": None, "peak_bytes": None,
+                              "oom_kills": 0, "node": os.uname().nodename, "started_at": now,
+                              "ended_at": now, "error": str(exc)})
+        return 2
 
 
 class RayLauncher(Launcher):
@@ -71,6 +70,8 @@ class RayLauncher(Launcher):
         self._ended: dict[str, float] = {}
         self._done: dict[str, JobState] = {}
         self._count = 0
+        self._node_list: list[dict[str, Any]] = []
+        self._nodes_at: float | None = None
 
     def _connect(self) -> Any:
         if self._ray is None:
@@ -93,13 +94,13 @@ class RayLauncher(Launcher):
         self._connect()
 
     def submit(self, job: Job) -> JobHandle:
-        ray = self._connect()
+        self._connect()
         try:
             size = task_size(job.cpus, job.memory_cap)
         except SizeError as exc:
             raise LauncherError(f"stage {job.stage!r}: cannot be a Ray task: {exc}",
                                 hint="check the stage's footprint and cpus") from None
-        why = infeasible_reason(size, ray.nodes())
+        why = infeasible_reason(size, self._nodes())
         if why is not None:
             raise LauncherError(f"stage {job.stage!r}: {why}", hint="declare a smaller footprint")
         job_dir = os.path.dirname(job.stdout)
@@ -113,6 +114,14 @@ class RayLauncher(Launcher):
         self._refs[job_id] = ref
         self._dirs[job_id] = job_dir
         return JobHandle(launcher=self.name, job_id=job_id)
+
+    def _nodes(self) -> list[dict[str, Any]]:
+        """``ray.nodes()``, asked at most every few seconds (one RPC to the GCS each)."""
+        now = time.monotonic()
+        if self._nodes_at is None or now - self._nodes_at > NODES_FRESH:
+            self._node_list = list(self._connect().nodes())
+            self._nodes_at = now
+        return self._node_list
 
     def poll_many(self, handles: Sequence[JobHandle]) -> dict[str, JobState]:
         live = [h.job_id for h in handles if h.job_id not in self._done and h.job_id in self._refs]
