@@ -57,3 +57,48 @@ def test_quickstart_on_ray(ray_cluster: dict[str, str], tmp_path: Path,
     assert started and all(e["launcher"] == "ray" for e in started)
     finished = [e for e in events if e["event"] == "stage_finished"]
     assert all(e.get("peak_bytes") and e.get("node") for e in finished)
+
+
+def test_a_dead_node_is_lost_and_its_stage_retried(ray_cluster: dict[str, str], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import threading
+    import time
+    from importlib import metadata as md
+
+    state_dir = ray_cluster.get("BLUT_RAY_STATE_DIR")
+    if not state_dir or not (Path(state_dir) / "pids").exists():
+        pytest.skip("needs the two-node test cluster of tools/cluster (BLUT_RAY_STATE_DIR)")
+    tools = Path(__file__).resolve().parents[3] / "tools" / "cluster"
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent / "book"))
+    home = tmp_path / "home"
+    monkeypatch.setenv("BLUT_HOME", str(home))
+    book = md.EntryPoint(name="raybook", value="ray_book", group="blut.cookbooks")
+    app = make_app(home, cookbooks=[book], plugins=["launcher-ray"])
+    downed = threading.Event()
+
+    def take_node2_down() -> None:  # once both stages run (one CPU a node: one on each)
+        end = time.monotonic() + 90
+        while time.monotonic() < end:
+            runs = list((home / "runs").glob("*/stages/*/attempts/1/events.jsonl"))
+            if len(runs) >= 2:
+                time.sleep(2)
+                subprocess.run([str(tools / "ray-node.sh"), state_dir, "down"], capture_output=True,
+                               timeout=120)
+                downed.set()
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=take_node2_down, daemon=True)
+    killer.start()
+    try:
+        summary = RunRecipe(app)("raybook:spread", launcher="ray", options=ExecOptions(no_cache=True),
+                                 stages=2, seconds=20.0)
+    finally:
+        killer.join(timeout=5)
+        subprocess.run([str(tools / "ray-node.sh"), state_dir, "up"], capture_output=True, timeout=300)
+    assert downed.is_set()
+    assert summary.outcome == "ok", [s.error for s in summary.stages]
+    events = [json.loads(line) for line in (summary.run_dir / "status.jsonl").read_text().splitlines()]
+    lost = [e for e in events if e["event"] == "stage_finished" and e.get("classification") == "lost"]
+    assert lost, "no attempt was lost with its node"
