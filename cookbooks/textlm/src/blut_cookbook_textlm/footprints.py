@@ -9,9 +9,15 @@ Training holds, for backpropagation through time, every hidden state and its gra
 (``batch × context × hidden`` float32 each) and the output probabilities
 (``batch × context × vocab``); the weights, their gradients, Adam's two moments and a
 checkpoint's copy (and its JSON text) scale with ``hidden²`` and ``vocab × hidden``. The sizes
-were fitted to peaks measured in fresh processes (:mod:`blut_cookbook_textlm.peak`, with a
-checkpoint written as JSON every step) and rounded up. ``base`` is an interpreter with numpy,
-this package and the text; a runner that imports more adds its ``runtime`` overhead.
+were fitted to the peaks blut itself measures: ``textlm:small`` run under ``blut run`` (each
+stage in its own memory cgroup, forked from the local launcher's server, which has numpy
+imported already) at two or more values of batch, context and hidden, the peaks read back
+with :func:`blut_core.testing.declared_peaks`, then a fit that no peak is above, each term
+rounded up by about 8 % and the base by a few hundred KiB. ``base`` is what a stage holds
+beyond the server's modules, less ``runtime``: about 4 MiB in a fresh fork of the server (the
+pages of the server's objects a stage touches are copied into it), the text and its
+vocabulary for training. A stage that runs in a reused worker finds much of that resident
+already and peaks lower: the declarations are for a fresh fork, the most a stage needs.
 """
 
 from __future__ import annotations
@@ -61,11 +67,11 @@ class Scaling:
         return sorted({name for key in self.terms for name in key.split("*")})
 
 
-TRAIN = Scaling(base=40 * MiB, terms={
-    "batch*context*hidden": Term(8), "batch*context*vocab": Term(10), "hidden*hidden": Term(80),
-    "vocab*hidden": Term(80), "batch*hidden": Term(48)})
+TRAIN = Scaling(base=5 * MiB + 512 * 1024, terms={
+    "batch*context*hidden": Term(61, every=10), "batch*context*vocab": Term(88, every=10),
+    "hidden*hidden": Term(96), "vocab*hidden": Term(115)})
 
-SAMPLE = Scaling(base=40 * MiB, terms={"hidden*hidden": Term(40), "vocab*hidden": Term(40)})
+SAMPLE = Scaling(base=4 * MiB, terms={"hidden*hidden": Term(40), "vocab*hidden": Term(40)})
 
 
 def train_drivers(p: TrainParams, vocab: int) -> dict[str, int]:

@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from blut_core import StageContext
 
 MiB = 1 << 20
-#: What a stage process holds beyond a bare interpreter with numpy and the text (blut's
-#: runner, the context, the event stream); added to every declared base.
-RUNTIME = 8 * MiB
+#: What a stage forked from blut's server holds before its step starts (the context, the
+#: event stream): the peak of a stage that does nothing. Added to every declared base.
+RUNTIME = 256 * 1024
 
 _ge1 = attrs.validators.ge(1)
 

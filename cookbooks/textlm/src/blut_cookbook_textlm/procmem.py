@@ -1,31 +1,6 @@
-"""This process's memory as the kernel counts it (``/proc/self/status``)."""
+"""How a stage's memory is kept predictable: a fixed glibc mmap threshold, one BLAS thread."""
 
 from __future__ import annotations
-
-
-def _status_bytes(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def peak_rss() -> int:
-    """The peak resident set of this process so far (``VmHWM``), in bytes; 0 if unknown."""
-    try:
-        return _status_bytes("VmHWM")
-    except OSError:
-        return 0
-
-
-def current_rss() -> int:
-    """The resident set of this process now (``VmRSS``), in bytes; 0 if unknown."""
-    try:
-        return _status_bytes("VmRSS")
-    except OSError:
-        return 0
-
 
 _M_MMAP_THRESHOLD = -3
 _steady = False
