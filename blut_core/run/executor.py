@@ -137,9 +137,10 @@ class Executor:
                     self.waiting = False
                 now = time.monotonic()
                 ended: list[tuple[Attempt, JobState]] = []
+                states = self.launcher.poll_many([a.handle for a in self.running.values()])  # one query
                 for name in list(self.running):
                     attempt = self.running[name]
-                    state = self._follow(attempt)
+                    state = self._follow(attempt, states.get(attempt.handle.job_id))
                     if state is None:
                         self._enforce_limits(attempt, now)
                     else:
@@ -359,10 +360,10 @@ class Executor:
 
     # -- following ---------------------------------------------------------------------
 
-    def _follow(self, attempt: Attempt) -> JobState | None:
+    def _follow(self, attempt: Attempt, state: JobState | None = None) -> JobState | None:
         """Take in the attempt's reports; its final state once its process has ended."""
         self._drain_events(attempt)
-        state = self.launcher.poll(attempt.handle)
+        state = state or self.launcher.poll(attempt.handle)
         if not state.done:
             return None
         self._drain_events(attempt)
