@@ -117,7 +117,7 @@ def test_a_driver_killed_at_each_step_of_set_up_leaves_nothing_or_a_whole_run(
             return any((d / files[step]).exists() for d in setup.glob("*")) if setup.is_dir() else False
         return bool(_runs(home))
 
-    _kill_after(home, tmp_path, journal, until=reached, BLUT_TEST_SETUP_PAUSE="1.0")
+    _kill_after(home, tmp_path, journal, until=reached, BLUT_TEST_SETUP_PAUSE="0.5")
     assert reached()
     outcome = _check_whole_or_none(home, tmp_path, journal, cancel=step == 6)
     assert outcome == ("none" if step < 5 else "cancelled" if step == 6 else "resumed")
