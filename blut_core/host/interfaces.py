@@ -122,7 +122,8 @@ class Cage(ABC):
 
     @abstractmethod
     def peak_bytes(self) -> int | None:
-        """The kernel's peak memory for the whole process tree, if known."""
+        """The peak memory the whole process tree needed, if known: the kernel's figure, less
+        the page cache it could have reclaimed (what a rerun must be given, not what it cached)."""
 
     @abstractmethod
     def oom_killed(self) -> bool:
