@@ -155,6 +155,7 @@ def extract_run(run_dir: Path, *, cache_root: Path | None = None) -> RunLineage:
         "run_dir": str(run_dir),
         "stage_count": len(plan_stages),
         "counts": _json_text(dict(sorted(record.counts.items()))),
+        "schedule": _text(record.schedule),
     }
     plugins = tuple({"run_id": run_id, "name": _text(p.get("name")),
                      "distribution": _text(p.get("distribution")),

@@ -25,7 +25,7 @@ COLUMNS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("cores", "int"), ("ram_bytes", "int"), ("gpu_name", "text"),
         ("gpu_memory_bytes", "int"), ("gpu_count", "int"), ("launcher", "text"),
         ("containment", "text"), ("user_name", "text"), ("run_dir", "text"),
-        ("stage_count", "int"), ("counts", "text"),
+        ("stage_count", "int"), ("counts", "text"), ("schedule", "text"),
     ),
     "plugins": (
         ("run_id", "text"), ("name", "text"), ("distribution", "text"), ("version", "text"),

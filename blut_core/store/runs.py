@@ -44,11 +44,13 @@ class RunRecord:
     counts: dict[str, int]
     damage: tuple[str, ...] = ()     # what cannot be read, one reason each
     readable: tuple[str, ...] = ()   # the run's files that could be read
+    schedule: str | None = None      # the schedule that fired it (``run_scheduled``), if one did
 
     def to_json(self, *, with_stages: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {"run_id": self.run_id, "recipe": self.recipe, "state": self.state,
                 "started": self.started, "ended": self.ended, "wall": self.wall,
-                "path": str(self.path), "counts": self.counts, "damage": list(self.damage)}
+                "path": str(self.path), "counts": self.counts, "damage": list(self.damage),
+                "schedule": self.schedule}
         if with_stages:
             data["stages"] = self.stages
             data["readable"] = list(self.readable)
@@ -126,6 +128,7 @@ def load_run(path: Path, status: StatusStream | Iterable[dict[str, Any]] | None 
     recipe = "?"
     started = ended = wall = None
     outcome: str | None = None
+    schedule: str | None = None
     seen_start = False
     stages: dict[str, dict[str, Any]] = {}
     for ev in status.events:
@@ -139,6 +142,8 @@ def load_run(path: Path, status: StatusStream | Iterable[dict[str, Any]] | None 
             started = ev.get("t")
             for s in ev.get("stages") or ():
                 stages.setdefault(str(s), {"state": "pending", "attempts": 0})
+        elif kind == "run_scheduled" and isinstance(ev.get("schedule"), str):
+            schedule = ev["schedule"]
         elif kind == "run_resumed":
             outcome = ended = wall = None
         elif kind == "run_finished":
@@ -184,7 +189,7 @@ def load_run(path: Path, status: StatusStream | Iterable[dict[str, Any]] | None 
                      ended=ended if isinstance(ended, (int, float)) else None,
                      wall=wall if isinstance(wall, (int, float)) else None, path=path,
                      stages=stages, counts=counts, damage=tuple(damage),
-                     readable=tuple(readable))
+                     readable=tuple(readable), schedule=schedule)
 
 
 def _count(value: Any) -> int:

@@ -37,11 +37,12 @@ if TYPE_CHECKING:
 
 DB_NAME = "lineage.duckdb"
 LOCK_NAME = "lineage.lock"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _TYPES = {"text": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN"}
 #: What each schema version added; version 1 is everything not listed here.
 _ADDED: dict[int, dict[str, tuple[str, ...] | None]] = {
     2: {"runs": ("containment",), "calibration": None},   # None: the whole table
+    3: {"runs": ("schedule",)},
 }
 #: Row order written by a rebuild (lookups by hash prefix and by run skip row groups).
 SORT_KEYS = {"artifacts": "hash", "runs": "started, run_id"}

@@ -166,7 +166,8 @@ def list_command(app: App, recipe: str | None, outcome: str | None, since: str |
     if as_json:
         echo_json(runs)
         return
-    rows = [(r["run_id"], r["recipe"], r["state"], _when(r["started"]), human_seconds(r["wall"]),
+    rows = [(r["run_id"], r["recipe"] + (f" (schedule {r['schedule']})" if r.get("schedule") else ""),
+             r["state"], _when(r["started"]), human_seconds(r["wall"]),
              " ".join(f"{k}={v}" for k, v in sorted(r["counts"].items()))) for r in runs]
     if any(r.get("damage") for r in runs):  # why a run is damaged, next to it
         table([(*row, "; ".join(r.get("damage") or ())) for row, r in zip(rows, runs, strict=True)],

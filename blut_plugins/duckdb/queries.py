@@ -57,7 +57,7 @@ def list_runs(con: Any, *, recipe: str | None = None, outcome: str | None = None
         where.append("started >= ?")
         params.append(since)
     sql = (f"SELECT run_id, recipe, outcome AS state, started, ended, wall, run_dir AS path, "
-           f"counts FROM runs WHERE {' AND '.join(where)} "
+           f"counts, schedule FROM runs WHERE {' AND '.join(where)} "
            f"ORDER BY started DESC NULLS LAST, run_id DESC")
     if limit is not None:
         sql += f" LIMIT {int(limit) + (20 if unfinished else 0)}"

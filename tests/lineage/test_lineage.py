@@ -165,11 +165,11 @@ def test_a_database_of_an_older_schema_migrates(run, invoke, blut_home) -> None:
     listed = as_json(invoke("runs", "list", "--json"))          # a reader migrates first
     assert [r["run_id"] for r in listed] == ["old-run"]
     status = as_json(invoke("lineage", "status", "--json"))
-    assert status["duckdb"]["schema_version"] == SCHEMA_VERSION == 2
+    assert status["duckdb"]["schema_version"] == SCHEMA_VERSION == 3
     summary = run("lbook:merge")                                # and the writer ingests
     with DuckDBLineage(blut_home).reader() as con:
         cols = [r[0] for r in con.execute("DESCRIBE runs").fetchall()]
-        assert "containment" in cols
+        assert "containment" in cols and "schedule" in cols
         assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
         assert con.execute("SELECT count(*) FROM calibration").fetchone()[0] == 0
     assert summary.outcome == "ok"
@@ -366,3 +366,20 @@ def test_cache_gc_is_lru_and_keeps_entries_of_a_running_run(run, invoke, blut_ho
     result = invoke("cache", "gc", "--max-size", "lots")
     assert isinstance(result.exception, ConfigError)
     shutil.rmtree(live)
+
+
+def test_runs_list_names_the_schedule_that_fired_a_run(run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+    """A fired schedule writes ``run_scheduled`` after ``run_started``; the listings show its name."""
+    summary = run("lbook:merge")
+    status = Path(summary.run_dir) / "status.jsonl"
+    lines = status.read_text().splitlines(keepends=True)
+    scheduled = json.dumps({"event": "run_scheduled", "t": json.loads(lines[0])["t"], "schedule": "nightly"})
+    status.write_text(lines[0] + scheduled + "\n" + "".join(lines[1:]))
+    assert as_json(invoke("lineage", "reindex", "--json")) is not None
+    (row,) = as_json(invoke("runs", "list", "--json"))
+    assert row["schedule"] == "nightly"
+    listed = invoke("runs", "list")
+    assert listed.exit_code == 0 and "lbook:merge (schedule nightly)" in listed.output
+    (blut_home / "lineage.duckdb").unlink()                  # from the run directories alone, too
+    (row,) = as_json(invoke("runs", "list", "--json"))
+    assert row["schedule"] == "nightly"
