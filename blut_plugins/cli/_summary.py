@@ -1,7 +1,9 @@
 """How a finished run is reported by ``blut run`` and ``blut resume`` (text and JSON).
 
 A failed stage is shown with the log file of its last attempt and that log's last lines,
-so the reason is on screen without opening the run directory.
+so the reason is on screen without opening the run directory. Stages that admission
+right-sized, or that waited for memory, are named with what was changed and how long they
+waited (from the run's ``stage_admitted`` events).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ EXIT_CODES = {"ok": 0, "failed": 1, "refused": 3, "cancelled": 130}
 #: Failed stages whose log is shown, and lines shown of each.
 LOGS_SHOWN = 3
 LOG_LINES = 8
+#: A wait for memory shorter than this is not reported (as in progress lines).
+WAIT_SHOWN = 1.0
 
 
 def finish(ctx: click.Context, summary: RunSummary, *, as_json: bool) -> None:
@@ -38,6 +42,7 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
     """The ``--json`` shape of a finished run."""
     from blut_core import StageState
 
+    admission = admissions(summary.run_dir)
     return {
         "run_id": summary.run_id, "recipe": summary.recipe, "outcome": summary.outcome,
         "wall": round(summary.wall, 6), "run_dir": str(summary.run_dir),
@@ -46,8 +51,39 @@ def summary_json(summary: RunSummary) -> dict[str, object]:
                     "classification": o.classification.value, "attempts": o.attempt,
                     "duration": round(o.duration, 6), "peak_bytes": o.peak_bytes,
                     "output_hash": o.output_hash, "error": o.error,
-                    "log": _path_or_none(log_of(summary.run_dir, o))} for o in summary.stages],
+                    "log": _path_or_none(log_of(summary.run_dir, o)),
+                    "right_sized": admission.get(o.stage, Admitted()).right_sized,
+                    "waited": round(admission.get(o.stage, Admitted()).waited, 6)}
+                   for o in summary.stages],
     }
+
+
+class Admitted:
+    """What admission did to one stage over its attempts: right-sized it (why), how long it
+    waited for memory in all."""
+
+    __slots__ = ("right_sized", "waited")
+
+    def __init__(self) -> None:
+        self.right_sized: str | None = None
+        self.waited = 0.0
+
+
+def admissions(run_dir: Path) -> dict[str, Admitted]:
+    """Per stage, from the run's ``stage_admitted`` events (empty when there are none)."""
+    from blut_core.store import STATUS, read_events
+
+    out: dict[str, Admitted] = {}
+    for ev in read_events(Path(run_dir) / STATUS):
+        if ev.get("event") != "stage_admitted" or not isinstance(ev.get("stage"), str):
+            continue
+        seen = out.setdefault(ev["stage"], Admitted())
+        if ev.get("decision") == "right_size" and ev.get("reason"):
+            seen.right_sized = str(ev["reason"])
+        waited = ev.get("waited")
+        if isinstance(waited, int | float) and waited > 0:
+            seen.waited += float(waited)
+    return out
 
 
 def _path_or_none(path: Path | None) -> str | None:
@@ -111,6 +147,11 @@ def print_summary(summary: RunSummary) -> None:
         more = f" ({len(failed_logs) - shown} more failed stages not shown)" \
             if len(failed_logs) > shown else ""
         click.echo(f"  whole log: blut logs {summary.run_id} {failed_logs[0]}{more}")
+    for name, seen in admissions(summary.run_dir).items():
+        if seen.right_sized:
+            click.echo(f"  {'right-sized':<16} {name}: {seen.right_sized}")
+        if seen.waited >= WAIT_SHOWN:
+            click.echo(f"  {'waited':<16} {name}: {human_seconds(seen.waited)} for memory")
     parts = [f"{ran} ran", f"{cached} cached", f"{failed} failed"]
     if pruned:
         parts.append(f"{pruned} pruned")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 from blut_cookbook_signal import footprints as fp
-from blut_cookbook_signal import plugin
+from blut_cookbook_signal import plugin, sweep
 from blut_cookbook_signal.sweep import (
     RUNTIME,
     SWEEP_CODECS,
@@ -20,7 +21,9 @@ from blut_cookbook_signal.sweep import (
     build,
 )
 
-from blut_core import App, ConfigError, Plan, StageState
+from blut_core import App, ConfigError, Plan, Stage, StageState
+
+GiB = 1 << 30
 
 pytestmark = pytest.mark.blut(cookbooks=["signal"])
 
@@ -38,13 +41,14 @@ def test_the_cookbook_registers_both_recipes(app: App) -> None:
                                                                   "blut-cookbook-signal")
 
 
-def test_the_sweep_plan() -> None:
+def test_the_sweep_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep, "usable_memory", lambda: 21 * GiB)
     plan = build(SweepParams())
     assert isinstance(plan, Plan)
     stages = plan.by_name
-    labels = [f"w64s{c.spatial}t{c.temporal}-"
+    labels = [f"w{c.window}s{c.spatial}t{c.temporal}-"
               + (f"q{c.bits}" if c.quantizer == "scalar" else f"vq{c.codebook}") for c in SWEEP_CODECS]
-    assert len(stages) == 3 + 2 * len(labels)
+    assert len(stages) == 3 + 2 * len(labels) and "train-w32s12t8-vq8192" in stages
     assert stages["features"].inputs == ("synth",)
     for label in labels:
         assert stages[f"train-{label}"].inputs == ("synth",)  # trains beside the feature pass
@@ -53,17 +57,63 @@ def test_the_sweep_plan() -> None:
     # every memory-spending stage declares a scaling footprint fed by its drivers
     feat = stages["features"].footprint
     assert feat is not None and feat.model == "scaling"
-    assert feat.drivers == {"channels": 21, "prefetch": 16, "window": 512, "windows": 300, "workers": 2}
+    prefetch = stages["features"].params["prefetch"]
+    assert feat.drivers == {"channels": 21, "prefetch": prefetch, "window": 1024, "hop": 8,
+                            "windows": 47873, "workers": 3}
     assert feat.knobs["workers"].minimum == 1
     assert feat.spec == fp.FEATURES.declaration(runtime=RUNTIME)
     for name, s in stages.items():
         assert s.footprint is not None, name
         if name != "report":
             assert s.footprint.model == "scaling" and s.footprint.drivers, name
-    big = build(SweepParams(signal=SignalParams(channels=168), features=FeatureCacheParams(workers=4)))
+    big = build(SweepParams(signal=SignalParams(channels=168), features=FeatureCacheParams(workers=4,
+                                                                                          prefetch=64)))
     big_feat = big.by_name["features"].footprint
     assert big_feat is not None and big_feat.drivers["channels"] == 168 and big_feat.drivers["workers"] == 4
-    assert fp.FEATURES.predict(big_feat.drivers) > fp.FEATURES.predict(feat.drivers)
+    assert fp.FEATURES.predict(big_feat.drivers) > fp.FEATURES.predict({**feat.drivers, "prefetch": 64})
+
+
+def _need(stage: Stage, **drivers: int) -> int:
+    """What the stage's declaration gives at its drivers (some changed): the scaling formula."""
+    assert stage.footprint is not None
+    at = {**stage.footprint.drivers, **drivers}
+    total = int(stage.footprint.spec["base"])
+    for key, term in stage.footprint.spec["terms"].items():
+        per, every = (term["per"], term["every"]) if isinstance(term, dict) else (term, 1)
+        total += -(-math.prod(at[name] for name in key.split("*")) // every) * per
+    return total
+
+
+@pytest.mark.parametrize("usable", [2 * GiB, 7 * GiB, 21 * GiB])
+def test_the_defaults_are_sized_from_the_machine(monkeypatch: pytest.MonkeyPatch, usable: int) -> None:
+    """What makes the default sweep show admission at work on any box of up to ~24 GiB: three
+    workers never fit what blut can give a stage, one does, and the large codebook needs more
+    than one worker's share, so it cannot run beside a pool of two (nor of one, next to what
+    the pool leaves)."""
+    monkeypatch.setattr(sweep, "usable_memory", lambda: usable)
+    stages = build(SweepParams()).by_name
+    pool, big = stages["features"], stages["train-w32s12t8-vq8192"]
+    assert _need(pool) > usable                   # as asked: never admitted as it is
+    one, two = _need(pool, workers=1), _need(pool, workers=2)
+    assert two < usable                           # two workers fit an idle box ...
+    share = one - _need(pool, workers=0)
+    assert _need(big) > share                     # ... but not with the large codebook beside
+    assert _need(big) <= sweep.AUTO_BATCH_SHARE * usable
+    assert big.params["codec"]["batch"] >= 1
+    assert stages["train-w64s8t16-q8"].params["codec"]["batch"] == 1024  # only batch=0 is sized
+
+
+def test_an_unknown_machine_gets_fixed_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweep, "usable_memory", lambda: 0)
+    stages = build(SweepParams()).by_name
+    assert stages["features"].params["prefetch"] == 64
+    assert stages["train-w32s12t8-vq8192"].params["codec"]["batch"] == 128
+    # given sizes are not touched, and nothing is probed
+    monkeypatch.setattr(sweep, "usable_memory", lambda: pytest.fail("probed"))
+    fixed = build(SweepParams(features=FeatureCacheParams(prefetch=32),
+                              codecs=[CodecSpec(batch=64)])).by_name
+    assert fixed["features"].params["prefetch"] == 32
+    assert fixed["train-w64s8t16-q8"].params["codec"]["batch"] == 64
 
 
 def test_bad_sweeps_are_one_line_config_errors() -> None:

@@ -18,8 +18,11 @@ Decoding inverts the steps. Training streams the training part of the signal (th
 ``train_fraction`` of it) through a few passes, ``batch`` windows at a time: spatial
 covariance, temporal covariance, coefficient spreads, then (vq) mini-batch k-means passes.
 What a pass holds is a batch — ``batch × window × channels`` values and their projections —
-so training memory grows with ``batch × window × channels``
-(:func:`blut_cookbook_signal.footprints.codec_train_footprint`).
+and, for vq, the distance of each of its ``batch × spatial`` vectors to every codebook entry
+(float64, one buffer for the whole training), so training memory grows with
+``batch × window × channels`` and ``batch × spatial × codebook``
+(:func:`blut_cookbook_signal.footprints.codec_train_footprint`). Codebooks of up to 1024
+entries are seeded by k-means++, larger ones with distinct training vectors drawn at random.
 """
 
 from __future__ import annotations
@@ -259,22 +262,42 @@ class _RangeStats:
         return result
 
 
-def _nearest(u: F64, codebook: F64, sq_norms: F64) -> npt.NDArray[np.intp]:
-    """Index of the nearest codebook row for every row of ``u``."""
-    d = u @ codebook.T
-    d *= -2.0
-    d += sq_norms
-    out: npt.NDArray[np.intp] = np.argmin(d, axis=1)
-    return out
+def _nearest(u: F64, codebook: F64, out: F64 | None = None) -> npt.NDArray[np.intp]:
+    """Index of the nearest codebook row for every row of ``u``.
+
+    One matrix product gives every distance at once (less the constant ``|u|²``):
+    ``[u, 1] · [−2c, |c|²]ᵀ``, ``rows × codebook`` float64 values, written into ``out``
+    (at least that many rows) when given — the largest array vector quantization holds.
+    """
+    n, k = u.shape[0], codebook.shape[0]
+    left = np.empty((n, u.shape[1] + 1))
+    left[:, :-1] = u
+    left[:, -1] = 1.0
+    right = np.empty((k, codebook.shape[1] + 1))
+    np.multiply(codebook, -2.0, out=right[:, :-1])
+    right[:, -1] = np.einsum("ij,ij->i", codebook, codebook)
+    d = np.empty((n, k)) if out is None else out[:n]
+    np.matmul(left, right.T, out=d)
+    idx: npt.NDArray[np.intp] = np.argmin(d, axis=1)
+    return idx
 
 
-def _kmeans_pp(vectors: F64, k: int, rng: np.random.Generator) -> F64:
-    """k-means++ seeding (rows drawn with replacement, jittered, when there are fewer than k)."""
+#: Codebooks larger than this are seeded with distinct training vectors drawn at random:
+#: k-means++ makes one pass over the vectors per entry.
+KMEANS_PP_MAX = 1024
+
+
+def _seed(vectors: F64, k: int, rng: np.random.Generator) -> F64:
+    """Initial codebook: k-means++ (up to :data:`KMEANS_PP_MAX` entries), else ``k`` distinct
+    vectors at random; rows drawn with replacement, jittered, when there are fewer than k."""
     n = vectors.shape[0]
     if n <= k:
         picks = rng.integers(n, size=k)
         centres: F64 = vectors[picks] + 1e-3 * rng.standard_normal((k, vectors.shape[1]))
         return centres
+    if k > KMEANS_PP_MAX:
+        chosen: F64 = vectors[np.sort(rng.choice(n, size=k, replace=False))].copy()
+        return chosen
     centres = np.empty((k, vectors.shape[1]))
     centres[0] = vectors[rng.integers(n)]
     best = np.sum((vectors - centres[0]) ** 2, axis=1)
@@ -347,12 +370,13 @@ def _train_codebook(model: CodecModel, batches: _Batches, tick: Callable[[str, i
     """Mini-batch k-means (per-centre learning rates 1/count) over ``kmeans_passes`` passes."""
     c = model.config
     rng = np.random.default_rng(np.random.SeedSequence([c.seed, 7]))
-    centres = _kmeans_pp(_project(model, next(iter(batches))).reshape(-1, c.temporal), c.codebook, rng)
+    centres = _seed(_project(model, next(iter(batches))).reshape(-1, c.temporal), c.codebook, rng)
     counts = np.zeros(c.codebook)
+    distances = np.empty((batches.raw.shape[0] // c.window * c.spatial, c.codebook))
     for p in range(c.kmeans_passes):
         for i, x in enumerate(batches):
             u = _project(model, x).reshape(-1, c.temporal)
-            idx = _nearest(u, centres, np.sum(centres * centres, axis=1))
+            idx = _nearest(u, centres, distances)
             n = np.bincount(idx, minlength=c.codebook).astype(np.float64)
             hit = n > 0
             counts += n
@@ -399,7 +423,7 @@ def encode_array(model: CodecModel, x: npt.NDArray[np.floating]) -> Encoded:
     else:
         assert model.codebook is not None
         u = y.reshape(-1, c.temporal)
-        idx = _nearest(u, model.codebook, np.sum(model.codebook**2, axis=1))
+        idx = _nearest(u, model.codebook)
         codes = idx.astype(np.uint32).reshape(y.shape[0], c.spatial)
     return Encoded(codes=codes, rows=int(x.shape[0]), bits=c.code_bits)
 

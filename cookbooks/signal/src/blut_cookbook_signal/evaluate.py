@@ -11,8 +11,8 @@ channel, ``x̄`` the per-channel mean of ``x``):
 
 :func:`evaluate_codec` streams the held-out part of a signal (after the training rows)
 through encode and decode, ``batch`` windows at a time, and compares the features of the
-reconstruction with the feature cache's on the windows it covers (mean absolute band-power
-error in dB, RMS error in percent).
+reconstruction with the feature cache's on the windows it covers that do not overlap (mean
+absolute band-power error in dB, RMS error in percent).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from blut_cookbook_signal.codec import CodecModel, decode_array, encode_array, pack_codes, train_rows
-from blut_cookbook_signal.features import BANDS, FEATURES, Spectrum, window_features
+from blut_cookbook_signal.features import BANDS, FEATURES, BlockFeatures
 from blut_cookbook_signal.npyio import F32, RowSource
 from blut_cookbook_signal.procmem import limit_blas_threads, steady_heap
 
@@ -70,23 +70,29 @@ def _ratio_db(signal: float, noise: float) -> float:
 
 
 class ErrorAccumulator:
-    """The sums behind SNR and PRD, over batches of ``(samples, channels)``."""
+    """The sums behind SNR and PRD, over batches of ``(samples, channels)``.
 
-    def __init__(self, channels: int) -> None:
+    A batch is summed ``block`` rows at a time, so adding one holds a block in float64, not
+    a copy of the batch.
+    """
+
+    def __init__(self, channels: int, block: int = 4096) -> None:
         self.n = 0
         self.sum_x = np.zeros(channels)
         self.sum_x2 = np.zeros(channels)
         self.sum_e2 = 0.0
+        self.block = max(1, block)
 
     def add(self, x: Array, y: Array) -> None:
         """Add a batch of originals ``x`` and reconstructions ``y``."""
-        d = np.array(x, dtype=np.float64)
-        self.n += d.shape[0]
-        self.sum_x += d.sum(axis=0)
-        self.sum_x2 += np.einsum("ij,ij->j", d, d)
-        d -= y
-        flat = d.reshape(-1)
-        self.sum_e2 += float(np.dot(flat, flat))
+        for a in range(0, x.shape[0], self.block):
+            d = np.array(x[a:a + self.block], dtype=np.float64)
+            self.n += d.shape[0]
+            self.sum_x += d.sum(axis=0)
+            self.sum_x2 += np.einsum("ij,ij->j", d, d)
+            d -= y[a:a + self.block]
+            flat = d.reshape(-1)
+            self.sum_e2 += float(np.dot(flat, flat))
 
     @property
     def signal_energy(self) -> float:
@@ -146,39 +152,59 @@ class Evaluation:
 
 
 class _FeatureComparer:
-    """Features of the reconstruction, window by window as rows arrive, against the cache."""
+    """Features of the reconstruction, window by window as rows arrive, against the cache.
+
+    Compared on every ``stride``-th window of the cache, ``stride = window // hop``, so the
+    windows compared do not overlap: an overlapping cache (``hop`` below ``window``) is not
+    computed again in full.
+    """
 
     def __init__(self, cache: npt.NDArray[np.float32] | None, fs: float, window: int, hop: int,
                  start: int, channels: int) -> None:
         if cache is not None and (window < 1 or hop < 1):
             raise ValueError("comparing with a feature cache needs its window and hop")
         self.cache, self.fs, self.window, self.hop = cache, fs, max(window, 1), max(hop, 1)
-        self.k = -(-start // self.hop)       # first window starting at or after ``start``
+        self.stride = max(1, self.window // self.hop)
+        first = -(-start // self.hop)        # first window starting at or after ``start``
+        self.k = -(-first // self.stride) * self.stride
         self.buf_start = start
         self.buf: F32 = np.empty((0, channels), dtype=np.float32)
-        self.spectrum = Spectrum(self.window, fs)
+        self.block = BlockFeatures(1, self.window, channels, fs) if cache is not None else None
         self.band_abs = 0.0
         self.rms_rel = 0.0
         self.count = 0
 
     def add(self, rows: F32) -> None:
-        if self.cache is None:
+        """The next rows of the reconstruction: compare every window they complete.
+
+        Holds no copy of ``rows``: a window that starts in the rows kept from before is put
+        together from those and the new ones; what a later window may need is kept (less
+        than a window of rows).
+        """
+        if self.cache is None or self.block is None:
             return
-        self.buf = np.concatenate([self.buf, rows])
-        end = self.buf_start + len(self.buf)
+        start = self.buf_start + len(self.buf)       # the first of ``rows``, absolute
+        end = start + len(rows)
         nb = len(BANDS)
         rms = FEATURES.index("rms")
         while self.k < len(self.cache) and self.k * self.hop + self.window <= end:
-            s = self.k * self.hop - self.buf_start
-            got = window_features(self.buf[s:s + self.window], self.fs, self.spectrum)
+            s = self.k * self.hop
+            if s >= start:
+                win = rows[s - start:s - start + self.window]
+            else:
+                win = np.concatenate([self.buf[s - self.buf_start:], rows[:s + self.window - start]])
+            got = self.block.compute(win, 1, 1)[0]
             ref = np.asarray(self.cache[self.k])
             self.band_abs += float(np.mean(np.abs(got[:, :nb] - ref[:, :nb])))
             self.rms_rel += float(np.sqrt(np.mean(((got[:, rms] - ref[:, rms]) / ref[:, rms]) ** 2)))
             self.count += 1
-            self.k += 1
-        drop = min(max(0, self.k * self.hop - self.buf_start), len(self.buf))
-        self.buf = self.buf[drop:]
-        self.buf_start += drop
+            self.k += self.stride
+        keep = max(self.k * self.hop, self.buf_start)  # where the next window starts, or before
+        if keep >= start:
+            self.buf = np.array(rows[min(keep, end) - start:])
+        else:
+            self.buf = np.concatenate([self.buf[keep - self.buf_start:], rows])
+        self.buf_start = min(keep, end)
 
 
 def evaluate_codec(model: CodecModel, source: RowSource, *, batch: int | None = None,

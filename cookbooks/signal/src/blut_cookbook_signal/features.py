@@ -3,14 +3,18 @@
 The signal is cut into windows of ``window`` samples every ``hop`` samples. Runs of
 ``prefetch`` consecutive windows form a block; the blocks are dealt to ``workers`` processes
 round-robin (a fixed assignment, so which worker does what, and how much memory each holds,
-does not depend on timing). A worker reads a whole block into one buffer it allocated once —
-``prefetch`` windows in flight — then computes the features of each window of it and sends
-them back. Memory is therefore
+does not depend on timing). A worker reads a block's samples and computes the features of
+all its windows at once, vectorized over windows and channels (:class:`BlockFeatures`), in
+buffers it allocates once for ``prefetch`` windows: the windows in float64, their spectra,
+and a work array — about 24 bytes per value of ``prefetch × window × channels``. Memory is
+therefore
 
-    parent + workers × (interpreter + per-window scratch) + workers × prefetch × window bytes
+    parent + workers × (interpreter + prefetch × window × channels × 24 B)
 
-which :func:`blut_cookbook_signal.footprints.features_footprint` declares. Each worker
-reports its own peak resident set when it finishes, so a run knows what it really used.
+which :func:`blut_cookbook_signal.footprints.features_footprint` declares. A larger
+``prefetch`` means fewer, larger transforms; with overlapping windows (``hop`` below
+``window``) a block holds each sample ``window / hop`` times. Each worker reports its own
+peak resident set when it finishes, so a run knows what it really used.
 
 Features of each window and channel (:data:`FEATURES`): the power in five bands in dB
 (Hann-windowed periodogram), the RMS, the line length (mean absolute first difference) and
@@ -33,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 
 from blut_cookbook_signal.npyio import F32, SignalReader
 from blut_cookbook_signal.procmem import peak_rss, steady_heap
@@ -105,8 +110,8 @@ class Spectrum:
     """Per-window constants: the taper and the frequency bins of each band."""
 
     def __init__(self, window: int, fs: float) -> None:
-        self.taper = np.hanning(window).astype(np.float32)
-        self.norm = np.float32(1.0 / float(np.sum(self.taper**2)))
+        self.taper = np.hanning(window)
+        self.norm = 1.0 / float(np.sum(self.taper**2))
         freqs = np.fft.rfftfreq(window, d=1.0 / fs)
         self.bins = []
         for _, lo, hi in BANDS:
@@ -114,38 +119,78 @@ class Spectrum:
             self.bins.append((i0, max(i1, i0 + 1)))
 
 
-def window_features(win: F32, fs: float, spectrum: Spectrum | None = None) -> F32:
+class BlockFeatures:
+    """Features of up to ``capacity`` windows at once, in buffers allocated once.
+
+    Three arrays of ``capacity × channels × window`` float64-sized values — the centred
+    windows, their spectra (complex, half as many bins), and a work array that holds the
+    tapered windows, then the power, then the differences — so one block is one transform
+    per channel and window, and a worker's memory is its ``capacity``.
+    """
+
+    def __init__(self, capacity: int, window: int, channels: int, fs: float) -> None:
+        if capacity < 1 or window < 8 or channels < 1:
+            raise ValueError("capacity, window and channels must be positive (window >= 8)")
+        self.capacity, self.window, self.channels = capacity, window, channels
+        self.spectrum = Spectrum(window, fs)
+        self.x = np.empty((capacity, channels, window))
+        self.spec = np.empty((capacity, channels, window // 2 + 1), dtype=np.complex128)
+        self.work = np.empty((capacity, channels, window))
+
+    def compute(self, rows: F32, hop: int, count: int) -> F32:
+        """Features ``(count, channels, len(FEATURES))`` of the ``count`` windows, ``hop``
+        apart, starting at the first of ``rows`` (``(samples, channels)``)."""
+        if not 1 <= count <= self.capacity:
+            raise ValueError(f"count must be in [1, {self.capacity}], got {count}")
+        w, sp = self.window, self.spectrum
+        if rows.shape[0] < (count - 1) * hop + w or rows.shape[1] != self.channels:
+            raise ValueError(f"rows of shape {rows.shape} hold fewer than {count} windows of "
+                             f"{w} x {self.channels}")
+        x, spec, work = self.x[:count], self.spec[:count], self.work[:count]
+        x[...] = sliding_window_view(rows, w, axis=0)[:(count - 1) * hop + 1:hop]
+        x -= x.mean(axis=2, keepdims=True)
+        out = np.empty((count, self.channels, len(FEATURES)), dtype=np.float32)
+        np.multiply(x, sp.taper, out=work)
+        np.fft.rfft(work, axis=2, out=spec)
+        power = work[:, :, :spec.shape[2]]
+        np.abs(spec, out=power)
+        power *= power
+        for b, (i0, i1) in enumerate(sp.bins):
+            out[:, :, b] = 10.0 * np.log10(power[:, :, i0:i1].mean(axis=2) * sp.norm + 1e-12)
+        dx = work[:, :, :w - 1]
+        np.subtract(x[:, :, 1:], x[:, :, :-1], out=dx)
+        var_x = np.einsum("ijk,ijk->ij", x, x) / w + 1e-12
+        var_dx = np.einsum("ijk,ijk->ij", dx, dx) / (w - 1) + 1e-12
+        scratch = spec.view(np.float64)[:, :, :w - 1]  # the spectra are done with
+        np.abs(dx, out=scratch)
+        nb = len(BANDS)
+        out[:, :, nb + 1] = scratch.mean(axis=2)
+        ddx = scratch[:, :, :w - 2]
+        np.subtract(dx[:, :, 1:], dx[:, :, :-1], out=ddx)
+        var_ddx = np.einsum("ijk,ijk->ij", ddx, ddx) / max(w - 2, 1)
+        mobility = np.sqrt(var_dx / var_x)
+        out[:, :, nb] = np.sqrt(var_x)
+        out[:, :, nb + 2] = mobility
+        out[:, :, nb + 3] = np.sqrt(var_ddx / var_dx) / mobility
+        return out
+
+
+def window_features(win: F32, fs: float) -> F32:
     """Features ``(channels, len(FEATURES))`` of one window ``(samples, channels)``."""
-    sp = spectrum if spectrum is not None else Spectrum(win.shape[0], fs)
-    x = np.ascontiguousarray(win.T)          # (channels, samples): transforms along rows
-    x -= x.mean(axis=1, keepdims=True)
-    power = np.abs(np.fft.rfft(x * sp.taper, axis=1)) ** 2
-    power *= sp.norm
-    out = np.empty((win.shape[1], len(FEATURES)), dtype=np.float32)
-    for b, (i0, i1) in enumerate(sp.bins):
-        out[:, b] = 10.0 * np.log10(power[:, i0:i1].mean(axis=1) + 1e-12)
-    del power
-    dx = np.diff(x, axis=1)
-    ddx = np.diff(dx, axis=1)
-    var_x = np.einsum("ij,ij->i", x, x) / x.shape[1] + 1e-12
-    var_dx = np.einsum("ij,ij->i", dx, dx) / dx.shape[1] + 1e-12
-    var_ddx = np.einsum("ij,ij->i", ddx, ddx) / max(ddx.shape[1], 1)
-    mobility = np.sqrt(var_dx / var_x)
-    nb = len(BANDS)
-    out[:, nb] = np.sqrt(var_x)
-    out[:, nb + 1] = np.mean(np.abs(dx), axis=1)
-    out[:, nb + 2] = mobility
-    out[:, nb + 3] = np.sqrt(var_ddx / var_dx) / mobility
+    out: F32 = BlockFeatures(1, win.shape[0], win.shape[1], fs).compute(win, 1, 1)[0]
     return out
 
 
-def features_of(data: F32, fs: float, window: int, hop: int) -> F32:
-    """Features of every window of an in-memory ``(samples, channels)`` signal (serially)."""
+def features_of(data: F32, fs: float, window: int, hop: int, *, block: int = 256) -> F32:
+    """Features of every window of an in-memory ``(samples, channels)`` signal (in-process)."""
     n = window_count(data.shape[0], window, hop)
-    sp = Spectrum(window, fs)
     out = np.empty((n, data.shape[1], len(FEATURES)), dtype=np.float32)
-    for i in range(n):
-        out[i] = window_features(data[i * hop:i * hop + window], fs, sp)
+    if n == 0:
+        return out
+    bf = BlockFeatures(min(block, n), window, data.shape[1], fs)
+    for first in range(0, n, bf.capacity):
+        count = min(bf.capacity, n - first)
+        out[first:first + count] = bf.compute(data[first * hop:], hop, count)
     return out
 
 
@@ -153,20 +198,18 @@ def _blocks(windows: int, prefetch: int) -> list[tuple[int, int]]:
     return [(first, min(prefetch, windows - first)) for first in range(0, windows, prefetch)]
 
 
-def _worker(path: str, fs: float, window: int, hop: int, prefetch: int,
-            blocks: Sequence[tuple[int, int]], results: Any) -> None:
-    """One pool worker: read each block into the in-flight buffer, send its features."""
+def _worker(path: str, fs: float, window: int, hop: int, blocks: Sequence[tuple[int, int]],
+            results: Any) -> None:
+    """One pool worker: read each block's samples, send the features of its windows."""
     steady_heap()
     try:
         with SignalReader(path) as reader:
-            sp = Spectrum(window, fs)
-            inflight = np.empty(((prefetch - 1) * hop + window, reader.channels), dtype=np.float32)
+            most = max((count for _, count in blocks), default=1)  # prefetch, or all there are
+            inflight = np.empty(((most - 1) * hop + window, reader.channels), dtype=np.float32)
+            bf = BlockFeatures(most, window, reader.channels, fs)
             for first, count in blocks:
                 held = reader.read(first * hop, (count - 1) * hop + window, inflight)
-                feats = np.empty((count, reader.channels, len(FEATURES)), dtype=np.float32)
-                for i in range(count):
-                    feats[i] = window_features(held[i * hop:i * hop + window], fs, sp)
-                results.put(("block", first, feats))
+                results.put(("block", first, bf.compute(held, hop, count)))
         results.put(("done", os.getpid(), peak_rss()))
     except BaseException:
         results.put(("error", os.getpid(), traceback.format_exc()))
@@ -196,8 +239,7 @@ def compute_features(signal_path: str | Path, out_dir: str | Path, fs: float, pa
     ctx: Any = mp.get_context(params.start_method)
     results = ctx.Queue()
     procs = [ctx.Process(target=_worker, name=f"features-{k}", daemon=True,
-                         args=(str(signal_path), fs, params.window, hop, params.prefetch,
-                               blocks[k::workers], results))
+                         args=(str(signal_path), fs, params.window, hop, blocks[k::workers], results))
              for k in range(workers)]
     for proc in procs:
         proc.start()

@@ -5,22 +5,26 @@ Every prediction is ``base + Σ ceil(Π drivers / every) × per`` — the form o
 ``drivers`` are what it passes. Every term is a product of non-negative drivers times a
 positive size, so a prediction never decreases when a driver grows.
 
-The sizes were fitted to peaks measured on Linux (Python 3.11, numpy 2) by running each step
-in a fresh process (:mod:`blut_cookbook_signal.peak`) over a grid of drivers, then rounded up:
-about 10 to 25 % above the fit on each term and a few MiB on the base, so that no measured peak
-is above its prediction. ``base`` is a fresh interpreter with numpy and this package; a
-runner that imports more (blut's stage runner) adds its own overhead, which the base
-``runtime`` argument of each function takes.
+The sizes were fitted to the peaks blut itself measures: the recipes run under ``blut run``
+(each stage in its own memory cgroup, forked from the local launcher's server, which has
+numpy imported already, so the kernel's peak is what the stage added) at two or more
+values of every driver, the peaks read back with :func:`blut_core.testing.declared_peaks`,
+then a fit that no peak is above, each term rounded up by about 6 % and half a MiB added to
+the base. Codecs have one declaration per quantizer: scalar and vector quantization
+hold different things. The declarations are for a stage in a fresh fork of the server, the
+most a stage needs (it copies the pages of the server's objects it touches, a few MiB); one
+that runs in a reused worker finds some of that resident already and peaks lower.
 
 Drivers (all counts):
 
 - synth: ``channels``; ``chunk`` samples generated at once; ``taps`` of the 1/f filter.
-- features: ``workers``; ``prefetch`` windows each worker holds in flight; ``window``
-  samples; ``channels``; ``windows`` in the whole signal (the cache the parent writes).
+- features: ``workers``; ``prefetch`` windows each worker transforms at once (at most the
+  windows there are); ``window`` and ``hop`` samples; ``channels``; ``windows`` in the
+  whole signal (the cache the parent writes).
 - codec train / evaluate: ``rows`` read per batch (``batch × window``, or fewer when the
   part of the signal being read is shorter) and ``windows`` in them; ``channels``;
-  ``spatial`` and ``temporal`` components; ``codebook`` entries (0 for scalar);
-  ``window``; ``bits`` per code.
+  ``spatial`` and ``temporal`` components; ``window``; for vq the ``codebook`` entries, for
+  scalar the ``bits`` per code; evaluation also ``fwindow``, the feature cache's window.
 """
 
 from __future__ import annotations
@@ -72,24 +76,40 @@ class Scaling:
         return sorted({name for key in self.terms for name in key.split("*")})
 
 
-SYNTH = Scaling(base=40 * MiB, terms={
-    "chunk*channels": Term(52), "taps*channels": Term(48), "channels*channels": Term(32)})
+SYNTH = Scaling(base=6 * MiB, terms={"chunk*channels": Term(36), "taps*channels": Term(76)})
 
-FEATURES = Scaling(base=36 * MiB, terms={
-    "workers": Term(36 * MiB),
-    "workers*window*channels": Term(32),
-    "workers*prefetch*window*channels": Term(9, every=2),
-    "windows*channels": Term(64)})
+#: The pool: each worker's interpreter, the block it transforms (the windows in float64,
+#: their spectra and a work array: about 24 bytes a value) and the samples it reads them
+#: from; the parent, the cache it writes.
+FEATURES = Scaling(base=13 * MiB + 768 * 1024, terms={
+    "workers": Term(19_000_000),
+    "workers*prefetch*window*channels": Term(26),
+    "workers*prefetch*hop*channels": Term(68, every=10),
+    "windows*channels": Term(22, every=10)})
 
-CODEC_TRAIN = Scaling(base=40 * MiB, terms={
-    "rows*channels": Term(14), "rows*spatial": Term(10), "windows*spatial*temporal": Term(48),
-    "windows*spatial*codebook": Term(9), "spatial*temporal": Term(5120),
-    "channels*channels": Term(32), "window*window": Term(48), "codebook*temporal": Term(64)})
+CODEC_TRAIN = {
+    #: A batch read (float32) and widened (float64), its projections, the coefficients'
+    #: range statistics.
+    "scalar": Scaling(base=3 * MiB + 512 * 1024, terms={
+        "rows*channels": Term(17), "rows*spatial": Term(21), "windows*spatial*temporal": Term(18),
+        "spatial*temporal": Term(3800)}),
+    #: ... and the distances of a batch's vectors to every codebook entry, 8 bytes each.
+    "vq": Scaling(base=5 * MiB, terms={
+        "rows*channels": Term(17), "rows*spatial": Term(19), "windows*spatial*temporal": Term(17, every=10),
+        "windows*spatial*codebook": Term(89, every=10), "codebook*temporal": Term(53, every=10)}),
+}
 
-CODEC_EVAL = Scaling(base=40 * MiB, terms={
-    "rows*channels": Term(16), "rows*spatial": Term(24), "windows*spatial*temporal": Term(56),
-    "windows*spatial*temporal*bits": Term(1), "windows*spatial*codebook": Term(9),
-    "channels*channels": Term(32), "codebook*temporal": Term(64)})
+CODEC_EVAL = {
+    #: A batch and its reconstruction, their projections and codes, the feature windows
+    #: compared with the cache.
+    "scalar": Scaling(base=3 * MiB + 512 * 1024, terms={
+        "rows*channels": Term(16), "rows*spatial": Term(17), "windows*spatial*temporal": Term(20),
+        "fwindow*channels": Term(59), "window*window": Term(31)}),
+    "vq": Scaling(base=2 * MiB, terms={
+        "rows*channels": Term(17), "rows*spatial": Term(59, every=10), "windows*spatial*temporal": Term(22),
+        "windows*spatial*codebook": Term(42, every=5), "codebook*temporal": Term(21),
+        "window*window": Term(89)}),
+}
 
 
 def synth_drivers(p: SynthParams) -> dict[str, int]:
@@ -99,30 +119,45 @@ def synth_drivers(p: SynthParams) -> dict[str, int]:
 
 def features_drivers(samples: int, channels: int, p: FeatureParams) -> dict[str, int]:
     """Drivers of :func:`blut_cookbook_signal.features.compute_features`."""
-    return {"workers": p.workers, "prefetch": p.prefetch, "window": p.window, "channels": channels,
-            "windows": window_count(samples, p.window, p.step)}
+    windows = window_count(samples, p.window, p.step)
+    return {"workers": p.workers, "prefetch": min(p.prefetch, windows), "window": p.window,
+            "hop": p.step, "channels": channels, "windows": windows}
 
 
 def _batch_rows(rows: int, c: CodecConfig, batch: int | None = None) -> int:
     return max(c.window, min((batch or c.batch) * c.window, rows))
 
 
-def _codec_drivers(rows: int, channels: int, c: CodecConfig) -> dict[str, int]:
-    return {"rows": rows, "windows": -(-rows // c.window), "channels": channels, "spatial": c.spatial,
-            "temporal": c.temporal, "codebook": c.codebook if c.quantizer == "vq" else 0,
-            "window": c.window, "bits": c.code_bits}
+def _codec_drivers(rows: int, channels: int, c: CodecConfig, spec: Scaling,
+                   **extra: int) -> dict[str, int]:
+    every = {"rows": rows, "windows": -(-rows // c.window), "channels": channels,
+             "spatial": c.spatial, "temporal": c.temporal, "codebook": c.codebook,
+             "window": c.window, "bits": c.code_bits, **extra}
+    return {name: every[name] for name in spec.drivers_used()}
+
+
+def codec_train_spec(c: CodecConfig) -> Scaling:
+    """The declaration of training ``c`` (one per quantizer)."""
+    return CODEC_TRAIN[c.quantizer]
+
+
+def codec_eval_spec(c: CodecConfig) -> Scaling:
+    """The declaration of evaluating ``c`` (one per quantizer)."""
+    return CODEC_EVAL[c.quantizer]
 
 
 def codec_train_drivers(samples: int, channels: int, c: CodecConfig) -> dict[str, int]:
     """Drivers of :func:`blut_cookbook_signal.codec.train_codec` on a signal of that shape."""
-    return _codec_drivers(_batch_rows(train_rows(samples, c), c), channels, c)
+    return _codec_drivers(_batch_rows(train_rows(samples, c), c), channels, c, codec_train_spec(c))
 
 
-def codec_eval_drivers(samples: int, channels: int, c: CodecConfig,
-                       batch: int | None = None) -> dict[str, int]:
-    """Drivers of :func:`blut_cookbook_signal.evaluate.evaluate_codec` (held-out rows)."""
+def codec_eval_drivers(samples: int, channels: int, c: CodecConfig, batch: int | None = None,
+                       feature_window: int = 0) -> dict[str, int]:
+    """Drivers of :func:`blut_cookbook_signal.evaluate.evaluate_codec` (held-out rows), which
+    compares the reconstruction's features, windows of ``feature_window``, with the cache."""
     held = samples - train_rows(samples, c)
-    return _codec_drivers(_batch_rows(held if held > 0 else samples, c, batch), channels, c)
+    return _codec_drivers(_batch_rows(held if held > 0 else samples, c, batch), channels, c,
+                          codec_eval_spec(c), fwindow=feature_window)
 
 
 def synth_footprint(p: SynthParams, *, runtime: int = 0) -> int:
@@ -137,10 +172,11 @@ def features_footprint(samples: int, channels: int, p: FeatureParams, *, runtime
 
 def codec_train_footprint(samples: int, channels: int, c: CodecConfig, *, runtime: int = 0) -> int:
     """Predicted peak bytes of training ``c`` on a ``(samples, channels)`` signal."""
-    return CODEC_TRAIN.predict(codec_train_drivers(samples, channels, c), runtime=runtime)
+    return codec_train_spec(c).predict(codec_train_drivers(samples, channels, c), runtime=runtime)
 
 
 def codec_eval_footprint(samples: int, channels: int, c: CodecConfig, batch: int | None = None, *,
-                         runtime: int = 0) -> int:
+                         feature_window: int = 0, runtime: int = 0) -> int:
     """Predicted peak bytes of evaluating ``c`` on the held-out part of such a signal."""
-    return CODEC_EVAL.predict(codec_eval_drivers(samples, channels, c, batch), runtime=runtime)
+    return codec_eval_spec(c).predict(codec_eval_drivers(samples, channels, c, batch, feature_window),
+                                      runtime=runtime)

@@ -8,8 +8,11 @@ memory; the result is an ordinary ``.npy`` that ``np.load(path, mmap_mode="r")``
 :class:`SignalReader` reads row ranges into a buffer the caller owns, with ``pread`` rather
 than through a memory map: pages of a mapped file count in the reader's resident set for as
 long as the mapping lives, so a pass over a mapped file would grow the process with the file.
-After each read it tells the kernel it will not need those pages again
-(``POSIX_FADV_DONTNEED``), so a pass over a large file does not fill the page cache either.
+It asks for no read-ahead (``POSIX_FADV_RANDOM``: the kernel would otherwise read up to
+the device's read-ahead size, megabytes, beyond each range into the cache, charged to the
+reader's memory cgroup), and after each read it tells the kernel it will not need those
+pages again (``POSIX_FADV_DONTNEED``), so a pass over a large file does not fill the page
+cache either.
 What a stage holds is then what it allocated, which is what its footprint declares.
 """
 
@@ -129,6 +132,7 @@ class SignalReader:
         self.offset, (self._rows, self._channels) = npy_layout(path)
         self.row_bytes = self._channels * DTYPE.itemsize
         self._fd = os.open(self.path, os.O_RDONLY)
+        os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)  # no read-ahead into the cache
 
     @property
     def rows(self) -> int:

@@ -30,6 +30,8 @@ def blut_recipes() -> Iterator[Recipe]:
     from blut_core import Recipe
 
     yield Recipe(name="sweep", summary="Synthesize EEG, cache its features, train and evaluate codecs "
-                 "at several configurations, tabulate them.", params=SweepParams, build=build)
+                 "at several configurations, tabulate them; sized from this machine so that "
+                 "admission right-sizes the feature pool and a codec waits for memory.",
+                 params=SweepParams, build=build)
     yield Recipe(name="tiny", summary="The codec sweep on a few seconds of 8-channel EEG (for tests).",
                  params=TinyParams, build=build)

@@ -14,6 +14,14 @@ Every stage that spends memory declares a ``scaling`` footprint from
 ``RUNTIME`` added for what blut's stage runner itself holds. Admission may lower the feature
 pool's ``workers`` (a knob) to make it fit; the stage runs with what was admitted.
 
+``signal:sweep`` sizes two defaults from the machine it is built on, so that it shows
+admission at work on any box: ``features.prefetch=0`` makes the pool of three workers ask
+for all that blut can give a stage (box − floor), so admission runs it with the workers
+that fit; ``batch=0`` gives the large codebook (``w32s12t8-vq8192``) batches that make it
+need 40 % of that, more than one worker's share, so it waits for memory while the pool
+runs. Both hold what they declare: the pool's blocks and the codebook's distances are real
+arrays. Give ``prefetch`` and ``batch`` to make a run the same on every machine.
+
 The numpy modules are imported here, at the top: blut's fork server imports a stage's module
 once, so every stage process forked from it shares numpy instead of importing it again.
 """
@@ -28,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from blut_cookbook_signal import footprints as fp
-from blut_cookbook_signal.codec import CodecConfig, CodecModel, train_codec
+from blut_cookbook_signal.codec import CodecConfig, CodecModel, train_codec, train_rows
 from blut_cookbook_signal.evaluate import evaluate_codec
-from blut_cookbook_signal.features import FeatureParams, compute_features, load_features
+from blut_cookbook_signal.features import FeatureParams, compute_features, load_features, window_count
 from blut_cookbook_signal.npyio import SignalReader
 from blut_cookbook_signal.report import render_report
 from blut_cookbook_signal.synth import SignalInfo, SynthParams, synthesize
@@ -42,7 +50,7 @@ if TYPE_CHECKING:
 MiB = 1 << 20
 #: What a stage process holds before the step starts, beyond a bare interpreter with numpy
 #: (blut's runner, the context, the event stream); added to every declared base.
-RUNTIME = 8 * MiB
+RUNTIME = 256 * 1024
 
 _ge1 = attrs.validators.ge(1)
 
@@ -51,7 +59,7 @@ _ge1 = attrs.validators.ge(1)
 class SignalParams:
     channels: int = attrs.field(default=21, validator=_ge1,
                                 metadata={"help": "Channels (21: the 10-20 system; 168: high density)."})
-    duration_s: float = attrs.field(default=600.0, validator=attrs.validators.gt(0.0),
+    duration_s: float = attrs.field(default=1500.0, validator=attrs.validators.gt(0.0),
                                     metadata={"help": "Length of the signal in seconds."})
     fs: float = attrs.field(default=256.0, validator=attrs.validators.gt(0.0),
                             metadata={"help": "Sample rate in Hz."})
@@ -64,14 +72,16 @@ class SignalParams:
 
 @attrs.frozen(kw_only=True)
 class FeatureCacheParams:
-    window: int = attrs.field(default=512, validator=attrs.validators.ge(8),
+    window: int = attrs.field(default=1024, validator=attrs.validators.ge(8),
                               metadata={"help": "Samples per feature window."})
-    hop: int = attrs.field(default=0, validator=attrs.validators.ge(0),
+    hop: int = attrs.field(default=8, validator=attrs.validators.ge(0),
                            metadata={"help": "Samples between windows (0: the window, no overlap)."})
-    workers: int = attrs.field(default=2, validator=_ge1,
+    workers: int = attrs.field(default=3, validator=_ge1,
                                metadata={"help": "Worker processes (admission may lower it)."})
-    prefetch: int = attrs.field(default=16, validator=_ge1,
-                                metadata={"help": "Windows each worker holds in flight."})
+    prefetch: int = attrs.field(default=0, validator=attrs.validators.ge(0), metadata={"help": (
+        "Windows each worker transforms at once. 0: sized from this machine, so that the "
+        "whole pool asks for all the memory blut can give a stage here (box - floor; half of "
+        "it for one worker) and admission lowers workers to what is free.")})
 
 
 @attrs.frozen(kw_only=True)
@@ -89,8 +99,9 @@ class CodecSpec:
                             metadata={"help": "Bits per coefficient (scalar)."})
     codebook: int = attrs.field(default=256, validator=attrs.validators.ge(2),
                                 metadata={"help": "Codebook entries (vq)."})
-    batch: int = attrs.field(default=128, validator=_ge1,
-                             metadata={"help": "Windows per training batch."})
+    batch: int = attrs.field(default=1024, validator=attrs.validators.ge(0), metadata={"help": (
+        "Windows per training batch. 0: sized from this machine, as many as make training "
+        "need 40% of the memory blut can give a stage here, at most the whole training part.")})
     kmeans_passes: int = attrs.field(default=4, validator=_ge1,
                                      metadata={"help": "Passes of mini-batch k-means (vq)."})
 
@@ -99,11 +110,15 @@ SWEEP_CODECS: tuple[CodecSpec, ...] = (
     CodecSpec(spatial=4, temporal=8, bits=6),
     CodecSpec(spatial=8, temporal=16, bits=4),
     CodecSpec(spatial=8, temporal=16, bits=8),
-    CodecSpec(spatial=12, temporal=32, bits=8, batch=256),
-    CodecSpec(spatial=18, temporal=48, bits=10, batch=256),
+    CodecSpec(spatial=12, temporal=32, bits=8),
+    CodecSpec(spatial=18, temporal=48, bits=10),
     CodecSpec(spatial=8, temporal=8, quantizer="vq", codebook=256),
-    CodecSpec(spatial=12, temporal=8, quantizer="vq", codebook=1024, batch=64),
+    CodecSpec(spatial=12, temporal=8, quantizer="vq", codebook=1024, batch=512),
+    CodecSpec(window=32, spatial=12, temporal=8, quantizer="vq", codebook=8192, batch=0,
+              kmeans_passes=2),
 )
+#: The share of what blut can give a stage (box - floor) that a ``batch=0`` codec trains in.
+AUTO_BATCH_SHARE = 0.4
 TINY_CODECS: tuple[CodecSpec, ...] = (
     CodecSpec(window=32, spatial=4, temporal=8, bits=4, batch=32),
     CodecSpec(window=32, spatial=6, temporal=16, bits=8, batch=32),
@@ -115,8 +130,11 @@ TINY_CODECS: tuple[CodecSpec, ...] = (
 class SweepParams:
     signal: SignalParams = attrs.field(factory=SignalParams)
     features: FeatureCacheParams = attrs.field(factory=FeatureCacheParams)
-    codecs: list[CodecSpec] = attrs.field(factory=lambda: list(SWEEP_CODECS),
-                                          metadata={"help": "The codec configurations to train."})
+    codecs: list[CodecSpec] = attrs.field(factory=lambda: list(SWEEP_CODECS), metadata={"help": (
+        "The codec configurations to train. batch=0: sized from this machine, as many windows "
+        "as make training need 40% of what blut can give a stage here (box - floor), at most "
+        "the whole training part (the 8192-entry codebook's, so that it waits for memory "
+        "while the feature pool runs).")})
     train_fraction: float = attrs.field(default=0.8, validator=attrs.validators.and_(
         attrs.validators.gt(0.0), attrs.validators.lt(1.0)),
         metadata={"help": "Share of the signal the codecs train on (the rest is for evaluation)."})
@@ -130,7 +148,7 @@ class TinyParams:
     signal: SignalParams = attrs.field(factory=lambda: SignalParams(channels=8, duration_s=24.0,
                                                                     chunk_s=4.0))
     features: FeatureCacheParams = attrs.field(
-        factory=lambda: FeatureCacheParams(window=256, workers=2, prefetch=4))
+        factory=lambda: FeatureCacheParams(window=256, hop=0, workers=2, prefetch=4))
     codecs: list[CodecSpec] = attrs.field(factory=lambda: list(TINY_CODECS),
                                           metadata={"help": "The codec configurations to train."})
     train_fraction: float = attrs.field(default=0.75, validator=attrs.validators.and_(
@@ -215,6 +233,50 @@ def report(ctx: StageContext) -> None:
 # -- the plan --------------------------------------------------------------------------------
 
 
+def usable_memory() -> int:
+    """What blut can ever give one stage on this machine: the box less blut's floor, as the
+    broker counts them (0 when the probe cannot tell)."""
+    from blut_core import BrokerConfig
+    from blut_core.broker import probe
+
+    snap = probe()
+    if not snap.known:
+        return 0
+    return max(0, snap.box - BrokerConfig.from_environ().floor_for(snap.box))
+
+
+def auto_prefetch(samples: int, channels: int, f: FeatureCacheParams, usable: int) -> int:
+    """``prefetch=0``: windows per block such that the pool's blocks ask for all of
+    ``usable`` (half of it for one worker), at most what spreads the signal over the workers."""
+    step = f.hop or f.window
+    windows = window_count(samples, f.window, step)
+    spread = max(1, -(-windows // f.workers))
+    if usable <= 0:
+        return min(64, spread)
+    target = usable if f.workers >= 2 else usable // 2
+    per_window = fp.FEATURES.terms["workers*prefetch*window*channels"].per * f.window * channels
+    return max(1, min(spread, -(-target // (f.workers * per_window))))
+
+
+def auto_batch(samples: int, channels: int, c: CodecConfig, usable: int) -> int:
+    """``batch=0``: the most windows per batch with which training needs at most
+    :data:`AUTO_BATCH_SHARE` of ``usable``, at most the whole training part."""
+    windows = max(1, train_rows(samples, c) // c.window)
+    if usable <= 0:
+        return min(128, windows)
+    limit = AUTO_BATCH_SHARE * usable
+
+    def need(batch: int) -> int:
+        at = dataclasses.replace(c, batch=batch)
+        return fp.codec_train_footprint(samples, channels, at, runtime=RUNTIME)
+
+    low, high = 1, windows
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if need(mid) <= limit else (low, mid - 1)
+    return low
+
+
 def _scaling(spec: fp.Scaling, drivers: dict[str, int], knobs: dict[str, Knob | int] | None = None
              ) -> Footprint:
     decl = spec.declaration(runtime=RUNTIME)
@@ -227,14 +289,24 @@ def build(params: SweepParams | TinyParams) -> Plan:
     s = params.signal
     synth_p = SynthParams(channels=s.channels, duration_s=s.duration_s, fs=s.fs, seed=s.seed,
                           chunk_s=s.chunk_s, artifact_rate=s.artifact_rate)
+    samples, channels = synth_p.samples, s.channels
     f = params.features
+    sized = f.prefetch == 0 or any(c.batch == 0 for c in params.codecs)
+    usable = usable_memory() if sized else 0
     try:
+        if f.prefetch == 0:
+            f = attrs.evolve(f, prefetch=auto_prefetch(samples, channels, f, usable))
         feat_p = FeatureParams(window=f.window, hop=f.hop or None, workers=f.workers, prefetch=f.prefetch)
-        configs = [CodecConfig(name=c.name, window=c.window, spatial=c.spatial, temporal=c.temporal,
-                               quantizer=c.quantizer, bits=c.bits, codebook=c.codebook, batch=c.batch,
-                               kmeans_passes=c.kmeans_passes, train_fraction=params.train_fraction,
-                               seed=s.seed)
-                   for c in params.codecs]
+        configs = []
+        for spec in params.codecs:
+            config = CodecConfig(name=spec.name, window=spec.window, spatial=spec.spatial,
+                                 temporal=spec.temporal, quantizer=spec.quantizer, bits=spec.bits,
+                                 codebook=spec.codebook, batch=spec.batch or 1,
+                                 kmeans_passes=spec.kmeans_passes,
+                                 train_fraction=params.train_fraction, seed=s.seed)
+            if spec.batch == 0:
+                config = dataclasses.replace(config, batch=auto_batch(samples, channels, config, usable))
+            configs.append(config)
     except ValueError as exc:
         raise ConfigError(f"invalid params for the codec sweep: {exc}") from None
     if not configs:
@@ -248,7 +320,6 @@ def build(params: SweepParams | TinyParams) -> Plan:
         if c.spatial > s.channels:
             raise ConfigError(f"codecs: {c.label} keeps {c.spatial} spatial components of a "
                               f"{s.channels}-channel signal", hint="spatial must be at most channels")
-    samples, channels = synth_p.samples, s.channels
     if feat_p.window > samples:
         raise ConfigError(f"features.window: {feat_p.window} samples is longer than the signal ({samples})")
     stages = [
@@ -264,14 +335,15 @@ def build(params: SweepParams | TinyParams) -> Plan:
     evals = []
     for c in configs:
         codec = dataclasses.asdict(c)
-        train_fp = _scaling(fp.CODEC_TRAIN, fp.codec_train_drivers(samples, channels, c))
-        eval_fp = _scaling(fp.CODEC_EVAL, fp.codec_eval_drivers(samples, channels, c))
+        train_fp = _scaling(fp.codec_train_spec(c), fp.codec_train_drivers(samples, channels, c))
+        eval_fp = _scaling(fp.codec_eval_spec(c), fp.codec_eval_drivers(samples, channels, c,
+                                                                   feature_window=feat_p.window))
         stages.append(Stage.call(f"train-{c.label}", train, inputs=["synth"], params={"codec": codec},
                                  footprint=train_fp, retry=RetryPolicy(max_attempts=2, retry_on=RetryOn.OOM)))
         stages.append(Stage.call(f"eval-{c.label}", evaluate,
                                  inputs=["synth", "features", f"train-{c.label}"],
                                  params={"model_stage": f"train-{c.label}"}, footprint=eval_fp))
         evals.append(f"eval-{c.label}")
-    stages.append(Stage.call("report", report, inputs=["synth", *evals], footprint=Footprint.fixed("128M"),
+    stages.append(Stage.call("report", report, inputs=["synth", *evals], footprint=Footprint.fixed("2M"),
                              params={"evals": evals, "title": params.title}))
     return Plan.of(*stages)

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from blut_cookbook_signal.npyio import NpyChunkWriter
-from blut_cookbook_signal.procmem import steady_heap
+from blut_cookbook_signal.procmem import limit_blas_threads, steady_heap
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -341,8 +341,12 @@ def synthesize_array(p: SynthParams) -> F32:
 
 def synthesize(out_dir: str | Path, p: SynthParams,
                progress: Callable[[int, int], None] | None = None) -> SignalInfo:
-    """Write ``signal.npy`` and ``signal.json`` into ``out_dir``; ``progress(done, total)``."""
+    """Write ``signal.npy`` and ``signal.json`` into ``out_dir``; ``progress(done, total)``.
+
+    Uses one BLAS thread (its matrices are channels × channels: a second thread only spins).
+    """
     steady_heap()
+    limit_blas_threads(1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names, pos = electrodes(p.channels)
