@@ -163,3 +163,5 @@ def print_summary(summary: RunSummary) -> None:
     click.echo(f"{summary.outcome}: {', '.join(parts)} in {human_seconds(summary.wall)}{mem}")
     click.echo(f"run {summary.run_id}")
     click.echo(f"dir {summary.run_dir}")
+    click.echo(f"see blut runs show {summary.run_id}   (stages, attempts, caps and peaks)")
+    click.echo(f"    blut runs report {summary.run_id} (an HTML page: timeline, memory, metrics)")

@@ -232,9 +232,22 @@ def test_a_failed_run_names_the_failing_stage_its_log_and_its_last_lines(invoke)
     shown = [line.split("| ", 1)[1] for line in lines[at + 2:] if re.match(r"\s+\| ", line)]
     assert shown == [t.rstrip() for t in tail if t.strip()][-len(shown):]
     assert shown[-1] == "RuntimeError: boom after writing output" and 1 < len(shown) <= 8
-    run_id = lines[-2].split()[1]
+    run_id = next(ln.split()[1] for ln in lines if ln.startswith("run "))
     assert f"  whole log: blut logs {run_id} bad" in lines
     data = json.loads(invoke("run", "testbook:failing", "--no-progress", "--json").stdout)
     by_name = {s["name"]: s for s in data["stages"]}
     assert by_name["bad"]["log"].endswith("/stages/bad/attempts/1/stderr.log")
     assert by_name["after"]["log"] is None  # it never ran
+
+
+def test_a_run_ends_with_where_it_is_and_the_commands_that_inspect_it(invoke) -> None:  # type: ignore[no-untyped-def]
+    r = invoke("run", "testbook:diamond", "--no-progress")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    run_id = next(ln.split()[1] for ln in lines if ln.startswith("run "))
+    assert any(ln.startswith("dir ") and ln.endswith(run_id) for ln in lines)
+    shown, report = lines[-2].split(), lines[-1].split()
+    assert shown[:4] == ["see", "blut", "runs", "show"] and shown[4] == run_id
+    assert report[:3] == ["blut", "runs", "report"] and report[3] == run_id
+    for argv in (shown[2:5], report[1:4]):
+        assert invoke(*argv).exit_code == 0, argv
