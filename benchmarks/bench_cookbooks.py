@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -194,7 +195,10 @@ def run_once() -> dict[str, Any]:
         raise RuntimeError(f"blut run {RECIPE} exited {done.returncode}:\n{done.stdout}\n"
                            f"{done.stderr[-4000:]}")
     result = json.loads(done.stdout)
-    out = analyse(Path(result["run_dir"]), float(result["wall"]), home)
+    try:
+        out = analyse(Path(result["run_dir"]), float(result["wall"]), home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)  # the signal, the cache, the models: ~100 MB
     out["process_wall"] = elapsed
     out["run_id"] = result["run_id"]
     out["oom_kills"] = _oom_kills(since, result["run_id"])
