@@ -1,7 +1,8 @@
 """The signal cookbook's hooks: what blut loads for this cookbook at every start.
 
-Kept cheap to import: it names the cookbook and imports the recipes' module (and numpy with
-it) only when blut asks for recipes, so ``blut --help`` costs nothing for it.
+Kept cheap to import: it names the cookbook and, when blut asks for recipes, imports their
+params (:mod:`blut_cookbook_signal.recipes`, attrs only); numpy comes with the sweep's module
+(:mod:`blut_cookbook_signal.sweep`) only when a plan is built or a stage runs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def blut_cookbooks() -> Iterator[CookbookSpec]:
 @hookimpl
 def blut_recipes() -> Iterator[Recipe]:
     """Registration: ``signal:sweep`` and ``signal:tiny``."""
-    from blut_cookbook_signal.sweep import SweepParams, TinyParams, build
+    from blut_cookbook_signal.recipes import SweepParams, TinyParams, build
     from blut_core import Recipe
 
     yield Recipe(name="sweep", summary="Synthesize EEG, cache its features, train and evaluate codecs "

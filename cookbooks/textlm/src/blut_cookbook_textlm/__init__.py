@@ -2,7 +2,8 @@
 
 Its hooks are in :mod:`blut_cookbook_textlm.plugin`, the module its ``blut.cookbooks`` entry
 point names; the recipes (``textlm:train``, ``textlm:small``) are in
-:mod:`blut_cookbook_textlm.lrsweep`. The pieces, as plain numpy modules:
+:mod:`blut_cookbook_textlm.lrsweep` (their params and entry point in
+:mod:`blut_cookbook_textlm.recipes`, which imports no numpy). The pieces, as plain numpy modules:
 :mod:`~blut_cookbook_textlm.corpus` (the shipped public-domain texts),
 :mod:`~blut_cookbook_textlm.model` (the network and its gradients, Adam),
 :mod:`~blut_cookbook_textlm.train` (the loop, checkpoints, resume),

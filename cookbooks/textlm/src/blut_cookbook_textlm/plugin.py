@@ -1,7 +1,8 @@
 """The textlm cookbook's hooks: what blut loads for this cookbook at every start.
 
-Kept cheap to import: it names the cookbook and imports the recipes' module (and numpy with
-it) only when blut asks for recipes, so ``blut --help`` costs nothing for it.
+Kept cheap to import: it names the cookbook and, when blut asks for recipes, imports their
+params (:mod:`blut_cookbook_textlm.recipes`, attrs only); numpy comes with the sweep's module
+(:mod:`blut_cookbook_textlm.lrsweep`) only when a plan is built or a stage runs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def blut_cookbooks() -> Iterator[CookbookSpec]:
 @hookimpl
 def blut_recipes() -> Iterator[Recipe]:
     """Registration: ``textlm:train`` and ``textlm:small``."""
-    from blut_cookbook_textlm.lrsweep import LrSweepParams, SmallParams, build
+    from blut_cookbook_textlm.recipes import LrSweepParams, SmallParams, build
     from blut_core import Recipe
 
     yield Recipe(name="train", summary="Train the character model at several learning rates side by "
