@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from blut_core.cli.complete import complete_recipes as complete_recipes
     from blut_core.cli.complete import complete_runs as complete_runs
     from blut_core.cli.complete import complete_stages as complete_stages
+    from blut_core.cli.entry import main as main
     from blut_core.cli.output import echo_json as echo_json
     from blut_core.cli.output import human_bytes as human_bytes
     from blut_core.cli.output import human_seconds as human_seconds
@@ -22,10 +23,9 @@ if TYPE_CHECKING:
     from blut_core.cli.output import recipe_options as recipe_options
     from blut_core.cli.output import table as table
     from blut_core.cli.root import cli as cli
-    from blut_core.cli.root import main as main
 
 _WHERE = {
-    "cli": "cli.root", "main": "cli.root",
+    "cli": "cli.root", "main": "cli.entry",
     "complete_recipes": "cli.complete", "complete_runs": "cli.complete",
     "complete_stages": "cli.complete",
     "echo_json": "cli.output", "human_bytes": "cli.output", "human_seconds": "cli.output",

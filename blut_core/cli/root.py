@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import errno
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -85,25 +84,17 @@ def _log_format(args: Sequence[str]) -> str:
     return os.environ.get("BLUT_LOG_FORMAT", "auto")
 
 
-def main(argv: Sequence[str] | None = None, app: App | None = None) -> None:
-    """Console-script entry point: ``blut = "blut_core.cli:main"``."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def run(args: list[str], app: App | None = None) -> None:
+    """Build the App (unless given), run the command ``args`` name and exit with its code.
+
+    :func:`blut_core.cli.entry.main` calls this once it has answered ``--version`` and given
+    the stale-install warning.
+    """
     verbose = _verbosity(args)
     # Plugins may log while they load, before click has read the options: apply them now.
     configure_logging(level="debug" if verbose > 1 else "info" if verbose else "warning",
                       fmt=_log_format(args))
     try:
-        if os.environ.get("BLUT_NO_STALE_CHECK") != "1":
-            from blut_core.host.installinfo import stale_warning
-
-            warning = stale_warning()
-            if warning:
-                click.echo(f"blut: {warning}", err=True)
-        if args in (["--version"], ["-V"]):  # answer before loading any plugin
-            from blut_core.host.installinfo import describe_version
-
-            click.echo(f"blut {describe_version()}")
-            raise SystemExit(0)
         app = app or App.from_environment()
         result: Any = cli.main(args=args, obj=app, prog_name="blut", standalone_mode=False)
     except BlutError as err:

@@ -231,3 +231,32 @@ def test_version_without_a_checkout_is_the_plain_version(
     _install(monkeypatch, info)
     monkeypatch.setattr(installinfo, "__file__", str(tmp_path / "site" / "blut_core" / "x.py"))
     assert installinfo.describe_version() == __version__
+
+
+def test_version_loads_no_plugin_and_imports_neither_click_nor_metadata(tmp_path: Path) -> None:
+    """``blut --version`` is the start-up of every script that checks blut: it answers before
+    the plugin manager, click or importlib.metadata (~20 ms of email and zipfile) load."""
+    import sys
+
+    code = ("import sys\nfrom blut_core.cli import main\ntry:\n    main(['--version'])\n"
+            "except SystemExit as exc:\n    assert exc.code == 0\n"
+            "print(sorted(m for m in ('click', 'pluggy', 'importlib.metadata', 'blut_core.host.manager',"
+            " 'blut_plugins') if m in sys.modules), file=sys.stderr)")
+    for check in ("1", "0"):  # with and without the stale-install check
+        env = {**os.environ, "BLUT_HOME": str(tmp_path), "BLUT_NO_STALE_CHECK": check}
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(f"blut {__version__}")
+        assert r.stderr.strip().splitlines()[-1] == "[]", r.stderr
+
+
+def test_the_installed_distribution_is_the_one_importlib_metadata_finds() -> None:
+    found = installinfo._dist()
+    try:
+        expected = md.distribution(installinfo.DISTRIBUTION)
+    except md.PackageNotFoundError:
+        assert found is None
+        return
+    assert found is not None
+    assert Path(found._path) == Path(getattr(expected, "_path"))  # noqa: B009
+    assert found.read_text("METADATA") == expected.read_text("METADATA")
