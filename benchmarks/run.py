@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["bench_core", "bench_broker", "bench_executor", "bench_lineage", "bench_distributed"]
+MODULES = ["bench_core", "bench_broker", "bench_executor", "bench_lineage", "bench_distributed",
+           "bench_peers"]
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,1 @@
+"""Each peer's form of the workloads bench_peers times, its pinned requirements, and helpers."""
