@@ -10,10 +10,15 @@ created and written (root, or a group-writable directory made by the administrat
 different ``BLUT_HOME`` still share one machine's memory.
 
 A booking names its process (pid and start time, so a reused pid is not mistaken for the
-booker) and, once the stage started, the stage's cgroup. Every read reclaims bookings of
-dead processes and of stages whose cgroup is gone or empty. A booking counts only for what
-its stage does not use yet (``bytes − anonymous memory of its cgroup``): what it already
-uses is no longer in MemAvailable.
+booker) and, once the stage started, the stage's cgroup. Every read reclaims the bookings
+of dead processes, and only those: a live booker releases its bookings itself, and it may
+hold one after its stage's cgroup is gone (a stage is uncaged as soon as it exits, and its
+booking is released once the run has recorded it as finished), so a cgroup that is gone or
+empty says nothing while the booker lives. A stage that outlived its booker (the driver was
+killed, the stage runs on in its cgroup) keeps its booking until its cgroup is empty or
+gone: it still holds memory and may grow to its cap. A booking counts only for what its
+stage does not use yet (``bytes − anonymous memory of its cgroup``): what it already uses
+is no longer in MemAvailable.
 
 A write is one ``pwrite`` of the whole document at offset 0, padded with spaces to the
 previous length, so that a process killed at any moment leaves either the old ledger or the
@@ -41,7 +46,6 @@ from blut_core.broker import cgroups
 from blut_core.errors import ConfigError, DiskFull, is_disk_full
 from blut_core.store.rundir import ensure_file_writable, ensure_space
 
-EMPTY_GRACE = 2.0  # seconds a booked cgroup may stay empty (a stage starting) before reclaim
 COMPACT_SLACK = 4096  # padding bytes tolerated before the file is rewritten at its size
 LEDGER_START = b'{"version":'  # how every ledger this module writes begins
 LEDGER_ROOM = 16 << 10  # free space a run wants for its bookings before it starts
@@ -93,21 +97,16 @@ class Booking:
     created: float
     cgroup: str | None = None
 
-    def alive(self, now: float) -> bool:
-        """Whether the booker lives and its stage's cgroup (when known) is in use.
-
-        This process's own bookings are alive by definition: it releases them itself.
-        """
+    def alive(self) -> bool:
+        """Whether the booking still holds memory: its booker lives (this process's own
+        bookings by definition), or its stage outlived the booker and still runs in its
+        cgroup. A live booker's booking is never reclaimed, whatever its cgroup says."""
         if self.pid == os.getpid() and self.start == _own_start():
             return True
-        if process_start(self.pid) != self.start:
-            return False
-        if self.cgroup is not None:
-            if not os.path.isdir(self.cgroup):
-                return False
-            if not cgroups.procs(self.cgroup) and now - self.created > EMPTY_GRACE:
-                return False
-        return True
+        start = process_start(self.pid)
+        if start is not None and start == self.start:
+            return True
+        return self.cgroup is not None and bool(cgroups.procs(self.cgroup))
 
     def outstanding(self) -> int:
         """What this booking still holds back: bytes its stage does not use yet."""
@@ -171,8 +170,7 @@ class Ledger:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             stored = self._read()
-            now = time.time()
-            live = [b for b in stored if b.alive(now)]
+            live = [b for b in stored if b.alive()]
             txn = Transaction(live)
             yield txn
             if txn.changed or len(live) != len(stored):

@@ -35,11 +35,55 @@ def test_dead_and_reused_pids_are_reclaimed_on_read(tmp_path: Path) -> None:
     _write(path,
            Booking(id="gone", bytes=1, label="gone", pid=dead.pid, start=1, created=0.0),
            Booking(id="reused", bytes=1, label="reused", pid=1, start=-5, created=0.0),
-           Booking(id="nocg", bytes=1, label="nocg", pid=1, start=process_start(1), created=0.0,
+           Booking(id="gonecg", bytes=1, label="gonecg", pid=dead.pid, start=1, created=0.0,
                    cgroup=str(tmp_path / "no-such-cgroup")),
            Booking(id="live", bytes=7, label="live", pid=1, start=process_start(1), created=0.0))
     assert [b.id for b in Ledger(path).bookings()] == ["live"]
     assert [b["id"] for b in json.loads(path.read_text())["bookings"]] == ["live"]
+
+
+def test_a_live_bookers_booking_outlives_its_stages_cgroup(tmp_path: Path) -> None:
+    """A stage is uncaged as soon as it exits; its run releases the booking only once it has
+    recorded the stage as finished. Until then no other process may take that memory."""
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        start = process_start(holder.pid)
+        empty = tmp_path / "empty-cgroup"
+        empty.mkdir()
+        (empty / "cgroup.procs").write_text("")
+        path = tmp_path / "ledger.json"
+        _write(path,
+               Booking(id="gone", bytes=5, label="gone", pid=holder.pid, start=start,
+                       created=0.0, cgroup=str(tmp_path / "no-such-cgroup")),
+               Booking(id="empty", bytes=6, label="empty", pid=holder.pid, start=start,
+                       created=0.0, cgroup=str(empty)))
+        with Ledger(path).transaction() as txn:
+            assert sorted(b.id for b in txn.bookings) == ["empty", "gone"]
+            assert txn.outstanding() == 11
+    finally:
+        holder.kill()
+        holder.wait()
+    # once the booker is dead, the memory is free again
+    assert Ledger(path).bookings() == []
+
+
+def test_a_stage_that_outlived_its_driver_keeps_its_booking_until_it_ends(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = subprocess.Popen(["sleep", "60"])
+    cage = tmp_path / "cage"
+    cage.mkdir()
+    (cage / "cgroup.procs").write_text(f"{orphan.pid}\n")
+    path = tmp_path / "ledger.json"
+    try:
+        _write(path, Booking(id="orphan", bytes=9, label="orphan", pid=dead.pid, start=1,
+                             created=0.0, cgroup=str(cage)))
+        assert [b.id for b in Ledger(path).bookings()] == ["orphan"]
+    finally:
+        orphan.kill()
+        orphan.wait()
+    (cage / "cgroup.procs").write_text("")  # the stage ended: its cgroup is empty
+    assert Ledger(path).bookings() == []
 
 
 def test_a_torn_file_is_not_fatal(tmp_path: Path) -> None:
