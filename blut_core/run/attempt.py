@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from blut_core.model.jobs import JobHandle, JobState
+from blut_core.model.jobs import JobHandle, JobState, JobStatus
 from blut_core.model.outcome import Classification
 from blut_core.model.sizes import GiB, MiB, format_size
 from blut_core.model.stage import Stage
@@ -42,9 +43,29 @@ class Attempt:
     #: the facts the policy admitted it on (``Launch.detail``: box_bytes, floor_bytes,
     #: model_bytes… for the memory policy)
     admission: Mapping[str, Any] = attrs.field(factory=dict)
+    #: when the job really started (monotonic), once its launcher has said so
+    #: (``JobState.started_at``); until then its submission (``started``) stands in
+    began: float | None = None
+    #: the launcher says the job is still queued: its time limits do not run yet
+    queued: bool = False
+
+    @property
+    def origin(self) -> float:
+        """Where its time limits count from: its real start, else its submission."""
+        return self.began if self.began is not None else self.started
 
     def elapsed(self, now: float) -> float:
-        return now - self.started
+        return now - self.origin
+
+    def observe(self, state: JobState, now: float) -> None:
+        """Take in a running job's state: whether it still queues, and when it started.
+
+        A cluster job can wait in its queue for hours; a hard timeout counts from the
+        moment it started (``started_at``), never from its submission.
+        """
+        self.queued = state.status is JobStatus.PENDING
+        if state.started_at is not None and self.began is None:
+            self.began = now - max(0.0, time.time() - state.started_at)
 
 
 _RETRYABLE = {
@@ -82,15 +103,49 @@ def retry_wait(attempt: Attempt, cls: Classification, oom_kills: int) -> float |
 def deadlines(attempt: Attempt) -> list[float]:
     """The monotonic times at which a limit of the running attempt falls due."""
     t = attempt.stage.timeouts
-    out = []
+    out: list[float] = []
+    if attempt.queued:
+        return out
     if t.hard is not None:
-        out.append(attempt.started + t.hard)
+        out.append(attempt.origin + t.hard)
     if t.soft is not None:
-        out.append(attempt.started + t.soft if attempt.term_sent is None
+        out.append(attempt.origin + t.soft if attempt.term_sent is None
                    else attempt.term_sent + t.grace)
     if t.stall_after is not None and attempt.last_beat is not None:
         out.append(attempt.last_beat + t.stall_after)
     return out
+
+
+@attrs.frozen
+class Breach:
+    """A time limit a running attempt has reached: kill it as ``kill``, or, with ``kill``
+    ``None``, send it the soft timeout's SIGTERM."""
+
+    kill: Classification | None
+    message: str = ""
+
+
+def limit_breach(attempt: Attempt, now: float) -> Breach | None:
+    """The hard or soft timeout or heartbeat watchdog ``attempt`` has run into, if any.
+
+    A job its launcher still queues has none: its limits count from its real start.
+    """
+    t = attempt.stage.timeouts
+    if attempt.forced is not None or attempt.queued:
+        return None
+    elapsed = attempt.elapsed(now)
+    if t.hard is not None and elapsed >= t.hard:
+        return Breach(Classification.TIMEOUT, f"hard timeout after {t.hard:g}s")
+    if t.soft is not None and elapsed >= t.soft and attempt.term_sent is None:
+        return Breach(None)
+    if attempt.term_sent is not None and now - attempt.term_sent >= t.grace:
+        return Breach(Classification.TIMEOUT,
+                      f"soft timeout after {t.soft:g}s (did not stop within {t.grace:g}s)")
+    if (t.stall_after is not None and attempt.last_beat is not None
+            and now - attempt.last_beat >= t.stall_after):
+        return Breach(Classification.STALLED, f"stalled: no heartbeat for "
+                      f"{now - attempt.last_beat:.1f}s (limit {t.stall_after:g}s)")
+    return None
 
 
 def classify(attempt: Attempt, state: JobState) -> Classification:

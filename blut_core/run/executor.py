@@ -8,8 +8,6 @@ A memory-aware policy replaces the bounded one without touching anything else.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import time
 from collections.abc import Mapping
@@ -20,16 +18,25 @@ import attrs
 from blut_core.errors import BlutError
 from blut_core.host.interfaces import Launcher
 from blut_core.host.log import get_logger
-from blut_core.model.jobs import JobHandle, JobState, JobStatus
+from blut_core.model.jobs import JobHandle, JobState, JobStatus, PeakSource
 from blut_core.model.outcome import Classification, RunInfo, RunSummary, StageOutcome, StageState
 from blut_core.model.plan import Plan
 from blut_core.model.stage import Stage
 from blut_core.process.spec import jsonable, prepare_attempt, read_events_from, stage_pythonpath
-from blut_core.run.attempt import Attempt, classify, deadlines, failure_text, memory_failure, retry_wait
+from blut_core.run.attempt import (
+    Attempt,
+    classify,
+    deadlines,
+    failure_text,
+    limit_breach,
+    memory_failure,
+    retry_wait,
+)
+from blut_core.run.outputs import Outputs
 from blut_core.run.progress import ProgressSink, Snapshot, observed, snapshot_of
 from blut_core.run.readiness import Readiness
 from blut_core.run.scheduling import Launch, Refusal, SchedulingPolicy
-from blut_core.store.cache import Cache, cache_key
+from blut_core.store.cache import Cache
 from blut_core.store.rundir import RunDir, StatusLog
 
 
@@ -66,7 +73,8 @@ class Executor:
         self.log = get_logger()
         self.order = plan.topological()
         self.outcomes: dict[str, StageOutcome] = {}
-        self.hashes: dict[str, str] = {}
+        self.outputs = Outputs(cache, rundir)
+        self.hashes = self.outputs.hashes  # finished stages' logical output hashes
         self.running: dict[str, Attempt] = {}
         self.attempts: dict[str, int] = {}
         self.oom_kills: dict[str, int] = {}  # per stage, this driver: retried apart from errors
@@ -233,25 +241,17 @@ class Executor:
 
     def _enforce_limits(self, attempt: Attempt, now: float) -> None:
         """Soft and hard timeouts and the heartbeat watchdog of one running attempt."""
-        t = attempt.stage.timeouts
-        elapsed = attempt.elapsed(now)
-        if attempt.forced is not None:
+        breach = limit_breach(attempt, now)
+        if breach is None:
             return
-        if t.hard is not None and elapsed >= t.hard:
-            self._kill(attempt, Classification.TIMEOUT, f"hard timeout after {t.hard:g}s")
-        elif t.soft is not None and elapsed >= t.soft and attempt.term_sent is None:
+        if breach.kill is None:  # the soft timeout: SIGTERM, then the grace period
             attempt.term_sent = now
+            t = attempt.stage.timeouts
             self.status.append("stage_soft_timeout", stage=attempt.stage.name,
                                attempt=attempt.number, after=t.soft, grace=t.grace)
             self.launcher.signal(attempt.handle, signal.SIGTERM)
-        elif attempt.term_sent is not None and now - attempt.term_sent >= t.grace:
-            self._kill(attempt, Classification.TIMEOUT,
-                       f"soft timeout after {t.soft:g}s (did not stop within {t.grace:g}s)")
-        elif (t.stall_after is not None and attempt.last_beat is not None
-              and now - attempt.last_beat >= t.stall_after):
-            self._kill(attempt, Classification.STALLED,
-                       f"stalled: no heartbeat for {now - attempt.last_beat:.1f}s "
-                       f"(limit {t.stall_after:g}s)")
+        else:
+            self._kill(attempt, breach.kill, breach.message)
 
     # -- readiness ----------------------------------------------------------------------
 
@@ -298,9 +298,6 @@ class Executor:
 
     # -- cache ------------------------------------------------------------------------
 
-    def _key(self, s: Stage) -> str:
-        return cache_key(s.identity(), {i: self.hashes[i] for i in s.inputs})
-
     def _try_cached(self, s: Stage) -> bool:
         """Skip ``s`` if its result is cached. Each stage is looked up once per run."""
         if s.name in self.cache_checked:
@@ -308,17 +305,11 @@ class Executor:
         self.cache_checked.add(s.name)
         if self.options.no_cache or not s.cache or s.name in self.attempts:
             return False
-        key = self._key(s)
-        entry = self.cache.lookup(key)
-        if entry is None:
+        outcome = self.outputs.cached(s)
+        if outcome is None:
             return False
-        self.cache.materialize(entry, self.rundir.out_dir(s.name))
-        self.hashes[s.name] = entry.output_hash
-        outcome = StageOutcome(stage=s.name, attempt=0, state=StageState.CACHED,
-                               classification=Classification.OK, cache_key=key,
-                               output_hash=entry.output_hash)
-        self.status.append("stage_skipped", stage=s.name, cache_key=key,
-                           output_hash=entry.output_hash)
+        self.status.append("stage_skipped", stage=s.name, cache_key=outcome.cache_key,
+                           output_hash=outcome.output_hash)
         self._record(s, outcome, log_event=False)
         return True
 
@@ -328,7 +319,7 @@ class Executor:
         s, cap, knobs = decision.stage, decision.cap, decision.knobs
         number = self.attempts.get(s.name, 0) + 1
         self.attempts[s.name] = number
-        key = self._key(s)
+        key = self.outputs.key(s)
         job = prepare_attempt(self.rundir, self.run.run_id, s, number, cap=cap,
                               knobs=knobs or {}, pythonpath=self._pythonpath)
         job = attrs.evolve(job, time_limit=s.timeouts.hard, run_tag=self.run.run_id)  # for a cluster
@@ -365,6 +356,7 @@ class Executor:
         self._drain_events(attempt)
         state = state or self.launcher.poll(attempt.handle)
         if not state.done:
+            attempt.observe(state, time.monotonic())
             return None
         self._drain_events(attempt)
         self.running.pop(attempt.stage.name, None)
@@ -437,7 +429,7 @@ class Executor:
         error = attempt.error
         if cls is Classification.OK:
             try:
-                output_hash = self._promote(attempt)
+                output_hash = self.outputs.promote(s, attempt.tmp_out, attempt.key, attempt.dir)
             except OSError as exc:
                 cls, error = Classification.ERROR, f"could not promote outputs: {exc}"
         elif error is None:
@@ -451,13 +443,16 @@ class Executor:
                                cache_key=attempt.key, error=error)
         ooms = self.oom_kills[s.name] = self.oom_kills.get(s.name, 0) + (cls is Classification.OOM)
         # The policy learns first and frees the booking on its next pass, after the event
-        # below: a [stage_admitted, stage_finished] span always covers the booking.
-        self.policy.finished(attempt, outcome)
+        # below: a [stage_admitted, stage_finished] span always covers the booking. Only a
+        # kernel peak calibrates; a sampled one (a scheduler's accounting) is shown, not learnt.
+        kernel = state.peak_source is PeakSource.KERNEL
+        self.policy.finished(attempt, outcome if kernel else attrs.evolve(outcome, peak_bytes=None))
         wait = None if self.cancelled or stage_state is not StageState.FAILED \
             else retry_wait(attempt, cls, ooms)
         if wait is None and cls is Classification.OOM and not self.cancelled:
             outcome = attrs.evolve(outcome, error=memory_failure(attempt, state, ooms))
-        self.status.append("stage_finished", **outcome.to_event(), node=state.node or None)
+        self.status.append("stage_finished", **outcome.to_event(), node=state.node or None,
+                           peak_source=state.peak_source.value if state.peak_bytes else None)
         if wait is not None:
             self.status.append("stage_retrying", stage=s.name, attempt=attempt.number + 1,
                                max_attempts=s.retry.max_attempts, oom_retries=s.retry.oom_retries,
@@ -466,27 +461,6 @@ class Executor:
             self.not_before[s.name] = time.time() + wait
             return
         self._record(s, outcome, log_event=False)
-
-    def _promote(self, attempt: Attempt) -> str:
-        s = attempt.stage
-        dest = self.rundir.promote(s.name, attempt.tmp_out)
-        if s.cache and attempt.key is not None:
-            entry = self.cache.store(attempt.key, s.name, dest)
-            output_hash = entry.output_hash
-        else:
-            from blut_core.model.hashing import tree_hash
-
-            output_hash = tree_hash(dest)
-        self.hashes[s.name] = output_hash
-        work = attempt.dir / "work"
-        try:  # scratch is freed; an empty one is left as it is (a removal costs more)
-            with os.scandir(work) as entries:
-                used = next(entries, None) is not None
-        except OSError:
-            used = False
-        if used:
-            shutil.rmtree(work, ignore_errors=True)
-        return output_hash
 
     def _record(self, s: Stage, outcome: StageOutcome, *, log_event: bool = True) -> None:
         self._set_outcome(s.name, outcome)

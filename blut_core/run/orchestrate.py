@@ -214,10 +214,10 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     try:
         capacity = the_launcher.capacity() if policy is None else None
         if capacity is not None:  # a remote launcher: its memory, never this box's or its ledger
-            policy = remote_policy(app, broker, capacity, prepared, options)
+            policy = remote_policy(app, broker, capacity, prepared.ref.qualname, plan, options)
         elif policy is None:
             broker.preflight(plan, prepared.ref.qualname,
-                             skip=lambda: _cached_stages(app, prepared, options))
+                             skip=lambda: _cached_stages(app, plan, options))
             policy = broker.policy(prepared.ref.qualname,
                                    max_parallel=options.jobs if options else None)
         if broker.selection.warning:
@@ -237,9 +237,15 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     try:
         return drive(app, executor, info, status, the_launcher, sinks=sinks)
     finally:
-        private = getattr(getattr(policy, "ledger", None), "path", None)
-        if capacity is not None and private is not None:  # the remote run's own ledger
-            shutil.rmtree(private.parent, ignore_errors=True)
+        if capacity is not None:
+            drop_private_ledger(policy)
+
+
+def drop_private_ledger(policy: SchedulingPolicy | None) -> None:
+    """Remove the ledger of a remote run's own (:func:`remote_policy`) once it has ended."""
+    private = getattr(getattr(policy, "ledger", None), "path", None)
+    if private is not None and private.parent.name.startswith("blut-remote-"):
+        shutil.rmtree(private.parent, ignore_errors=True)
 
 
 def capacity_probe(capacity: Capacity) -> Probe:
@@ -252,13 +258,16 @@ def capacity_probe(capacity: Capacity) -> Probe:
                  cgroup_limit=capacity.max_job_memory, taken=time.time())
 
 
-def remote_policy(app: App, broker: Broker, capacity: Capacity, prepared: Prepared,
-                  options: ExecOptions | None) -> SchedulingPolicy:
+def remote_policy(app: App, broker: Broker, capacity: Capacity, recipe: str, plan: Plan,
+                  options: ExecOptions | None, *, skip: frozenset[str] = frozenset()
+                  ) -> SchedulingPolicy:
     """The memory policy of a run on a remote launcher: preflight, right-sizing and waiting
     against ``capacity``, bookings in a ledger of the run's own (nothing in this machine's).
 
     A stage that can never fit the largest job the launcher accepts refuses the run (exit 3)
     before anything is written; stages wait while the run's running jobs fill the capacity.
+    Stages in ``skip`` (kept by ``blut resume``) and cached ones are never refused. Its
+    private ledger is removed by :func:`drop_private_ledger` when the run ends.
     """
     import tempfile
 
@@ -267,18 +276,19 @@ def remote_policy(app: App, broker: Broker, capacity: Capacity, prepared: Prepar
     from blut_core.run.policy import MemoryPolicy, decide_stage
 
     snap = capacity_probe(capacity)
-    recipe = prepared.ref.qualname
     estimator = broker.estimator(recipe)
     empty = attrs.evolve(snap, mem_available=snap.box)
     refused: dict[str, str] = {}
-    for stage in prepared.plan.topological():
+    for stage in plan.topological():
+        if stage.name in skip:
+            continue
         estimator.check(stage)
         adm, _ = decide_stage(estimator, stage, empty, 0, broker.config)
         if adm.decision == "refuse":  # the broker's words are about a box: here, the largest job
             refused[stage.name] = adm.reason.replace("this box", "the launcher's largest job") \
                 .replace(" box ", " job ")
     if refused:
-        for name in _cached_stages(app, prepared, options):
+        for name in _cached_stages(app, plan, options):
             refused.pop(name, None)
     if refused:
         reasons = list(refused.values())
@@ -364,11 +374,11 @@ def drive(app: App, executor: Executor, info: RunInfo, status: StatusLog,
     return summary
 
 
-def _cached_stages(app: App, prepared: Prepared, options: ExecOptions | None) -> set[str]:
+def _cached_stages(app: App, plan: Plan, options: ExecOptions | None) -> set[str]:
     """Stages a run would skip as cached (they need no memory)."""
     from blut_core.run.planning import CacheState, cache_states
 
-    states = cache_states(prepared.plan, Cache(app.settings.cache_dir),
+    states = cache_states(plan, Cache(app.settings.cache_dir),
                           no_cache=bool(options and options.no_cache))
     return {name for name, st in states.items() if st.state is CacheState.CACHED}
 

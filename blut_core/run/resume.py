@@ -139,7 +139,7 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
     from blut_core.model.outcome import RunInfo
     from blut_core.process.spec import prepare_launcher
     from blut_core.run.executor import Executor
-    from blut_core.run.orchestrate import drive, make_launcher
+    from blut_core.run.orchestrate import drive, drop_private_ledger, make_launcher, remote_policy
     from blut_core.run.service import Broker
     from blut_core.store.cache import Cache
 
@@ -160,8 +160,15 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
     provenance = _read(path / "provenance.json")
     launcher_name = str(provenance.get("launcher") or "local")
     broker = Broker(app)
-    policy = broker.policy(recipe, max_parallel=options.jobs if options else None)
     launcher = make_launcher(app, launcher_name, broker.selection.containment)
+    try:  # a remote run is admitted against its launcher's capacity, as when it started
+        capacity = launcher.capacity()
+        policy = broker.policy(recipe, max_parallel=options.jobs if options else None) \
+            if capacity is None else \
+            remote_policy(app, broker, capacity, recipe, plan, options, skip=frozenset(kept))
+    except BaseException:
+        launcher.close()
+        raise
     orphan_jobs = cancel_remote_jobs(launcher, record.run_id)  # a cluster's outlive their driver
     prepare_launcher(launcher, [s for s in plan.topological() if s.name not in kept])
     rundir = RunDir(path)
@@ -177,7 +184,10 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
                         cache=Cache(app.settings.cache_dir), policy=policy, hooks=app.hooks,
                         options=options, progress=progress)
     executor.seed(kept, attempts)
-    return drive(app, executor, info, status, launcher, sinks=sinks)
+    try:
+        return drive(app, executor, info, status, launcher, sinks=sinks)
+    finally:
+        drop_private_ledger(policy)
 
 
 def cancel_run(app: App, ref: str, *, wait: float = 30.0) -> str:
