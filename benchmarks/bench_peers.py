@@ -31,6 +31,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -231,6 +232,30 @@ def table(cmds: list[Cmd], rss_kib: int | None) -> list[list[str]]:
     return rows
 
 
+def cpu_table(cmds: list[Cmd]) -> list[list[str]]:
+    """Median CPU (user+sys) per workload: less swayed by other processes than the walls."""
+
+    def cpu(wl: str, peer: str) -> float | None:
+        c = _get(cmds, wl, peer)
+        return statistics.median(x.cpu for x in c.samples) if c and c.samples else None
+
+    rows = [["workload", "floor", "doit", "dask", "blut", "blut÷doit", "blut÷dask"]]
+    for wl in ("W1", "W1S", "W2", "W3", "W4", "W5", "W5S"):
+        f, d, k, b = (cpu(wl, p) for p in (TABLE_FLOOR[wl], "doit", "dask", "blut"))
+        rows.append([TITLES[wl], _s(f), _s(d), _s(k), _s(b), _ratio(b, d), _ratio(b, k)])
+    for wl, small, title in (("W1", "W1S", "marginal / command stage"),
+                             ("W5", "W5S", "marginal / Python stage")):
+        per = []
+        for p in (TABLE_FLOOR[wl], "doit", "dask", "blut"):
+            big, little = cpu(wl, p), cpu(small, p)
+            per.append(None if big is None or little is None else (big - little) / (N - SMALL) * 1e3)
+        rows.append([f"{title} ({SMALL}→{N})", *(_ms(x) for x in per), _ratio(per[3], per[1]),
+                     _ratio(per[3], per[2])])
+    one = cpu("ONE", "blut")
+    rows.append(["one-stage blut run", "-", "-", "-", _s(one), "-", "-"])
+    return rows
+
+
 def details(cmds: list[Cmd]) -> list[list[str]]:
     rows = [["workload", "peer", "runs", "median s", "min-max s", "CPU s (median)",
              "ru_maxrss MiB (median)", "command"]]
@@ -324,7 +349,10 @@ def main() -> None:
     print(f"\n== blut vs doit and dask (threads): median whole-process wall, {rounds} rounds")
     show(rows)
     print("* doit/dask RSS: wait4 ru_maxrss (largest of the command and its waited-for children)")
-    print("\n== every command (CPU: user+sys of the command and its waited-for descendants)")
+    print("\n== CPU (median user+sys of the command and its waited-for descendants)")
+    cpu_rows = cpu_table(cmds)
+    show(cpu_rows)
+    print("\n== every command")
     show(details(cmds))
     for c in cmds:
         if c.failed:
@@ -345,7 +373,7 @@ def main() -> None:
     if out:
         Path(out).write_text(json.dumps({
             "rounds": rounds, "seed": seed, "load": load, "skipped": skipped,
-            "venvs": {k: str(v.parent) for k, v in bins.items()}, "table": rows,
+            "venvs": {k: str(v.parent) for k, v in bins.items()}, "table": rows, "cpu_table": cpu_rows,
             "commands": [c.summary() for c in cmds], "blut_w1_watched": asdict(w),
         }, indent=2))
         print(f"  figures written to {out}")
