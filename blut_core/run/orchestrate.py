@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from blut_core.errors import BlutError, ConfigError, PluginError
+from blut_core.host.interfaces import Launcher
 from blut_core.lineage.ingest import Checked, check_sinks, ingest
 from blut_core.model.convert import apply_overrides, read_params_file, structure, unstructure
 from blut_core.model.outcome import RunInfo, RunSummary, StageState
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from blut_core.broker.machine import Probe
     from blut_core.host.app import App
     from blut_core.host.cookbooks import RecipeRef
-    from blut_core.host.interfaces import Launcher
     from blut_core.model.jobs import Capacity
     from blut_core.model.plan import Plan
     from blut_core.run.progress import ProgressSink
@@ -153,6 +153,13 @@ def make_launcher(app: App, name: str, containment: Any = None) -> Launcher:
     """The launcher ``name`` with its settings (``[launcher.NAME]``), checked before any write:
     an unknown name lists the installed launchers (and names the distribution for slurm and
     ray), a bad setting is one line naming it."""
+    spec, options = launcher_settings(app, name)
+    launcher: Launcher = spec.factory(options, containment)
+    return launcher
+
+
+def launcher_settings(app: App, name: str) -> tuple[Any, Any]:
+    """The spec of launcher ``name`` and its settings, checked (see :func:`make_launcher`)."""
     try:
         spec = app.registry.require("launchers", name)
     except PluginError as exc:
@@ -169,8 +176,7 @@ def make_launcher(app: App, name: str, containment: Any = None) -> Launcher:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"[launcher.{name}]: {exc}",
                               hint="see `blut config show` and docs/distributed.md") from None
-    launcher: Launcher = spec.factory(options, containment)
-    return launcher
+    return spec, options
 
 
 @contextmanager
@@ -206,6 +212,9 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     settings = app.settings
     sinks = check_sinks(app)          # a bad BLUT_LINEAGE_SINKS stops here, nothing written
     runs_root = settings.runs_dir
+    if policy is None and _all_cached(app, prepared.plan, options):
+        return _up_to_date(app, prepared, launcher, options=options, progress=progress,
+                           sinks=sinks)
     broker = Broker(app, no_calibration=no_calibration)
     check_paths(app, broker, stages=len(prepared.plan))  # a bad place stops here too
     the_launcher = make_launcher(app, launcher, broker.selection.containment)
@@ -246,6 +255,56 @@ def drop_private_ledger(policy: SchedulingPolicy | None) -> None:
     private = getattr(getattr(policy, "ledger", None), "path", None)
     if private is not None and private.parent.name.startswith("blut-remote-"):
         shutil.rmtree(private.parent, ignore_errors=True)
+
+
+def _all_cached(app: App, plan: Plan, options: ExecOptions | None) -> bool:
+    """Whether every stage of ``plan`` is a cache hit, so that nothing would run."""
+    if options is not None and options.no_cache:
+        return False
+    if not all(s.cache for s in plan.topological()):
+        return False
+    return len(_cached_stages(app, plan, options)) == len(plan)
+
+
+class _NothingRuns(Launcher):
+    """The launcher of a run whose every stage is cached: it is never asked to start one."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def submit(self, job: Any) -> Any:
+        raise PluginError(f"stage {job.stage!r}: its cached result vanished while the run "
+                          "started (another process collected the cache)",
+                          hint="run the recipe again; it will rebuild what is missing")
+
+    def poll(self, handle: Any) -> Any:
+        raise PluginError(f"launcher {self.name}: no job was started", hint="a bug in blut")
+
+    def cancel(self, handle: Any) -> None:
+        return None
+
+
+def _up_to_date(app: App, prepared: Prepared, launcher: str, *, options: ExecOptions | None,
+                progress: ProgressSink | None, sinks: Checked) -> RunSummary:
+    """A run with every stage cached: recorded like any run (run directory, status stream,
+    outputs materialised from the cache, lineage), without the machinery a stage needs —
+    no memory broker, ledger or calibration, no fork server, no launcher started. The
+    launcher's name and settings are still checked, as for any run."""
+    settings = app.settings
+    launcher_settings(app, launcher)
+    ensure_writable(settings.home)
+    ensure_writable(settings.runs_dir, what="runs directory")
+    ensure_writable(settings.cache_dir, what="cache directory")
+    ensure_space(settings.runs_dir, SETUP_BYTES + STAGE_BYTES * len(prepared.plan),
+                 what="a new run's set-up")
+    rundir, status, info = _set_up(app, prepared, settings.runs_dir, launcher)
+    app.hooks.run_started(info)
+    nothing = _NothingRuns(launcher)
+    executor = Executor(plan=prepared.plan, run=info, rundir=rundir, status=status,
+                        launcher=nothing, cache=Cache(settings.cache_dir),
+                        policy=BoundedPolicy(1), hooks=app.hooks, options=options,
+                        progress=progress)
+    return drive(app, executor, info, status, nothing, sinks=sinks)
 
 
 def capacity_probe(capacity: Capacity) -> Probe:
