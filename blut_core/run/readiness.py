@@ -35,12 +35,19 @@ class Readiness:
             for i in set(s.inputs):
                 self._dependents[i].append(s.name)
         self._unsettled = False  # a stage failed or was pruned: its downstream needs settling
+        #: stages whose inputs are all ok and that have no outcome yet: the only ones
+        #: :meth:`ready` looks at, so a loop turn costs what is open, not the whole plan
+        self._open = {s.name for s in order if not self._unmet[s.name]}
+        self._by_name = {s.name: s for s in order}
 
     def settled(self, name: str, newly_ok: bool, *, failed: bool) -> None:
         """Stage ``name`` has an outcome: its dependents have one input fewer to wait for."""
+        self._open.discard(name)
         if newly_ok:
             for d in self._dependents.get(name, ()):
                 self._unmet[d] -= 1
+                if not self._unmet[d]:
+                    self._open.add(d)
         elif failed:
             self._unsettled = True
 
@@ -88,19 +95,21 @@ class Readiness:
             ordered = [by_name[n] for n in names]
         return ordered
 
+    @functools.cached_property
+    def _rank(self) -> dict[str, int]:
+        return {s.name: i for i, s in enumerate(self.by_priority)}
+
     def ready(self, outcomes: Mapping[str, StageOutcome], running: Collection[str],
               ending: Collection[str], not_before: Mapping[str, float]) -> list[Stage]:
         """Stages whose inputs are done, in priority order (ordered once two compete, or
         while the first stages run)."""
         now = time.time()
-        if "by_priority" not in self.__dict__:
-            ready = [s for s in self.order
-                     if not self._unmet[s.name] and s.name not in outcomes
-                     and s.name not in running and s.name not in ending
-                     and not_before.get(s.name, 0.0) <= now]
-            if len(ready) <= 1:
-                return ready
-        return [s for s in self.by_priority
-                if not self._unmet[s.name] and s.name not in outcomes
-                and s.name not in running and s.name not in ending
-                and not_before.get(s.name, 0.0) <= now]
+        by_name = self._by_name
+        ready = [by_name[n] for n in self._open
+                 if n not in outcomes and n not in running and n not in ending
+                 and not_before.get(n, 0.0) <= now]
+        if len(ready) <= 1:
+            return ready
+        rank = self._rank  # two compete: the priority order decides (computed once)
+        ready.sort(key=lambda s: rank[s.name])
+        return ready
