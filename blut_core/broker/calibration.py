@@ -15,25 +15,27 @@ large one. Sources rank ``default < measured < oom_corrected``:
 - a measured peak stands for the inputs it was measured on: when a stage reads more bytes
   than any clean run it was measured on, the footprint is never below the model's.
 
-The file (``$BLUT_HOME/calibration.json``) is written atomically under an ``flock``; a
-corrupt file is set aside (``calibration.json.corrupt-<time>``) and rebuilt, never fatal.
+The store (``$BLUT_HOME/calibration.json``, a snapshot, and ``calibration.json.journal``, the
+updates since) is written under an ``flock``: a flush appends its updates to the journal
+(one write, one fsync), and the journal is folded into a new snapshot (written atomically)
+once it has grown past half of it; a lookup parses only the key it asks for (see
+:mod:`blut_core.broker.caljournal`). A corrupt snapshot is set aside
+(``calibration.json.corrupt-<time>``) and rebuilt, never fatal.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import math
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from blut_core.errors import ConfigError, free_bytes, is_disk_full
+from blut_core.broker.caljournal import FOLD_BYTES, CalibrationFiles, Corrupt, MustFold, NotSaved, key_line
+from blut_core.errors import ConfigError
 from blut_core.host.log import get_logger
 from blut_core.store.rundir import ensure_file_writable
 
@@ -204,166 +206,238 @@ def resolve(entry: Entry | None, model: int, *, ceiling: int, factor: float, ste
 # -- the store --------------------------------------------------------------------------
 
 
+def peak_update(key: CalibrationKey, peak: int, cap: int | None, *, now: float,
+                clean_share: float, seconds: float | None = None,
+                inputs: int | None = None) -> dict[str, Any]:
+    """A clean run's peak as an update :func:`apply_update` folds into an entry."""
+    return {"op": "peak", **_key_fields(key), "peak": peak, "cap": cap, "now": now,
+            "share": clean_share, "seconds": seconds, "inputs": inputs}
+
+
+def oom_update(key: CalibrationKey, cap: int, *, now: float) -> dict[str, Any]:
+    """An OOM kill at ``cap`` as an update :func:`apply_update` folds into an entry."""
+    return {"op": "oom", **_key_fields(key), "cap": cap, "now": now}
+
+
+def _key_fields(key: CalibrationKey) -> dict[str, Any]:
+    return {"recipe": key.recipe, "stage": key.stage, "drivers": dict(key.drivers),
+            "scope": dict(key.scope)}
+
+
+def apply_update(old: Entry | None, update: Mapping[str, Any]) -> Entry:
+    """``old`` with ``update`` (from :func:`peak_update` or :func:`oom_update`) merged in."""
+    key = CalibrationKey.of(str(update["recipe"]), str(update["stage"]),
+                            {str(k): int(v) for k, v in update["drivers"].items()},
+                            {str(k): str(v) for k, v in update["scope"].items()})
+    if update["op"] == "oom":
+        return merge_oom(old, key, int(update["cap"]), now=float(update["now"]))
+    if update["op"] != "peak":
+        raise ValueError(f"unknown update {update['op']!r}")
+    cap, seconds, inputs = update.get("cap"), update.get("seconds"), update.get("inputs")
+    return merge_peak(old, key, int(update["peak"]), None if cap is None else int(cap),
+                      now=float(update["now"]), clean_share=float(update["share"]),
+                      seconds=None if seconds is None else float(seconds),
+                      inputs=None if inputs is None else int(inputs))
+
+
 class CalibrationStore:
-    """Entries by key text, kept in ``path`` (``None``: in memory only, for one run)."""
+    """Entries by key text, kept in ``path`` (``None``: in memory only, for one run).
+
+    On disk (see :mod:`blut_core.broker.caljournal`): a snapshot and a journal of updates,
+    so that a flush appends what was learnt and a lookup parses only the key it asks for.
+    """
 
     def __init__(self, path: Path | None, *, clean_share: float = 0.90,
-                 flush_every: float = 0.0) -> None:
+                 flush_every: float = 0.0, fold_bytes: int = FOLD_BYTES) -> None:
         self.path = path
         self.clean_share = clean_share
         self.flush_every = flush_every
-        self._entries: dict[str, Entry] | None = None
-        self._pending: list[tuple[str, Callable[[Entry | None], Entry]]] = []
+        self._files = CalibrationFiles(path, fold_bytes=fold_bytes) if path is not None else None
+        self._loaded = path is None
+        self._view: dict[str, Entry | None] = {}          # the keys looked up, as known now
+        self._pending: list[tuple[str, dict[str, Any]]] = []  # updates not written yet
+        self._pending_keys: set[str] = set()
         self._flushed = time.monotonic()
+        self._generation = 0  # how many times an unreadable snapshot was set aside
 
     def check(self) -> None:
-        """Raise a one-line :class:`ConfigError` now when the store's file (or its lock)
-        cannot be written: a directory where the file belongs, a parent that is a file, or
+        """Raise a one-line :class:`ConfigError` now when the store's files (or its lock)
+        cannot be written: a directory where a file belongs, a parent that is a file, or
         a place that cannot be written."""
-        if self.path is not None:
-            ensure_file_writable(self.path, what="calibration store", hint=_HINT)
-            ensure_file_writable(self._lock_path, what="calibration store lock", hint=_HINT)
-
-    @property
-    def _lock_path(self) -> Path:
-        assert self.path is not None
-        return self.path.with_name(self.path.name + ".lock")
+        if self._files is not None:
+            ensure_file_writable(self._files.path, what="calibration store", hint=_HINT)
+            ensure_file_writable(self._files.journal, what="calibration store journal",
+                                 hint=_HINT)
+            ensure_file_writable(self._files.lock, what="calibration store lock", hint=_HINT)
 
     def get(self, key: CalibrationKey) -> Entry | None:
-        return self._load().get(key.text)
+        return self._get(key.text)
 
     def entries(self) -> list[Entry]:
-        return sorted(self._load().values(), key=lambda e: e.key.text)
+        self._load()
+        while True:
+            generation = self._generation
+            keys = set(self._view) | {text for text, _ in self._pending}
+            if self._files is not None:
+                keys |= set(self._files.entries) | set(self._files.updates)
+            found = [self._get(k) for k in sorted(keys)]
+            if generation == self._generation:  # nothing was set aside meanwhile
+                break
+        return sorted((e for e in found if e is not None), key=lambda e: e.key.text)
 
     def record_peak(self, key: CalibrationKey, peak: int, cap: int | None,
                     seconds: float | None = None, inputs: int | None = None) -> Entry:
         """Record a clean run's peak (and how long it took, and the bytes it read)."""
-        return self._update(key, lambda old: merge_peak(old, key, peak, cap, now=time.time(),
-                                                        clean_share=self.clean_share,
-                                                        seconds=seconds, inputs=inputs))
+        return self._update(key, peak_update(key, peak, cap, now=time.time(),
+                                             clean_share=self.clean_share, seconds=seconds,
+                                             inputs=inputs))
 
     def record_oom(self, key: CalibrationKey, cap: int) -> Entry:
         """Record that the stage was OOM-killed at ``cap``."""
-        return self._update(key, lambda old: merge_oom(old, key, cap, now=time.time()))
+        return self._update(key, oom_update(key, cap, now=time.time()))
 
     def forget(self, match: Callable[[Entry], bool]) -> list[Entry]:
         """Remove the entries ``match`` selects; return them."""
+        self.flush()
+        files = self._files
+        if files is None:
+            gone = [e for e in self._view.values() if e is not None and match(e)]
+            for e in gone:
+                self._view.pop(e.key.text, None)
+            return gone
         try:
-            fd = self._open_lock()
+            with files.locked():
+                self._loaded = False
+                self._view.clear()
+                gone = [e for e in self.entries() if match(e)]
+                if gone:
+                    texts = {e.key.text for e in gone}
+                    self._fold(drop=texts.__contains__, reload=False)
+        except NotSaved as exc:
+            raise ConfigError(f"calibration store {self.path} cannot be written: {exc}",
+                              hint=_HINT) from None
         except OSError as exc:
             raise ConfigError(f"calibration store {self.path} cannot be used: {exc.strerror or exc}",
                               hint=_HINT) from None
-        with self._locked(fd):
-            entries = self._read()
-            gone = [e for e in entries.values() if match(e)]
-            for e in gone:
-                entries.pop(e.key.text, None)
-            if gone:
-                self._write(entries)
-            self._entries = entries
+        self._view.clear()
         return gone
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _update(self, key: CalibrationKey, merge: Callable[[Entry | None], Entry]) -> Entry:
-        """Merge now in memory; write to the file now, or batched when ``flush_every`` > 0."""
-        entries = self._load()
-        entry = merge(entries.get(key.text))
-        entries[key.text] = entry
-        self._pending.append((key.text, merge))
+    def _update(self, key: CalibrationKey, update: dict[str, Any]) -> Entry:
+        """Merge now in memory; write to the files now, or batched when ``flush_every`` > 0."""
+        entry = apply_update(self._get(key.text), update)
+        self._view[key.text] = entry
+        if self._files is not None:
+            self._pending.append((key.text, update))
+            self._pending_keys.add(key.text)
         if time.monotonic() - self._flushed >= self.flush_every:
             self.flush()
         return entry
 
     def flush(self) -> None:
-        """Apply the pending merges to the file in one locked read-merge-write.
+        """Append the pending updates to the journal: one locked write and fsync.
 
-        Merges are re-applied to what the file holds now, so records another process made
-        in the meantime are kept (peaks merge by max; OOM bounds by their rules).
+        Updates are merges, replayed in the order they were written, so what another
+        process recorded in the meantime is kept (peaks merge by max; OOM bounds by their
+        rules). A journal grown past its share is folded into a new snapshot.
         """
         self._flushed = time.monotonic()
-        if not self._pending:
+        files = self._files
+        if not self._pending or files is None:
             return
         pending, self._pending = self._pending, []
+        self._pending_keys.clear()
+        lines = [key_line(text, update) for text, update in pending]
+        needed, where, files.needed = sum(len(line) + 1 for line in lines), files.journal, 0
         try:
-            fd = self._open_lock()
-        except OSError as exc:  # never fatal: this run goes on with what it learnt in memory
-            get_logger().warning("calibration_not_saved", path=str(self.path), error=str(exc))
+            with files.locked():
+                try:
+                    others, full = files.append(lines)
+                    extra: list[str] = []
+                except MustFold:  # no snapshot yet, or one in the old layout
+                    others, full, extra = None, True, lines
+                if full:
+                    where = files.path
+                    self._fold(extra=extra, reload=bool(extra))
+                    others = None
+        except NotSaved as exc:  # never fatal: this run goes on with what it learnt
+            files.not_saved(exc.exc, exc.needed, files.path)
             return
-        with self._locked(fd):
-            entries = self._read()
-            for text, merge in pending:
-                entries[text] = merge(entries.get(text))
-            self._write(entries)
-            self._entries = entries
-
-    def _load(self) -> dict[str, Entry]:
-        if self._entries is None:
-            self._entries = self._read()
-        return self._entries
-
-    def _open_lock(self) -> int | None:
-        """The lock file, opened (``None``: in memory only); ``OSError`` when it cannot be."""
-        if self.path is None:
-            return None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-
-    @contextlib.contextmanager
-    def _locked(self, fd: int | None) -> Iterator[None]:
-        """Hold the lock ``fd`` (from :meth:`_open_lock`) exclusively; close it after."""
-        if fd is None:
-            yield
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def _read(self) -> dict[str, Entry]:
-        if self.path is None:
-            return dict(self._entries or {})
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
         except OSError as exc:
-            get_logger().warning("calibration_unreadable", path=str(self.path), error=str(exc))
-            return {}
+            files.not_saved(exc, files.needed or needed, where)
+            return
+        self._loaded = True
+        if others is None:  # folded, or read again: what was looked up is looked up again
+            self._view.clear()
+        else:
+            for text in others:
+                self._view.pop(text, None)
+
+    def _fold(self, *, extra: Sequence[str] = (), drop: Callable[[str], bool] | None = None,
+              reload: bool = True) -> None:
+        """Fold the journal into a new snapshot (hold the lock); an unreadable snapshot is
+        set aside first."""
+        assert self._files is not None
         try:
-            data = json.loads(raw)
-            if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
-                raise ValueError("not a calibration file")
-            return {k: _entry(v) for k, v in data["entries"].items()}
+            self._files.fold(self._settle, extra=extra, drop=drop, reload=reload)
+        except Corrupt as exc:
+            self._set_aside(str(exc))
+            self._files.fold(self._settle, extra=extra, drop=drop)
+
+    def _settle(self, text: str, value: Any, updates: list[str]) -> dict[str, Any] | None:
+        entry = self._replay(text, value, updates)
+        return None if entry is None else _plain(entry)
+
+    def _replay(self, text: str, value: Any, updates: list[str]) -> Entry | None:
+        """The entry of key ``text``: its snapshot ``value``, then its journal ``updates``.
+        ``Corrupt`` when the snapshot's entry cannot be read; a bad update is skipped."""
+        try:
+            entry = None if value is None else _entry(json.loads(value) if isinstance(value, str)
+                                                      else value)
         except (ValueError, TypeError, KeyError) as exc:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            with contextlib.suppress(OSError):
-                os.replace(self.path, aside)
-            get_logger().warning("calibration_corrupt", path=str(self.path),
-                                 set_aside=str(aside), error=str(exc))
-            return {}
+            raise Corrupt(f"entry {text!r}: {exc}") from None
+        for raw in updates:
+            try:
+                entry = apply_update(entry, json.loads(raw))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                get_logger().warning("calibration_update_skipped", key=text, error=str(exc))
+        return entry
 
-    def _write(self, entries: Mapping[str, Entry]) -> None:
-        if self.path is None:
+    def _load(self) -> None:
+        if self._loaded or self._files is None:
             return
-        data = {"version": VERSION, "entries": {k: _plain(e) for k, e in sorted(entries.items())}}
-        text = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._loaded = True
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            full = {"needed_bytes": len(text), "free_bytes": free_bytes(self.path.parent),
-                    "hint": "free space there; the old store is kept as it was"
-                    } if is_disk_full(exc) else {}
-            get_logger().warning("calibration_not_saved", path=str(self.path), error=str(exc),
-                                 **full)
+            self._files.load()
+        except Corrupt as exc:
+            self._set_aside(str(exc))
+
+    def _set_aside(self, error: str) -> None:
+        """Set an unreadable snapshot aside; what was looked up in it is looked up again."""
+        assert self._files is not None
+        self._files.set_aside(error)
+        self._view.clear()
+        self._generation += 1
+
+    def _get(self, text: str) -> Entry | None:
+        if text in self._view:
+            return self._view[text]
+        self._load()
+        files = self._files
+        entry = None
+        if files is not None:
+            try:
+                entry = self._replay(text, files.entries.get(text), files.updates.get(text, []))
+            except Corrupt as exc:
+                self._set_aside(str(exc))
+                entry = None
+            if text in self._pending_keys:  # recorded here, not written yet
+                for pending_text, update in self._pending:
+                    if pending_text == text:
+                        entry = apply_update(entry, update)
+        self._view[text] = entry
+        return entry
 
 
 def _plain(e: Entry) -> dict[str, Any]:
