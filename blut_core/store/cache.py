@@ -1,18 +1,29 @@
 """The content-addressed cache of stage outputs.
 
-Key = hash(stage name, version, what it runs, canonical params, logical hashes of its
+Key = BLAKE3 of (stage name, version, what it runs, canonical params, logical hashes of its
 inputs). An entry is ``$BLUT_HOME/cache/<key[:2]>/<key>/`` holding ``out/`` and
-``meta.json`` (the output's logical hash and manifest). Entries are written to a temporary
-directory and renamed into place, so a reader sees a whole entry or none; a damaged entry is
-a miss with a warning, never a crash.
+``meta.json`` (the output's logical hash, its manifest and each file's size and mtime).
+Entries are written to a temporary directory and renamed into place, so a reader sees a whole
+entry or none; a damaged entry is a miss with a warning, never a crash, and an entry written
+under another hash algorithm (sha256, before BLAKE3) is a plain miss.
+
+Outputs are stored by hard link, not copied: the run directory's ``out/`` and the entry share
+their files. So that neither can be changed through the other, a stored file is made
+read-only (for the run directory's link too), and a lookup checks every file's size and
+mtime against ``meta.json``: an entry whose file was written in place anyway (root ignores
+the read-only bit) is a miss with a warning, and is stored afresh when its stage has run.
+A file the output shares with something outside blut (a hard link the stage made to a
+writable file) is copied into the entry instead, and left as it is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,12 +33,22 @@ import attrs
 
 from blut_core.errors import DiskFull, free_bytes, is_disk_full
 from blut_core.host.log import get_logger
-from blut_core.model.hashing import digest, tree_manifest
+from blut_core.model.hashing import (
+    HASH,
+    content_digest,
+    hash_fd,
+    link_hash,
+    manifest_hash,
+    tree_entries,
+    tree_manifest,
+)
+
+_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
 def cache_key(identity: Mapping[str, Any], input_hashes: Mapping[str, str]) -> str:
     """The cache key of a stage given its identity and its inputs' logical hashes."""
-    return digest({"stage": dict(identity), "inputs": dict(sorted(input_hashes.items()))})
+    return content_digest({"stage": dict(identity), "inputs": dict(input_hashes)})
 
 
 @attrs.frozen(kw_only=True)
@@ -45,6 +66,10 @@ class CacheEntry:
         return self.path / "out"
 
 
+class _Changed(ValueError):
+    """A stored file is not what was stored."""
+
+
 class Cache:
     """Lookup, store and materialise content-addressed stage outputs."""
 
@@ -56,16 +81,32 @@ class Cache:
 
     def lookup(self, key: str) -> CacheEntry | None:
         path = self.entry_path(key)
-        meta_path = path / "meta.json"
-        if not path.exists():
-            return None
+        meta_path = os.path.join(path, "meta.json")
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            try:
+                with open(meta_path, "rb") as fh:
+                    meta = json.loads(fh.read())
+            except FileNotFoundError:
+                if not path.exists():
+                    return None
+                raise
+            if not isinstance(meta, dict):
+                raise ValueError("meta.json is not an object")
+            if meta.get("hash") != HASH:  # written by an older blut (sha256): not ours to read
+                get_logger().debug("cache_entry_other_hash", key=key[:12], hash=meta.get("hash"))
+                return None
             entry = CacheEntry(key=key, path=path, output_hash=str(meta["output_hash"]),
                                stage=str(meta["stage"]), size=int(meta["size"]),
                                files=int(meta["files"]), created=float(meta["created"]))
-            if not entry.out.is_dir():
+            if not os.path.isdir(entry.out):
                 raise ValueError("out/ is missing")
+            _check_stamps(entry.out, meta["stamps"])
+        except _Changed as exc:
+            get_logger().warning("cache_entry_changed", key=key[:12], path=str(path),
+                                 error=str(exc), hint="a stored output was written in place; "
+                                 "the entry is dropped, the stage runs and is stored again")
+            _drop(path)
+            return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             get_logger().warning("cache_entry_corrupt", key=key[:12], path=str(path),
                                  error=str(exc), hint="treated as a miss; it will be rebuilt")
@@ -75,58 +116,149 @@ class Cache:
         return entry
 
     def store(self, key: str, stage: str, out: Path) -> CacheEntry:
-        """Copy (hard-link where possible) ``out`` into the cache under ``key``."""
-        manifest = tree_manifest(out)
-        output_hash = digest([[rel, sha] for rel, sha, _ in manifest])
+        """Hard-link ``out`` into the cache under ``key`` (copies across file systems)."""
         final = self.entry_path(key)
-        size = sum(s for _, _, s in manifest)
-        created = time.time()
-        meta = {"key": key, "stage": stage, "output_hash": output_hash, "size": size,
-                "files": len(manifest), "created": created, "manifest": manifest}
-        entry = CacheEntry(key=key, path=final, output_hash=output_hash, stage=stage,
-                           size=size, files=len(manifest), created=created)
         tmp = final.parent / f".{key}.{os.getpid()}.tmp"
+        created = time.time()
+        manifest: list[tuple[str, str, int]] = []
+        stamps: dict[str, list[int]] = {}
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir()
-            link_tree(out, tmp / "out")
-            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            _fresh_dir(tmp)
+            os.mkdir(tmp / "out")
+            manifest, stamps = _store_tree(out, tmp / "out")
+            meta = _meta(key, stage, manifest, stamps, created)
+            fd = os.open(tmp / "meta.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.write(fd, json.dumps(meta).encode())
+            finally:
+                os.close(fd)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)  # no half-stored entry stays behind
             if not is_disk_full(exc):
                 raise
+            manifest = tree_manifest(out)
+            meta = _meta(key, stage, manifest, {}, created)
+            size = int(meta["size"])
             same_disk = _device(out) == _device(self.root)
             get_logger().warning("cache_not_stored", stage=stage, path=str(final),
                                  needed_bytes=len(json.dumps(meta)) + (0 if same_disk else size),
                                  free_bytes=free_bytes(self.root), error=str(exc),
                                  hint="the output is kept in the run directory; free space "
                                       "on the cache's disk to cache it next time")
-            return entry  # the run goes on; the next run misses and runs the stage again
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
+            return _entry(key, final, meta)  # the run goes on; the next run misses and reruns
         try:
-            os.replace(tmp, final)
-        except OSError:  # another process stored the same key first: theirs is as good
-            shutil.rmtree(tmp, ignore_errors=True)
-        return entry
+            os.rename(tmp, final)
+        except OSError:  # an entry is there (stale, damaged, or another run's just now)
+            shutil.rmtree(final, ignore_errors=True)
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another process stored the same key first: theirs is as good
+                shutil.rmtree(tmp, ignore_errors=True)
+        return _entry(key, final, meta)
 
     def materialize(self, entry: CacheEntry, dest: Path) -> None:
         """Put a cached output at ``dest`` (hard links; a copy across file systems)."""
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
         try:
+            _fresh_dir(tmp)
             link_tree(entry.out, tmp)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if is_disk_full(exc):
                 raise DiskFull(dest, needed=entry.size) from None
             raise
-        if dest.exists():
+        try:
+            os.rename(tmp, dest)
+        except OSError:
             shutil.rmtree(dest)
-        os.replace(tmp, dest)
+            os.rename(tmp, dest)
+
+
+def _meta(key: str, stage: str, manifest: list[tuple[str, str, int]],
+          stamps: dict[str, list[int]], created: float) -> dict[str, Any]:
+    return {"key": key, "stage": stage, "hash": HASH, "output_hash": manifest_hash(manifest),
+            "size": sum(s for _, _, s in manifest), "files": len(manifest), "created": created,
+            "manifest": manifest, "stamps": stamps}
+
+
+def _entry(key: str, path: Path, meta: dict[str, Any]) -> CacheEntry:
+    return CacheEntry(key=key, path=path, output_hash=meta["output_hash"], stage=meta["stage"],
+                      size=meta["size"], files=meta["files"], created=meta["created"])
+
+
+def _fresh_dir(path: Path) -> None:
+    """Make ``path`` an empty directory (its parents as needed, a leftover replaced)."""
+    try:
+        os.mkdir(path)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(path)
+    except FileExistsError:
+        shutil.rmtree(path)
+        os.mkdir(path)
+
+
+def _store_tree(src: Path, dest: Path) -> tuple[list[tuple[str, str, int]], dict[str, list[int]]]:
+    """Hash ``src`` and link it into the empty ``dest`` in one walk: its manifest and stamps.
+
+    Each regular file is made read-only before it is linked; one that is also linked from
+    outside (more than one link and still writable) is copied instead and left alone.
+    """
+    manifest: list[tuple[str, str, int]] = []
+    stamps: dict[str, list[int]] = {}
+    for rel, e in tree_entries(src):
+        target = os.path.join(dest, rel)
+        if e.is_symlink():
+            text = os.readlink(e.path)
+            os.symlink(text, target)
+            manifest.append((rel, link_hash(text), 0))
+            continue
+        if e.is_dir(follow_symlinks=False):
+            os.mkdir(target)
+            continue
+        fd = os.open(e.path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            sha = hash_fd(fd, st.st_size)
+            shared = st.st_nlink > 1 and st.st_mode & _WRITE
+            if not shared and st.st_mode & _WRITE:
+                with contextlib.suppress(OSError):  # not the file's owner: it stays writable
+                    os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~_WRITE)
+        finally:
+            os.close(fd)
+        if shared:
+            shutil.copy2(e.path, target)
+            os.chmod(target, stat.S_IMODE(st.st_mode) & ~_WRITE)
+            st = os.stat(target)
+        else:
+            _link_or_copy(e.path, target)
+        manifest.append((rel, sha, st.st_size))
+        stamps[rel] = [st.st_size, st.st_mtime_ns]
+    return manifest, stamps
+
+
+def _check_stamps(out: Path, stamps: Any) -> None:
+    if not isinstance(stamps, dict):
+        raise ValueError("meta.json has no file stamps")
+    for rel, (size, mtime_ns) in stamps.items():
+        try:
+            st = os.lstat(os.path.join(out, rel))
+        except FileNotFoundError:
+            raise _Changed(f"{rel} is missing") from None
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            raise _Changed(f"{rel} was changed after it was stored")
+
+
+def _drop(path: Path) -> None:
+    """Take an entry out of the cache at once (a rename), then remove it."""
+    gone = path.with_name(f".{path.name}.{os.getpid()}.gone")
+    try:
+        os.rename(path, gone)
+    except OSError:
+        return  # another process took it first
+    shutil.rmtree(gone, ignore_errors=True)
 
 
 def _device(path: Path) -> int | None:
@@ -136,12 +268,22 @@ def _device(path: Path) -> int | None:
         return None
 
 
-def link_tree(src: Path, dest: Path) -> None:
-    """Recreate ``src`` at ``dest`` with hard links, falling back to copies."""
-    def _link(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
+def _link_or_copy(src: str, dest: str) -> None:
+    try:
+        os.link(src, dest)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        shutil.copy2(src, dest)
 
-    shutil.copytree(src, dest, symlinks=True, copy_function=_link)
+
+def link_tree(src: Path, dest: Path) -> None:
+    """Recreate ``src`` in the empty directory ``dest`` with hard links, falling back to copies."""
+    for rel, e in tree_entries(src):
+        target = os.path.join(dest, rel)
+        if e.is_symlink():
+            os.symlink(os.readlink(e.path), target)
+        elif e.is_dir(follow_symlinks=False):
+            os.mkdir(target)
+        else:
+            _link_or_copy(e.path, target)
