@@ -153,23 +153,25 @@ def measure(cmds: list[Cmd], logs: Path, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     load = Load()
     budget = float(os.environ.get("BLUT_BENCH_BUDGET", "420"))
-    done, stopped = 0, ""
-    for r in range(max(c.rounds for c in cmds)):
+    done, stopped, total = 0, "", max(c.rounds for c in cmds)
+    for r in range(total):
         todo = [c for c in cmds if c.rounds > r and not c.failed]
+        # the next round's likely length: its commands' median walls so far
+        ahead = 1.2 * sum(c.median() or 0.0 for c in todo)  # + emptying the folders
+        if r and time.monotonic() - load.t0 + ahead > budget:
+            short = sorted({c.wl for c in todo})
+            stopped = (f"stopped after round {done} of {total}: round {r + 1} would pass the "
+                       f"{budget:.0f} s budget (BLUT_BENCH_BUDGET); {', '.join(short)} got fewer "
+                       "rounds than asked")
+            print(f"bench_peers: {stopped}", file=sys.stderr, flush=True)
+            break
         rng.shuffle(todo)
         print(f"bench_peers: round {r + 1}: {len(todo)} commands", file=sys.stderr, flush=True)
-        t = time.monotonic()
         for c in todo:
             sample = run_once(c, logs)
             if sample is not None:
                 c.samples.append(sample)
         done = r + 1
-        spent = time.monotonic() - load.t0
-        if spent + (time.monotonic() - t) > budget and r + 1 < max(c.rounds for c in cmds):
-            stopped = (f"stopped after round {done}: another would pass the {budget:.0f} s "
-                       "budget (BLUT_BENCH_BUDGET)")
-            print(f"bench_peers: {stopped}", file=sys.stderr, flush=True)
-            break
     return {**load.finish(), "rounds_done": done, "stopped": stopped}
 
 
@@ -196,8 +198,9 @@ def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f} ms"
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    return "-" if a is None or b is None or b <= 0 else f"{a / b:.2f}"
+def _ratio(a: float | None, b: float | None, least: float = 0.0) -> str:
+    """a / b; "-" when b is missing or not above ``least`` (a slope within the noise)."""
+    return "-" if a is None or b is None or b <= least else f"{a / b:.2f}"
 
 
 def _mark(ok: bool | None, what: str) -> str:
@@ -215,8 +218,8 @@ def table(cmds: list[Cmd], rss_kib: int | None) -> list[list[str]]:
     for wl, small, title in (("W1", "W1S", "marginal / command stage"),
                              ("W5", "W5S", "marginal / Python stage")):
         f, d, k, b = (_slope(cmds, wl, small, p) for p in (TABLE_FLOOR[wl], "doit", "dask", "blut"))
-        rows.append([f"{title} ({SMALL}→{N})", _ms(f), _ms(d), _ms(k), _ms(b), _ratio(b, d),
-                     _ratio(b, k), _mark(None if b is None else b <= 1.5, "≤ 1.5 ms/stage")])
+        rows.append([f"{title} ({SMALL}→{N})", _ms(f), _ms(d), _ms(k), _ms(b), _ratio(b, d, 0.1),
+                     _ratio(b, k, 0.1), _mark(None if b is None else b <= 1.5, "≤ 1.5 ms/stage")])
     one = _med(cmds, "ONE", "blut")
     rows.append(["one-stage blut run", "-", "-", "-", _s(one), "-", "-",
                  _mark(None if one is None else one <= 0.25, "≤ 0.25 s")])
@@ -249,8 +252,8 @@ def cpu_table(cmds: list[Cmd]) -> list[list[str]]:
         for p in (TABLE_FLOOR[wl], "doit", "dask", "blut"):
             big, little = cpu(wl, p), cpu(small, p)
             per.append(None if big is None or little is None else (big - little) / (N - SMALL) * 1e3)
-        rows.append([f"{title} ({SMALL}→{N})", *(_ms(x) for x in per), _ratio(per[3], per[1]),
-                     _ratio(per[3], per[2])])
+        rows.append([f"{title} ({SMALL}→{N})", *(_ms(x) for x in per), _ratio(per[3], per[1], 0.1),
+                     _ratio(per[3], per[2], 0.1)])
     one = cpu("ONE", "blut")
     rows.append(["one-stage blut run", "-", "-", "-", _s(one), "-", "-"])
     return rows
@@ -346,7 +349,7 @@ def main() -> None:
     load = measure(cmds, logs, seed)
     w = watch_w1(work, logs)
     rows = table(cmds, w.vmhwm_kib)
-    print(f"\n== blut vs doit and dask (threads): median whole-process wall, {rounds} rounds")
+    print("\n== blut vs doit and dask (threads): median whole-process wall (runs: see below)")
     show(rows)
     print("* doit/dask RSS: wait4 ru_maxrss (largest of the command and its waited-for children)")
     print("\n== CPU (median user+sys of the command and its waited-for descendants)")
