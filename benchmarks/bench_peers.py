@@ -41,7 +41,7 @@ from typing import Any
 
 from benchmarks._util import ROOT, blut_exe
 from benchmarks.peers import venvs
-from benchmarks.peers.checks import check_w1
+from benchmarks.peers.checks import check_rerun, check_w1
 from benchmarks.peers.measure import Cmd, Load, empty, run_once, timed, watched
 
 PEERS = Path(__file__).resolve().parent / "peers"
@@ -368,6 +368,9 @@ def main() -> None:
               f"MiB (sampled from /proc/PID/status every 3 ms, {w.samples} samples); wait4 "
               f"ru_maxrss {w.ru_maxrss_kib / MIB:.1f} MiB (the largest of the driver and every "
               "process it waited for, the fork server among them)")
+    w4 = _get(cmds, "W4", "blut")
+    if w4 and w4.samples:
+        w.checks.append(check_rerun(w4.workdir / "home", N))
     for ok, what in w.checks:
         print(f"  [{'ok' if ok else 'NO'}] {what}")
     report_load(load, skipped)

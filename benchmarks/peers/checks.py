@@ -108,3 +108,16 @@ def check_w1(home: Path, n: int, blut: list[str], env: dict[str, str], seen: Wat
                 f"cached: {in_dir}/{n} stages' cache keys have an entry in {home / 'cache'}; "
                 + counted))
     return out
+
+
+def check_rerun(home: Path, n: int) -> tuple[bool, str]:
+    """Was blut's last W4 run really a re-run with every stage a cache hit?"""
+    runs = sorted((home / "runs").glob("*/status.jsonl"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        return False, f"W4: no run in {home / 'runs'}"
+    ev = _events(runs[-1].parent)
+    skipped = sum(1 for e in ev if e["event"] == "stage_skipped")
+    started = sum(1 for e in ev if e["event"] == "stage_started")
+    return (skipped == n and started == 0,
+            f"W4 re-run: the last of its {len(runs)} runs has {skipped}/{n} stage_skipped "
+            f"(cache hits) and {started} stage_started events")
