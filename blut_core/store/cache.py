@@ -98,7 +98,7 @@ class Cache:
             entry = CacheEntry(key=key, path=path, output_hash=str(meta["output_hash"]),
                                stage=str(meta["stage"]), size=int(meta["size"]),
                                files=int(meta["files"]), created=float(meta["created"]))
-            if not os.path.isdir(entry.out):
+            if meta.get("empty") is not True and not os.path.isdir(entry.out):
                 raise ValueError("out/ is missing")
             _check_stamps(entry.out, meta["stamps"])
         except _Changed as exc:
@@ -116,18 +116,24 @@ class Cache:
         return entry
 
     def store(self, key: str, stage: str, out: Path) -> CacheEntry:
-        """Hard-link ``out`` into the cache under ``key`` (copies across file systems)."""
+        """Hard-link ``out`` into the cache under ``key`` (copies across file systems).
+
+        An empty output (not even a directory in it) is an entry of ``meta.json`` alone.
+        """
         final = self.entry_path(key)
-        tmp = final.parent / f".{key}.{os.getpid()}.tmp"
+        tmp = os.path.join(self.root, key[:2], f".{key}.{os.getpid()}.tmp")
         created = time.time()
         manifest: list[tuple[str, str, int]] = []
         stamps: dict[str, list[int]] = {}
         try:
+            entries = tree_entries(out)
             _fresh_dir(tmp)
-            os.mkdir(tmp / "out")
-            manifest, stamps = _store_tree(out, tmp / "out")
-            meta = _meta(key, stage, manifest, stamps, created)
-            fd = os.open(tmp / "meta.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            if entries:
+                os.mkdir(os.path.join(tmp, "out"))
+                manifest, stamps = _store_tree(entries, os.path.join(tmp, "out"))
+            meta = _meta(key, stage, manifest, stamps, created, empty=not entries)
+            fd = os.open(os.path.join(tmp, "meta.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         0o644)
             try:
                 os.write(fd, json.dumps(meta).encode())
             finally:
@@ -158,7 +164,15 @@ class Cache:
 
     def materialize(self, entry: CacheEntry, dest: Path) -> None:
         """Put a cached output at ``dest`` (hard links; a copy across file systems)."""
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        if entry.files == 0 and not os.path.isdir(entry.out):  # an empty output
+            try:
+                _fresh_dir(dest)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise DiskFull(dest, needed=0) from None
+                raise
+            return
+        tmp = os.path.join(dest.parent, f".{dest.name}.{os.getpid()}.tmp")
         try:
             _fresh_dir(tmp)
             link_tree(entry.out, tmp)
@@ -175,10 +189,13 @@ class Cache:
 
 
 def _meta(key: str, stage: str, manifest: list[tuple[str, str, int]],
-          stamps: dict[str, list[int]], created: float) -> dict[str, Any]:
-    return {"key": key, "stage": stage, "hash": HASH, "output_hash": manifest_hash(manifest),
+          stamps: dict[str, list[int]], created: float, *, empty: bool = False) -> dict[str, Any]:
+    meta = {"key": key, "stage": stage, "hash": HASH, "output_hash": manifest_hash(manifest),
             "size": sum(s for _, _, s in manifest), "files": len(manifest), "created": created,
             "manifest": manifest, "stamps": stamps}
+    if empty:
+        meta["empty"] = True
+    return meta
 
 
 def _entry(key: str, path: Path, meta: dict[str, Any]) -> CacheEntry:
@@ -186,27 +203,28 @@ def _entry(key: str, path: Path, meta: dict[str, Any]) -> CacheEntry:
                       size=meta["size"], files=meta["files"], created=meta["created"])
 
 
-def _fresh_dir(path: Path) -> None:
+def _fresh_dir(path: str | Path) -> None:
     """Make ``path`` an empty directory (its parents as needed, a leftover replaced)."""
     try:
         os.mkdir(path)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         os.mkdir(path)
     except FileExistsError:
         shutil.rmtree(path)
         os.mkdir(path)
 
 
-def _store_tree(src: Path, dest: Path) -> tuple[list[tuple[str, str, int]], dict[str, list[int]]]:
-    """Hash ``src`` and link it into the empty ``dest`` in one walk: its manifest and stamps.
+def _store_tree(entries: list[tuple[str, os.DirEntry[str]]], dest: str,
+                ) -> tuple[list[tuple[str, str, int]], dict[str, list[int]]]:
+    """Hash a tree's ``entries`` and link them into the empty ``dest``: manifest and stamps.
 
     Each regular file is made read-only before it is linked; one that is also linked from
     outside (more than one link and still writable) is copied instead and left alone.
     """
     manifest: list[tuple[str, str, int]] = []
     stamps: dict[str, list[int]] = {}
-    for rel, e in tree_entries(src):
+    for rel, e in entries:
         target = os.path.join(dest, rel)
         if e.is_symlink():
             text = os.readlink(e.path)
@@ -277,7 +295,7 @@ def _link_or_copy(src: str, dest: str) -> None:
         shutil.copy2(src, dest)
 
 
-def link_tree(src: Path, dest: Path) -> None:
+def link_tree(src: Path, dest: str | Path) -> None:
     """Recreate ``src`` in the empty directory ``dest`` with hard links, falling back to copies."""
     for rel, e in tree_entries(src):
         target = os.path.join(dest, rel)

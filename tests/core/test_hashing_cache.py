@@ -121,13 +121,17 @@ def test_an_empty_output_is_stored_without_a_copy(tmp_path: Path) -> None:
     entry = cache.store("cd" * 32, "empty", out)
     assert entry.output_hash == EMPTY_TREE == tree_hash(out)
     assert (entry.files, entry.size) == (0, 0)
-    assert sorted(os.listdir(entry.path)) == ["meta.json", "out"]
-    assert os.listdir(entry.out) == []
+    assert os.listdir(entry.path) == ["meta.json"]  # not even a directory to make or walk
     assert cache.lookup("cd" * 32) == entry
     dest = tmp_path / "again" / "out"
     cache.materialize(entry, dest)
     assert dest.is_dir() and os.listdir(dest) == []
     assert [p.name for p in (tmp_path / "cache" / "cd").iterdir()] == ["cd" * 32]  # no leftovers
+    (out / "sub").mkdir()  # an output of one empty directory is not empty
+    kept = cache.store("ce" * 32, "dirs", out)
+    assert kept.output_hash == EMPTY_TREE and (kept.out / "sub").is_dir()
+    cache.materialize(kept, dest)
+    assert os.listdir(dest) == ["sub"]
 
 
 def _warnings(capsys: pytest.CaptureFixture[str], event: str) -> list[dict[str, object]]:
