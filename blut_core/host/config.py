@@ -49,7 +49,7 @@ class Key(NamedTuple):
 
     name: str
     env: str
-    kind: str        # path, size, size_or_share, seconds, bool, names, sinks, count, name
+    kind: str        # path, size, size_or_share, seconds, bool, names, sinks, count, name, ingest
     default: str     # what applies when neither a file nor the environment sets it
     help: str
 
@@ -70,6 +70,9 @@ KEYS: tuple[Key, ...] = (
         help="the machine-wide booking ledger"),
     Key(name="lineage.sinks", env="BLUT_LINEAGE_SINKS", kind="sinks", default="duckdb",
         help="lineage sinks runs feed; [] or 'none' turns lineage off"),
+    Key(name="lineage.ingest", env="BLUT_LINEAGE_INGEST", kind="ingest", default="deferred",
+        help="deferred: a sink that can catch up (duckdb) indexes a run when next read; "
+             "at-end: every sink when the run ends"),
     Key(name="containment.backend", env="BLUT_CONTAINMENT", kind="name", default="auto (probed)",
         help="cgroup-v2, cgroup-v1, systemd, rlimit, bare, or auto"),
     Key(name="containment.cgroup_parent", env="BLUT_CGROUP_PARENT", kind="path",
@@ -367,6 +370,12 @@ def _sinks(value: Any, where: str, path: Path) -> tuple[Any, str]:
     return names, text or "none"  # an empty list turns lineage off, as "none" does
 
 
+def _ingest(value: Any, where: str, path: Path) -> tuple[Any, str]:
+    if value not in ("deferred", "at-end"):
+        raise _wrong(where, "'deferred' or 'at-end'", value)
+    return value, value
+
+
 def _count(value: Any, where: str, path: Path) -> tuple[Any, str]:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _wrong(where, "a whole number ≥ 1", value)
@@ -382,6 +391,7 @@ def _name(value: Any, where: str, path: Path) -> tuple[Any, str]:
 _CHECKS: dict[str, Callable[[Any, str, Path], tuple[Any, str]]] = {
     "path": _path, "size": _size, "size_or_share": _size_or_share, "seconds": _seconds,
     "bool": _bool, "names": _names, "sinks": _sinks, "count": _count, "name": _name,
+    "ingest": _ingest,
 }
 
 

@@ -21,31 +21,31 @@ import atexit
 import contextlib
 import fcntl
 import functools
-import json
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from blut_core import BlutError, ConfigError, hookimpl
+from blut_plugins.duckdb.spool import SORT_KEYS as SORT_KEYS
+from blut_plugins.duckdb.spool import TYPES, Spool
 
 if TYPE_CHECKING:
     from blut_core import LineageSinkSpec
     from blut_core.lineage import RunLineage
 
+SINK = "duckdb"
 DB_NAME = "lineage.duckdb"
 LOCK_NAME = "lineage.lock"
 SCHEMA_VERSION = 3
-_TYPES = {"text": "VARCHAR", "int": "BIGINT", "float": "DOUBLE", "bool": "BOOLEAN"}
 #: What each schema version added; version 1 is everything not listed here.
 _ADDED: dict[int, dict[str, tuple[str, ...] | None]] = {
     2: {"runs": ("containment",), "calibration": None},   # None: the whole table
     3: {"runs": ("schedule",)},
 }
-#: Row order written by a rebuild (lookups by hash prefix and by run skip row groups).
-SORT_KEYS = {"artifacts": "hash", "runs": "started, run_id"}
 WRITE_TIMEOUT = 300.0
 #: A writer leaves its transaction in the write-ahead log (detaching in ~1 ms instead of
 #: checkpointing, ~20 ms) unless the log it found was already this large; then it
@@ -64,7 +64,7 @@ def _columns(table: str, version: int) -> list[tuple[str, str]]:
 
 
 def _create(table: str, version: int) -> str:
-    cols = ", ".join(f"{c} {_TYPES[t]}" for c, t in _columns(table, version))
+    cols = ", ".join(f"{c} {TYPES[t]}" for c, t in _columns(table, version))
     return f"CREATE TABLE {table} ({cols})"
 
 
@@ -82,7 +82,7 @@ def _migration(version: int) -> list[str]:
         if cols is None:
             statements.append(_create(table, version))
         else:
-            statements += [f"ALTER TABLE {table} ADD COLUMN {c} {_TYPES[dict(COLUMNS[table])[c]]}"
+            statements += [f"ALTER TABLE {table} ADD COLUMN {c} {TYPES[dict(COLUMNS[table])[c]]}"
                            for c in cols]
     return statements
 
@@ -204,10 +204,24 @@ def schema_version(con: Any) -> int:
 class DuckDBLineage:
     """The DuckDB file under a blut home: writer and reader connections, ingest, rebuild."""
 
+
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
         self.path = self.home / DB_NAME
         self.lock_path = self.home / LOCK_NAME
+
+    @property
+    def deferred(self) -> bool:
+        """A run's end only marks the run pending, and :meth:`reader` ingests it (unless
+        ``BLUT_LINEAGE_INGEST=at-end``), while the index is a file that can be opened then
+        (or is not made yet); else (a directory in its place) the run's end tries, and
+        reports the failure then."""
+        try:
+            return stat.S_ISREG(os.stat(self.path).st_mode)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
 
     # -- connections -------------------------------------------------------------------
 
@@ -239,7 +253,8 @@ class DuckDBLineage:
         return _wait(attempt, _Retry, timeout, f"{path} is locked by another process")
 
     def prepare(self) -> None:
-        """Start the writers' engine in the background (a run calls this when it starts)."""
+        """Start the writers' engine in the background (a run that ingests at its end calls
+        this when it starts)."""
         _ENGINE.warm()
 
     def _attach(self, con: Any, timeout: float) -> None:
@@ -288,7 +303,16 @@ class DuckDBLineage:
 
     @contextlib.contextmanager
     def reader(self, timeout: float = READ_TIMEOUT) -> Iterator[Any]:
-        """A read-only connection; migrates an older file first (briefly as a writer)."""
+        """A read-only connection; migrates an older file first (briefly as a writer), and
+        first ingests the runs that ended pending for this sink (:meth:`catch_up`)."""
+        try:
+            self.catch_up(timeout)
+        except Exception as exc:  # busy too long, a full disk: read what is indexed so far
+            from blut_core.host import get_logger
+
+            error = exc.message if isinstance(exc, BlutError) else f"{type(exc).__name__}: {exc}"
+            get_logger().warning("lineage_catch_up_failed", db=str(self.path), error=error,
+                                 hint="the pending runs stay pending; the next reader tries again")
         if not self.path.exists():
             raise LineageMissing(f"there is no lineage database at {self.path} yet",
                                  hint="it is written at the end of every run; "
@@ -310,44 +334,35 @@ class DuckDBLineage:
     # -- the sink ----------------------------------------------------------------------
 
     def ingest(self, lineage: RunLineage, *, timeout: float = WRITE_TIMEOUT) -> None:
-        """Replace this run's rows (one transaction; idempotent).
-
-        Rows go in through DuckDB's appender, one flush per table; a run seen for the first
-        time (the usual case) needs no deletes.
-        """
-        from blut_core.lineage import COLUMNS, TABLES
-
-        tables = [(t, [c for c, _ in COLUMNS[t]], lineage.rows(t)) for t in TABLES]
-        values = [(t, names, [tuple(r.get(c) for c in names) for r in rows])
-                  for t, names, rows in tables if rows]
+        """Replace this run's rows (one transaction; idempotent)."""
         with self.writer(timeout) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                known = con.execute("SELECT count(*) FROM runs WHERE run_id = ?",
-                                    [lineage.run_id]).fetchall()[0][0]
-                if known:
-                    for table in TABLES:
-                        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [lineage.run_id])
-                for table, names, rows in values:
-                    appender = con.appender(table, columns=names)
-                    appender.append_rows(rows)
-                    appender.flush()
-                con.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(Exception):  # e.g. a full disk ended it already
-                    con.execute("ROLLBACK")
-                raise
+            _replace(con, lineage)
+
+    def catch_up(self, timeout: float = WRITE_TIMEOUT) -> int:
+        """Ingest every run whose end left it pending for this sink (``deferred``; see
+        :mod:`blut_core.lineage.pending`), one transaction each, under the write lock;
+        returns how many. Without pending runs this is one directory listing."""
+        from blut_core.lineage import catch_up, pending_markers
+
+        if not pending_markers(self.home, SINK):
+            return 0
+        with self.writer(timeout) as con:
+            return catch_up(self.home, SINK, lambda lineage: _replace(con, lineage))
 
     def rebuild(self, runs: Iterable[RunLineage], *, timeout: float = WRITE_TIMEOUT
                 ) -> dict[str, int]:
-        """Write a new database from ``runs`` and swap it in with one rename."""
+        """Write a new database from ``runs`` and swap it in with one rename; the runs that
+        were pending before it began are dropped with the old index."""
         import tempfile
 
+        from blut_core.lineage import settle_pending
+
+        begun = time.time()
         self.home.mkdir(parents=True, exist_ok=True)
         # The lock is held throughout, so a run finishing meanwhile ingests after the swap.
         with self.write_lock(timeout), \
                 tempfile.TemporaryDirectory(prefix=".lineage-rebuild-", dir=self.home) as tmp:
-            files = _Spool(Path(tmp))
+            files = Spool(Path(tmp))
             for lineage in runs:
                 files.add(lineage)
             files.close()
@@ -361,7 +376,37 @@ class DuckDBLineage:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}.wal")  # a crashed writer's log must not outlive its file
             os.replace(fresh, self.path)
+            settle_pending(self.home, SINK, begun)
             return dict(files.counts)
+
+
+def _replace(con: Any, lineage: RunLineage) -> None:
+    """Replace ``lineage``'s run's rows in the attached database, in one transaction.
+
+    Rows go in through DuckDB's appender, one flush per table; a run seen for the first
+    time (the usual case) needs no deletes.
+    """
+    from blut_core.lineage import COLUMNS, TABLES
+
+    tables = [(t, [c for c, _ in COLUMNS[t]], lineage.rows(t)) for t in TABLES]
+    values = [(t, names, [tuple(r.get(c) for c in names) for r in rows])
+              for t, names, rows in tables if rows]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        known = con.execute("SELECT count(*) FROM runs WHERE run_id = ?",
+                            [lineage.run_id]).fetchall()[0][0]
+        if known:
+            for table in TABLES:
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [lineage.run_id])
+        for table, names, rows in values:
+            appender = con.appender(table, columns=names)
+            appender.append_rows(rows)
+            appender.flush()
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):  # e.g. a full disk ended it already
+            con.execute("ROLLBACK")
+        raise
 
 
 def _wal_size(path: Path) -> int:
@@ -414,55 +459,6 @@ def migrate(con: Any, path: Path) -> int:
         con.execute("ROLLBACK")
         raise
     return version
-
-
-class _Spool:
-    """Rows written as newline-delimited JSON, one file per table, bulk-loaded by DuckDB.
-
-    (``executemany`` costs ~1.5 ms a row in DuckDB; ``read_json`` loads thousands in one.)
-    """
-
-    def __init__(self, root: Path) -> None:
-        from blut_core.lineage import TABLES
-
-        self.root = root
-        self.counts: dict[str, int] = {t: 0 for t in TABLES}
-        self._files: dict[str, IO[str]] = {}
-
-    def add(self, lineage: RunLineage) -> None:
-        from blut_core.lineage import COLUMNS, TABLES
-
-        for table in TABLES:
-            rows = lineage.rows(table)
-            if not rows:
-                continue
-            fh = self._files.get(table)
-            if fh is None:
-                fh = self._files[table] = (self.root / f"{table}.jsonl").open("w", encoding="utf-8")
-            names = [c for c, _ in COLUMNS[table]]
-            for row in rows:
-                fh.write(json.dumps({c: row.get(c) for c in names}, allow_nan=False,
-                                    separators=(",", ":")))
-                fh.write("\n")
-            self.counts[table] += len(rows)
-
-    def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-
-    def load(self, con: Any, *, sort: bool = False) -> None:
-        """Insert every spooled table; ``sort`` orders rows so DuckDB's per-row-group min/max
-        statistics skip most of a table in lookups (artifacts by hash, the rest by run)."""
-        from blut_core.lineage import COLUMNS, TABLES
-
-        for table in TABLES:
-            if not self.counts[table]:
-                continue
-            path = str(self.root / f"{table}.jsonl").replace("'", "''")
-            spec = ", ".join(f"'{c}': '{_TYPES[t]}'" for c, t in COLUMNS[table])
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_json('{path}', "
-                        f"format='newline_delimited', columns={{{spec}}})"
-                        + (f" ORDER BY {SORT_KEYS.get(table, 'run_id')}" if sort else ""))
 
 
 def open_lineage(home: Path) -> DuckDBLineage:

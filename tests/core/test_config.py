@@ -138,6 +138,7 @@ def test_the_user_file_is_in_the_user_config_directory(monkeypatch: pytest.Monke
     ("[launcher.local]\nforkserver = 'no'\n", 2,
      "launcher.local.forkserver: expected true or false, got 'no'"),
     ("lineage = { sinks = 3 }\n", 1, "lineage.sinks: expected a list of names"),
+    ("[lineage]\ningest = 'later'\n", 2, "lineage.ingest: expected 'deferred' or 'at-end', got 'later'"),
     ("jobs = \n", 1, "not valid TOML"),
 ])
 def test_a_bad_file_is_one_error_naming_file_line_and_key(tmp_path: Path, text: str, line: int,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -254,8 +256,10 @@ def test_a_sink_whose_plugin_failed_to_load_names_its_error(app, monkeypatch) ->
 
 
 def test_failed_and_resumed_runs_are_ingested_once_each_time(run, app, blut_home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """At the run's end (``at-end``): the sink's ingest is called once per run and resume."""
     from blut_core.run.resume import resume_run
 
+    monkeypatch.setenv("BLUT_LINEAGE_INGEST", "at-end")
     failed = run("lbook:failing")
     assert failed.outcome == "failed"
     with DuckDBLineage(blut_home).reader() as con:
@@ -265,6 +269,29 @@ def test_failed_and_resumed_runs_are_ingested_once_each_time(run, app, blut_home
                         lambda self, lineage, **kw: calls.append(lineage.run["outcome"]))
     resumed = resume_run(app, failed.run_id)
     assert resumed.run_id == failed.run_id and calls == [resumed.outcome]
+
+
+def test_deferred_runs_are_caught_up_once_by_the_first_reader(run, app, blut_home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The default ``deferred``: a run's end (and a resume's) leaves a durable marker and no
+    database; the first reader ingests it, with the outcome the run ended with, once."""
+    from blut_core.lineage import pending_markers
+    from blut_core.run.resume import resume_run
+
+    failed = run("lbook:failing")
+    assert failed.outcome == "failed"
+    assert not (blut_home / "lineage.duckdb").exists()
+    assert [m.stem for m in pending_markers(blut_home, "duckdb")] == [failed.run_id]
+    with DuckDBLineage(blut_home).reader() as con:
+        assert con.execute("SELECT run_id, outcome FROM runs").fetchall() == [(failed.run_id, "failed")]
+    assert pending_markers(blut_home, "duckdb") == []
+    resumed = resume_run(app, failed.run_id)
+    assert [m.stem for m in pending_markers(blut_home, "duckdb")] == [failed.run_id]
+    with DuckDBLineage(blut_home).reader() as con:
+        assert con.execute("SELECT run_id, outcome FROM runs").fetchall() == [(failed.run_id,
+                                                                               resumed.outcome)]
+        before = con.execute("SELECT count(*) FROM stages").fetchone()[0]
+    with DuckDBLineage(blut_home).reader() as con:      # nothing pending: nothing ingested again
+        assert con.execute("SELECT count(*) FROM stages").fetchone()[0] == before
 
 
 def test_jsonl_sink_writes_what_the_duckdb_sink_does(run, blut_home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -320,7 +347,9 @@ def test_read_commands_and_their_json(run, invoke, blut_home) -> None:  # type: 
         assert result.exit_code == 0, (args, result.output, result.exception)
 
 
-def test_runs_list_without_a_database_falls_back_to_run_directories(run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+def test_runs_list_without_a_database_falls_back_to_run_directories(  # type: ignore[no-untyped-def]
+        run, invoke, blut_home, monkeypatch) -> None:
+    monkeypatch.setenv("BLUT_LINEAGE_INGEST", "at-end")        # the run's end makes the database
     summary = run("lbook:merge")
     (blut_home / "lineage.duckdb").unlink()
     assert [r["run_id"] for r in as_json(invoke("runs", "list", "--json"))] == [summary.run_id]
@@ -383,3 +412,101 @@ def test_runs_list_names_the_schedule_that_fired_a_run(run, invoke, blut_home) -
     (blut_home / "lineage.duckdb").unlink()                  # from the run directories alone, too
     (row,) = as_json(invoke("runs", "list", "--json"))
     assert row["schedule"] == "nightly"
+
+
+DRIVER = """
+import json, sys
+from blut_core.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "engine": sorted(m for m in ("duckdb", "_duckdb") if m in sys.modules)}),
+      file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(("mode", "engine"), [(None, []), ("at-end", ["_duckdb"])])
+def test_the_driver_of_a_run_loads_the_database_engine_only_to_ingest_at_the_end(  # type: ignore[no-untyped-def]
+        blut_home, cli_env, mode, engine) -> None:
+    """By default a run's end marks it pending (the engine's ~16 MB stay out of the driver);
+    ``[lineage] ingest = "at-end"`` ingests then. Either way ``runs list`` shows the run."""
+    env = {**cli_env, **({"BLUT_LINEAGE_INGEST": mode} if mode else {})}
+    proc = subprocess.run([sys.executable, "-c", DRIVER, "run", "quickstart:wordcount", "-p", "docs=5",
+                           "--no-progress"], env=env, capture_output=True, text=True, check=False)
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report == {"code": 0, "engine": engine}, proc.stderr
+    assert (blut_home / "lineage.duckdb").exists() == bool(engine)
+    listed = json.loads(subprocess.run(["blut", "runs", "list", "--json"], env=env, capture_output=True,
+                                       text=True, check=True).stdout)
+    assert [r["recipe"] for r in listed] == ["quickstart:wordcount"]
+    with DuckDBLineage(blut_home).reader() as con:
+        assert con.execute("SELECT recipe, outcome FROM runs").fetchall() == [("quickstart:wordcount", "ok")]
+
+
+def test_a_bad_ingest_mode_stops_the_run_before_any_write(blut_home, cli_env) -> None:  # type: ignore[no-untyped-def]
+    proc = subprocess.run(["blut", "run", "quickstart:wordcount", "-p", "docs=5"],
+                          env={**cli_env, "BLUT_LINEAGE_INGEST": "sometimes"},
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Error: BLUT_LINEAGE_INGEST='sometimes' is not an ingest mode")
+    assert not (blut_home / "runs").exists() or not any((blut_home / "runs").iterdir())
+
+
+def test_a_pending_run_whose_directory_is_damaged_is_one_warning_then_forgotten(  # type: ignore[no-untyped-def]
+        run, blut_home, cli_env) -> None:
+    from blut_core.lineage import pending_markers
+
+    good = run("lbook:merge")
+    bad = run("lbook:merge", "n=5")
+    (Path(bad.run_dir) / "plan.json").write_text("{not json")            # damaged after it ended
+    gone = run("lbook:merge", "n=6")
+    shutil.rmtree(gone.run_dir)                                          # pruned before anyone read
+    assert len(pending_markers(blut_home, "duckdb")) == 3
+
+    def runs_list() -> tuple[list[str], list[dict[str, Any]]]:
+        proc = subprocess.run(["blut", "runs", "list", "--json"], env=cli_env, capture_output=True,
+                              text=True, check=True)
+        logged = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+        return [r["run_id"] for r in json.loads(proc.stdout)], logged
+
+    _, logged = runs_list()
+    failed = [e for e in logged if e["event"] == "lineage_ingest_failed"]
+    assert [e["run"] for e in failed] == [bad.run_id] and "reindex" in failed[0]["hint"]
+    assert pending_markers(blut_home, "duckdb") == []
+    with DuckDBLineage(blut_home).reader() as con:
+        assert [r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()] == [good.run_id]
+    _, logged = runs_list()                                               # said once, not again
+    assert [e for e in logged if e["event"] == "lineage_ingest_failed"] == []
+
+
+CATCH_UP = """
+import sys, time
+from pathlib import Path
+from blut_plugins.duckdb import DuckDBLineage
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+print(DuckDBLineage(Path(sys.argv[1])).catch_up())
+"""
+
+
+def test_readers_at_once_catch_each_pending_run_up_once(run, blut_home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from blut_core.lineage import extract_run, pending_markers
+
+    dirs = [Path(run("lbook:merge", f"n={n}").run_dir) for n in range(3, 9)]
+    ids = sorted(d.name for d in dirs)
+    rows = sum(len(extract_run(d, cache_root=blut_home / "cache").stages) for d in dirs)
+    assert len(pending_markers(blut_home, "duckdb")) == 6
+    go = tmp_path / "go"
+    readers = [subprocess.Popen([sys.executable, "-c", CATCH_UP, str(blut_home), str(go)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(3)]
+    time.sleep(0.5)
+    go.touch()
+    outs = [r.communicate(timeout=120) for r in readers]
+    assert [r.returncode for r in readers] == [0, 0, 0], [o[1] for o in outs]
+    assert sorted(int(o[0]) for o in outs) == [0, 0, 6]          # one of them ingested all six
+    with DuckDBLineage(blut_home).reader() as con:
+        assert sorted(r[0] for r in con.execute("SELECT run_id FROM runs").fetchall()) == ids
+        assert con.execute("SELECT count(DISTINCT run_id), count(*) FROM stages").fetchone() == (6, rows)

@@ -139,6 +139,7 @@ class TestDuckDBSink(LineageSinkContract):
         from blut_core.lineage import TABLES
 
         out: dict[str, dict[str, int]] = {}
+        sink.catch_up()                            # what every reader does first
         if not sink.path.exists():
             return out
         with sink.reader() as con:
