@@ -13,20 +13,46 @@ from typing import Any
 from blut_core._version import __version__
 
 
-def git_state(path: Path) -> dict[str, Any]:
-    """Commit and dirty flag of the git work tree containing ``path`` (``None`` if none)."""
+def git_state(path: Path, seen: dict[Path, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the git work tree containing ``path`` (``None`` if none).
+
+    One ``git status`` per work tree: the tree's root is found by looking for ``.git``
+    upwards, and with ``seen`` (one run's provenance) a recipe that lives in blut's own
+    checkout asks git once.
+    """
     where = path if path.is_dir() else path.parent
     try:
-        top = subprocess.run(["git", "-C", str(where), "rev-parse", "--show-toplevel", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
-        if top.returncode != 0:
-            return {"commit": None, "dirty": None, "root": None}
-        root, commit = top.stdout.split()[:2]
-        status = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=10)
-        return {"commit": commit, "dirty": bool(status.stdout.strip()), "root": root}
-    except (OSError, subprocess.SubprocessError, ValueError):
+        root = _work_tree(where.resolve())
+    except OSError:
+        root = None
+    if root is None:
         return {"commit": None, "dirty": None, "root": None}
+    seen = {} if seen is None else seen
+    if root not in seen:
+        seen[root] = _status(root)
+    return dict(seen[root])
+
+
+def _work_tree(where: Path) -> Path | None:
+    for folder in (where, *where.parents):
+        if os.path.lexists(folder / ".git"):
+            return folder
+    return None
+
+
+def _status(root: Path) -> dict[str, Any]:
+    none = {"commit": None, "dirty": None, "root": None}
+    try:
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain=v2", "--branch",
+                                 "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return none
+    lines = status.stdout.splitlines()
+    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+    if status.returncode != 0 or commit is None or commit == "(initial)":
+        return none
+    dirty = any(line and not line.startswith("#") for line in lines)
+    return {"commit": commit, "dirty": dirty, "root": str(root)}
 
 
 def cpu_model() -> str:
@@ -53,6 +79,10 @@ def total_ram() -> int | None:
 
 def gpus() -> list[dict[str, Any]]:
     """Name and memory of NVIDIA GPUs when ``nvidia-smi`` answers; empty otherwise."""
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        return []
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total",
                               "--format=csv,noheader,nounits"],
@@ -73,9 +103,10 @@ def gpus() -> list[dict[str, Any]]:
 def collect(recipe_source: Path | None, plugins: list[dict[str, Any]]) -> dict[str, Any]:
     """Everything ``provenance.json`` records."""
     blut_src = Path(__file__).resolve().parent
+    seen: dict[Path, dict[str, Any]] = {}
     return {
-        "recipe_git": git_state(recipe_source) if recipe_source else None,
-        "blut_git": git_state(blut_src),
+        "recipe_git": git_state(recipe_source, seen) if recipe_source else None,
+        "blut_git": git_state(blut_src, seen),
         "blut_version": __version__,
         "python": sys.version.split()[0],
         "python_executable": sys.executable,

@@ -1,0 +1,42 @@
+"""A run's provenance: the commit, dirtiness and root of the work trees of its recipe and of blut."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from blut_core.run import provenance
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def _git(src: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(src), "-c", "user.name=blut", "-c",
+                           "user.email=blut@example.org", "-c", "commit.gpgsign=false", *args],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+@needs_git
+def test_git_state_names_commit_dirtiness_and_root(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    assert provenance.git_state(repo / "pkg") == {"commit": None, "dirty": None, "root": None}
+    _git(repo, "init", "-q")
+    assert provenance.git_state(repo / "pkg") == {"commit": None, "dirty": None, "root": None}  # no commit
+    (repo / "pkg" / "recipe.py").write_text("x = 1\n")
+    _git(repo, "add", "pkg/recipe.py")
+    _git(repo, "commit", "-q", "-m", "first")
+    (repo / "untracked.txt").write_text("not part of the tree's state\n")
+    state = provenance.git_state(repo / "pkg" / "recipe.py")
+    assert state == {"commit": _git(repo, "rev-parse", "HEAD"), "dirty": False,
+                     "root": _git(repo, "rev-parse", "--show-toplevel")}
+    (repo / "pkg" / "recipe.py").write_text("x = 2\n")
+    assert provenance.git_state(repo / "pkg")["dirty"] is True
+    _git(repo, "commit", "-q", "-am", "second")             # a later run of this process sees it
+    assert provenance.git_state(repo / "pkg") == {"commit": _git(repo, "rev-parse", "HEAD"),
+                                                  "dirty": False, "root": state["root"]}
+    assert provenance.git_state(repo)["commit"] != state["commit"]
