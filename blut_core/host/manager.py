@@ -21,6 +21,11 @@ from blut_core.host.markers import PROJECT
 
 if TYPE_CHECKING:
     from importlib import metadata as md
+    from typing import TypeAlias
+
+    from blut_core.host.entrypoints import CachedEntryPoint
+
+    EntryPoint: TypeAlias = md.EntryPoint | CachedEntryPoint
 
 ENTRY_POINT_GROUP = "blut.plugins"
 COOKBOOK_GROUP = "blut.cookbooks"
@@ -68,7 +73,7 @@ class BlutPluginManager(pluggy.PluginManager):
         self.strict = strict
         self._seen: set[str] = set()
 
-    def load_entry_points(self, eps: Iterable[md.EntryPoint], *, strict: bool,
+    def load_entry_points(self, eps: Iterable[EntryPoint], *, strict: bool,
                           blocked: Collection[str] = ()) -> None:
         for ep in eps:
             record = _record_for(ep)
@@ -137,8 +142,8 @@ class BlutPluginManager(pluggy.PluginManager):
 
 def make_plugin_manager(
     *,
-    entry_points: Iterable[md.EntryPoint] | None = None,
-    cookbook_entry_points: Iterable[md.EntryPoint] | None = None,
+    entry_points: Iterable[EntryPoint] | None = None,
+    cookbook_entry_points: Iterable[EntryPoint] | None = None,
     blocked: Collection[str] = (),
     strict: bool = False,
 ) -> BlutPluginManager:
@@ -152,32 +157,35 @@ def make_plugin_manager(
                               hint="remove it from BLUT_DISABLE_PLUGINS")
     pm = BlutPluginManager(strict=strict)
     if entry_points is None or cookbook_entry_points is None:
-        from importlib import metadata as md
+        from blut_core.host.entrypoints import installed, select
 
-        installed = md.entry_points()
+        found = installed()  # a cached scan (see blut_core.host.entrypoints)
         if entry_points is None:
-            entry_points = installed.select(group=ENTRY_POINT_GROUP)
+            entry_points = select(found, ENTRY_POINT_GROUP)
         if cookbook_entry_points is None:
-            cookbook_entry_points = installed.select(group=COOKBOOK_GROUP)
+            cookbook_entry_points = select(found, COOKBOOK_GROUP)
     pm.load_entry_points(sorted(entry_points, key=_load_order), strict=strict, blocked=blocked)
     pm.load_entry_points(sorted(cookbook_entry_points, key=_load_order), strict=strict,
                          blocked=blocked)
     return pm
 
 
-def _load_order(ep: md.EntryPoint) -> tuple[bool, str, str]:
+def _load_order(ep: EntryPoint) -> tuple[bool, str, str]:
     return (not _is_builtin(ep), ep.name, ep.value)
 
 
 _DIST_CACHE: dict[int, tuple[md.Distribution, str, str]] = {}
 
 
-def dist_of(ep: md.EntryPoint) -> tuple[str, str]:
+def dist_of(ep: EntryPoint) -> tuple[str, str]:
     """(distribution name, version) of an entry point, each METADATA read once.
 
     ``Distribution.name`` and ``.version`` parse METADATA on every access; the entry points
-    of one distribution share its object, so this is keyed by that object.
+    of one distribution share its object, so this is keyed by that object. A cached entry
+    point carries both.
     """
+    if not hasattr(ep, "dist"):
+        return ep.distribution, ep.version
     dist = getattr(ep, "dist", None)
     if dist is None:
         return "?", "?"
@@ -189,11 +197,11 @@ def dist_of(ep: md.EntryPoint) -> tuple[str, str]:
     return hit[1], hit[2]
 
 
-def _is_builtin(ep: md.EntryPoint) -> bool:
+def _is_builtin(ep: EntryPoint) -> bool:
     return dist_of(ep)[0] == BUILTIN_DISTRIBUTION
 
 
-def _record_for(ep: md.EntryPoint) -> PluginRecord:
+def _record_for(ep: EntryPoint) -> PluginRecord:
     name, version = dist_of(ep)
     return PluginRecord(name=ep.name, distribution=name, version=version,
                         builtin=name == BUILTIN_DISTRIBUTION, module=ep.value,

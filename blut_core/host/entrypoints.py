@@ -1,0 +1,148 @@
+"""The installed ``blut.plugins`` and ``blut.cookbooks`` entry points, scanned once and cached.
+
+Scanning entry points (``importlib.metadata.entry_points()``) imports importlib.metadata,
+email and zipfile and reads every installed distribution's metadata: ~30 ms of every blut
+command. The result is kept in a small JSON file per interpreter and ``sys.path`` (in the
+user cache directory: ``$XDG_CACHE_HOME/blut``, else ``~/.cache/blut``), valid
+while nothing that could change it did: the modification time of every ``sys.path``
+directory (installing or removing a distribution, or a ``.pth`` file, changes it) and of
+the ``entry_points.txt`` and ``METADATA`` of each distribution that provides blut entry
+points (a rewrite in place). A stale, unreadable or unwritable cache is rebuilt or skipped,
+never an error; ``BLUT_NO_ENTRY_POINT_CACHE=1`` skips it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+GROUPS = ("blut.plugins", "blut.cookbooks")
+VERSION = 1
+NO_CACHE_ENV = "BLUT_NO_ENTRY_POINT_CACHE"
+#: Caches kept in the cache directory (the most recently written).
+KEEP = 16
+
+
+class CachedEntryPoint(NamedTuple):
+    """An entry point as the cache keeps it: what ``importlib.metadata.EntryPoint`` offers
+    blut (``name``, ``value``, ``group``, ``load()``) and its distribution's name and version."""
+
+    name: str
+    value: str
+    group: str
+    distribution: str
+    version: str
+
+    def load(self) -> Any:
+        """Import the module the value names and walk its ``:attr.path``, as
+        ``importlib.metadata.EntryPoint.load`` does."""
+        text = self.value.split("[", 1)[0].strip()
+        module_name, _, attrs = text.partition(":")
+        found: Any = importlib.import_module(module_name.strip())
+        for part in filter(None, attrs.strip().split(".")):
+            found = getattr(found, part)
+        return found
+
+
+def _mtime(path: str | Path) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _path_key() -> list[Any]:
+    return [[entry, _mtime(entry or ".")] for entry in sys.path]
+
+
+def _files_key(files: Iterable[str]) -> list[Any]:
+    return [[f, _mtime(f)] for f in sorted(files)]
+
+
+def cache_dir() -> Path:
+    """The user cache directory blut keeps the scan in (platformdirs' rule on Linux, without
+    importing platformdirs)."""
+    if sys.platform.startswith("linux"):
+        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+        return (Path(xdg) if xdg else Path.home() / ".cache") / "blut"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("blut", appauthor=False))
+
+
+def cache_file(folder: Path) -> Path:
+    """Where this interpreter's cache for the current ``sys.path`` lives in ``folder``."""
+    tag = hashlib.sha256(json.dumps([sys.executable, sys.path]).encode()).hexdigest()[:16]
+    return Path(folder) / f"entry-points-{tag}.json"
+
+
+def scan() -> tuple[list[CachedEntryPoint], list[str]]:
+    """Every blut entry point installed, and the metadata files that declare them."""
+    from importlib import metadata as md
+
+    from blut_core.host.manager import dist_of
+
+    found: list[CachedEntryPoint] = []
+    files: set[str] = set()
+    installed = md.entry_points()
+    for group in GROUPS:
+        for ep in installed.select(group=group):
+            name, version = dist_of(ep)
+            found.append(CachedEntryPoint(ep.name, ep.value, group, name, version))
+            where = getattr(getattr(ep, "dist", None), "_path", None)
+            if where is not None:
+                files.update(str(Path(where) / f) for f in ("entry_points.txt", "METADATA"))
+    return found, sorted(files)
+
+
+def installed(folder: Path | None = None) -> list[CachedEntryPoint]:
+    """The blut entry points installed, from the cache in ``folder`` (default
+    :func:`cache_dir`) when it is current."""
+    if os.environ.get(NO_CACHE_ENV) == "1":
+        return scan()[0]
+    try:
+        path = cache_file(cache_dir() if folder is None else folder)
+    except (OSError, RuntimeError):  # no home directory to cache in
+        return scan()[0]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if (data.get("version") == VERSION and data.get("path") == _path_key()
+                and data.get("files") == _files_key(f for f, _ in data["files"])):
+            return [CachedEntryPoint(*ep) for ep in data["entry_points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    key = _path_key()  # taken before the scan: a change during it makes the next start rescan
+    found, files = scan()
+    data = {"version": VERSION, "path": key, "files": _files_key(files),
+            "entry_points": [list(ep) for ep in found]}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: scan every time
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return found
+    _prune(path.parent)
+    return found
+
+
+def _prune(folder: Path, keep: int = KEEP) -> None:
+    """Remove all but the ``keep`` most recently written caches (one per interpreter and
+    ``sys.path``: test runs and virtualenvs come and go)."""
+    with contextlib.suppress(OSError):
+        caches = sorted(folder.glob("entry-points-*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for old in caches[:-keep]:
+            old.unlink(missing_ok=True)
+
+
+def select(eps: Iterable[CachedEntryPoint], group: str) -> list[CachedEntryPoint]:
+    return [ep for ep in eps if ep.group == group]

@@ -1,0 +1,72 @@
+"""The entry-point scan is cached per interpreter and sys.path, and never goes stale."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib import metadata as md
+from pathlib import Path
+
+from blut_core.host import entrypoints
+from blut_core.testing import installed_distribution
+
+LIST = """
+import json, sys
+from blut_core.cli import main
+try:
+    main(["plugins", "list", "--json"])
+except SystemExit:
+    pass
+print(json.dumps("importlib.metadata" in sys.modules), file=sys.stderr)
+"""
+
+
+def _plugins(site: Path, cache: Path, tmp_path: Path) -> tuple[dict[str, dict[str, object]], bool]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "BLUT_HOME": str(tmp_path / "home"),
+           "BLUT_NO_STALE_CHECK": "1",
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", LIST], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    return {p["name"]: p for p in json.loads(r.stdout)}, json.loads(r.stderr.strip().splitlines()[-1])
+
+
+def test_a_cached_scan_is_what_importlib_metadata_finds(tmp_path: Path) -> None:
+    installed = md.entry_points()
+    expected = sorted((ep.name, ep.value, group) for group in entrypoints.GROUPS
+                      for ep in installed.select(group=group))
+    first = entrypoints.installed(tmp_path)
+    again = entrypoints.installed(tmp_path)               # from the file
+    assert [p.name for p in tmp_path.iterdir()] == [entrypoints.cache_file(tmp_path).name]
+    assert sorted((ep.name, ep.value, ep.group) for ep in first) == expected
+    assert again == first
+    assert {ep.name: ep.distribution for ep in again}["launcher-local"] == "blut"
+
+
+def test_installing_changing_or_breaking_a_plugin_is_seen_at_the_next_start(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    site.mkdir()
+    (site / "good_plugin.py").write_text(
+        "from blut_core import hookimpl\n\n@hookimpl\ndef blut_launchers():\n    return []\n")
+    before, loaded_metadata = _plugins(site, cache, tmp_path)
+    assert "extra" not in before
+    assert loaded_metadata                                            # the first start scans
+    assert _plugins(site, cache, tmp_path) == (before, False)         # the next one does not
+    installed_distribution(site, "blut-extra", "1.0", {"blut.plugins": {"extra": "good_plugin"}})
+    after, _ = _plugins(site, cache, tmp_path)                        # a new distribution
+    assert (after["extra"]["state"], after["extra"]["version"]) == ("ok", "1.0")
+    installed_distribution(site, "blut-extra", "1.0", {"blut.plugins": {"extra": "no_such_module"}})
+    broken, _ = _plugins(site, cache, tmp_path)                       # rewritten in place
+    assert broken["extra"]["state"] == "failed" and "no_such_module" in str(broken["extra"]["error"])
+    written = {f: f.stat().st_mtime_ns for f in (cache / "blut").iterdir()}
+    again, _ = _plugins(site, cache, tmp_path)                        # the failure shows every time,
+    assert again["extra"]["state"] == "failed"
+    assert {f: f.stat().st_mtime_ns for f in (cache / "blut").iterdir()} == written   # from the cache
+
+
+def test_an_unwritable_cache_directory_only_costs_the_scan(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    assert {ep.name for ep in entrypoints.installed(blocked)} == \
+        {ep.name for ep in entrypoints.installed(tmp_path / "ok")}
