@@ -1,14 +1,20 @@
 """The Ray launcher: each stage attempt one Ray task, its cap a kernel cap inside the task.
 
 The task asks Ray for ``num_cpus`` and ``memory=`` (the cap, checked by :mod:`.sizes`), and
-runs ``python -m blut_core.process.shim RECORD --cap BYTES -- ARGV`` on its node: the shim
-makes a cgroup for the stage with that limit, so a stage past its cap is OOM-killed by the
-kernel exactly as it would be locally, and it writes the attempt's exit record last. An
-attempt is finished only when the task ended and its record is visible here.
+its worker runs the shim in-process (:mod:`.task`): the shim makes a cgroup for the stage
+with that limit and starts the stage in it, so a stage past its cap is OOM-killed by the
+kernel exactly as it would be locally, and it writes the attempt's exit record last. The
+task returns that record, read back on its node once it is in place: an attempt is finished
+when its task has ended with its record (or, failing that, when the record is visible here).
 
 How a task ends, when it has no record: Ray's node memory monitor killed it (``lost``, with
 its reason: it was the node that ran low, not the stage past its cap), its node or worker
 died (``lost``: retried), it was cancelled.
+
+:meth:`RayLauncher.prepare` connects while the run is still being set up and sends each
+live node a no-op task (at most :data:`WARM_NODES`), so that Ray starts this driver's
+workers on every node before the first stage needs one, instead of queueing stages behind
+the one worker that came up first.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from blut_core.process import read_record
 from blut_launcher_ray.classify import Kind, classify_task_error
 from blut_launcher_ray.settings import RaySettings
 from blut_launcher_ray.sizes import SizeError, infeasible_reason, task_size
+from blut_launcher_ray.task import run_attempt, warm
 
 RECORD = "exit.json"
 CONTROL = "shim.control"
@@ -32,28 +39,8 @@ CONTROL = "shim.control"
 RECORD_GRACE = 10.0
 #: seconds a ``ray.nodes()`` answer serves the size checks of later submissions
 NODES_FRESH = 5.0
-
-
-def _task(record: str, argv: list[str], env: dict[str, str], cwd: str, stdout: str, stderr: str,
-          cap: int | None, dirs: list[str]) -> int:
-    """Runs on the node, in a Ray worker: the shim, in this process, runs the stage to its end
-    in a cgroup capped at ``cap`` (a cancel's exception kills that cgroup on its way out)."""
-    import time as clock
-
-    from blut_core.process import run_shim, write_record
-
-    for path in dirs:
-        os.makedirs(path, exist_ok=True)
-    try:
-        return run_shim(record, argv, cap=cap, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
-    except SystemExit as exc:  # the shim could not cap the stage here: one line, and a record
-        with open(stderr, "a", encoding="utf-8") as fh:
-            print(exc, file=fh)
-        now = clock.time()
-        write_record(record, {"version": 1, "returncode": 2, "signal": None, "peak_bytes": None,
-                              "oom_kills": 0, "node": os.uname().nodename, "started_at": now,
-                              "ended_at": now, "error": str(exc)})
-        return 2
+#: nodes sent a no-op task when the run starts, to have a worker started on each
+WARM_NODES = 64
 
 
 class RayLauncher(Launcher):
@@ -72,6 +59,7 @@ class RayLauncher(Launcher):
         self._count = 0
         self._node_list: list[dict[str, Any]] = []
         self._nodes_at: float | None = None
+        self._warm: list[Any] = []
 
     def _connect(self) -> Any:
         if self._ray is None:
@@ -87,11 +75,24 @@ class RayLauncher(Launcher):
                     raise LauncherError(f"ray: cannot connect to the cluster: {exc}".splitlines()[0],
                                         hint="set RAY_ADDRESS or [launcher.ray] address") from None
             self._ray = ray
-            self._remote = ray.remote(max_retries=0)(_task)
+            self._remote = ray.remote(max_retries=0)(run_attempt)
         return self._ray
 
     def prepare(self, env: Mapping[str, str], python_modules: Sequence[str]) -> None:
-        self._connect()
+        """Connect, and have Ray start a worker on every live node (one no-op task each,
+        booking no CPU, never waited for) while the run is still being set up."""
+        ray = self._connect()
+        if self._warm:
+            return
+        try:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            noop = ray.remote(max_retries=0, num_cpus=0)(warm)
+            for node in [n for n in self._nodes() if n.get("Alive") and n.get("NodeID")][:WARM_NODES]:
+                strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=True)
+                self._warm.append(noop.options(scheduling_strategy=strategy, name="blut.warm").remote())
+        except Exception:  # only an optimisation: the stages' own tasks start workers anyway
+            return
 
     def submit(self, job: Job) -> JobHandle:
         self._connect()
@@ -146,10 +147,13 @@ class RayLauncher(Launcher):
     def _finished(self, job_id: str) -> JobState:
         ray = self._connect()
         error: BaseException | None = None
+        returned: Any = None
         try:
-            ray.get(self._refs[job_id], timeout=0)
+            returned = ray.get(self._refs[job_id], timeout=0)
         except Exception as exc:
             error = exc
+        if error is None and isinstance(returned, dict):  # the record, in place on its node
+            return self._settle(job_id, from_record(returned))
         record = read_record(os.path.join(self._dirs[job_id], RECORD))
         if record is not None and (error is None or classify_task_error(error).kind is not Kind.LOST):
             return self._settle(job_id, from_record(record))
@@ -199,7 +203,7 @@ class RayLauncher(Launcher):
             self._connect().cancel(ref, force=False)
 
     def capacity(self) -> Capacity:
-        nodes = [n for n in self._connect().nodes() if n.get("Alive")]
+        nodes = [n for n in self._nodes() if n.get("Alive")]
         found = tuple(NodeCapacity(name=_node_name(n),
                                    memory_bytes=int(n.get("Resources", {}).get("memory", 0)),
                                    cpus=float(n.get("Resources", {}).get("CPU", 0)))
