@@ -433,6 +433,22 @@ def test_status_log_on_a_full_disk_keeps_every_line_whole(small_fs: Callable[...
     assert [json.loads(ln)["event"] for ln in (fs / "status.jsonl").read_bytes().splitlines()] == ["first"]
 
 
+def test_a_status_batch_on_a_full_disk_leaves_the_stream_as_it_was(
+        small_fs: Callable[..., Path]) -> None:
+    fs = small_fs("batch")
+    log = StatusLog(fs / "status.jsonl")
+    log.append("first", pad="x" * 4000)
+    size = (fs / "status.jsonl").stat().st_size
+    fill_up(fs)
+    with pytest.raises(DiskFull) as info, log.batch():
+        log.append("second", pad="y" * 100)
+        log.append("third", pad="z" * 2000)  # together they cannot end in a new page
+    log.close()
+    assert info.value.path == str(fs / "status.jsonl") and info.value.needed and info.value.needed > 2100
+    assert (fs / "status.jsonl").stat().st_size == size
+    assert [json.loads(ln)["event"] for ln in (fs / "status.jsonl").read_bytes().splitlines()] == ["first"]
+
+
 def test_atomic_writes_on_a_full_disk_leave_the_old_file(small_fs: Callable[..., Path]) -> None:
     fs = small_fs("atomic")
     write_json_atomic(fs / "plan.json", {"old": True})
