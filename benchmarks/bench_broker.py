@@ -6,11 +6,15 @@ many repetitions measured in this process, next to a baseline measured in the sa
 - probe vs an empty function call and vs ``psutil.virtual_memory()``;
 - one admission decision (pure ``admit``, and the full per-stage decision with a footprint
   model and calibration lookup) vs an empty call;
+- the policy as a run drives it (W1's shape: 200 undeclared command stages, 2 at a time,
+  the real probe and a real ledger file): CPU per stage for its admission, booking, start
+  and release, and how many ledger transactions (lock, read, write) the run took;
 - cage set-up plus tear-down, and spawning ``/bin/true`` caged vs bare.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -18,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -75,6 +81,66 @@ def bench_admission(n: int = 5000) -> dict[str, float]:
     }
 
 
+@dataclasses.dataclass
+class _Attempt:
+    stage: Any
+    cap: int | None
+    handle: Any = dataclasses.field(default_factory=lambda: types.SimpleNamespace(cgroup=None))
+
+
+def bench_policy(n: int = 200, jobs: int = 2, rounds: int = 7) -> dict[str, float]:
+    """CPU seconds per stage of a run's memory policy (see the module docstring)."""
+    from blut_core import (
+        App,
+        BrokerConfig,
+        CalibrationStore,
+        Classification,
+        Ledger,
+        MemoryPolicy,
+        Stage,
+        StageOutcome,
+        StageState,
+    )
+    from blut_core.broker.resolve import Estimator
+
+    app = App.from_environment()
+    cfg = BrokerConfig()
+    per_stage, transactions = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            ledger = Ledger(Path(tmp) / f"ledger-{r}.json")
+            counted = [0]
+            opened = ledger.transaction
+
+            def counting(opened: Any = opened, counted: list[int] = counted) -> Any:
+                counted[0] += 1
+                return opened()
+
+            ledger.transaction = counting  # type: ignore[method-assign]
+            policy = MemoryPolicy(estimator=Estimator(app.registry, "bench:w1",
+                                                      CalibrationStore(None), cfg),
+                                  ledger=ledger, config=cfg, max_parallel=jobs)
+            stages = [Stage.command(f"c{i}", ["true"], cache=False, params={"tag": str(r)})
+                      for i in range(n)]
+            start = time.process_time()
+            for s in stages:  # the executor orders the ready set by size
+                policy.size_hint(s)
+            todo, running = list(stages), dict[str, _Attempt]()
+            while todo or running:
+                for d in policy.choose(todo, list(running.values())):  # type: ignore[arg-type]
+                    todo.remove(d.stage)
+                    attempt = running[d.stage.name] = _Attempt(d.stage, getattr(d, "cap", None))
+                    policy.started(attempt)  # type: ignore[arg-type]
+                name = next(iter(running))
+                policy.finished(running.pop(name), StageOutcome(  # type: ignore[arg-type]
+                    stage=name, attempt=1, state=StageState.OK, classification=Classification.OK))
+            policy.close()
+            per_stage.append((time.process_time() - start) / n)
+            transactions.append(counted[0])
+    return {"per_stage": statistics.median(per_stage),
+            "transactions": float(statistics.median(transactions)), "stages": float(n)}
+
+
 def bench_cage(n: int = 200) -> dict[str, Any]:
     from blut_core import App
     from blut_core.broker.select import select_containment
@@ -110,8 +176,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as home:
         os.environ.setdefault("BLUT_HOME", home)
         os.environ.setdefault("BLUT_LEDGER", os.path.join(home, "ledger.json"))
-        results = {"probe": bench_probe(), "admission": bench_admission(), "cage": bench_cage()}
-    p, a, c = results["probe"], results["admission"], results["cage"]
+        results = {"probe": bench_probe(), "admission": bench_admission(),
+                   "policy": bench_policy(), "cage": bench_cage()}
+    p, a, c, w = results["probe"], results["admission"], results["cage"], results["policy"]
     ratios = {
         "probe_vs_empty_call": p["probe"] / p["empty_call"],
         "probe_vs_psutil": p["probe"] / p["psutil_virtual_memory"],
@@ -133,6 +200,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("  right-size (64 → fit)", a["right_size"] * us, "µs", ""),
         ("  full stage decision", a["stage_decision"] * us, "µs", "model + calibration lookup"),
         ("  empty call", a["empty_call"] * us, "µs", f"admit is {ratios['admit_vs_empty_call']:.0f}×"),
+        ("policy, per stage (W1)", w["per_stage"] * us, "µs",
+         f"CPU; {w['transactions']:.0f} ledger transactions for {w['stages']:.0f} stages"),
         ("cage set-up + tear-down", c["setup_teardown"] * ms, "ms", f"{c['containment']}; target ≤ 5 ms"),
         ("  spawn /bin/true bare", c["spawn_bare"] * ms, "ms",
          f"set-up + tear-down is {ratios['setup_teardown_vs_bare_spawn']:.2f}×"),

@@ -20,6 +20,9 @@ gone: it still holds memory and may grow to its cap. A booking counts only for w
 stage does not use yet (``bytes − anonymous memory of its cgroup``): what it already uses
 is no longer in MemAvailable.
 
+A run may also hold a :class:`Lease`: one booking it gives out to its small stages in
+memory, without the lock; every other process counts all of it as booked.
+
 A write is one ``pwrite`` of the whole document at offset 0, padded with spaces to the
 previous length, so that a process killed at any moment leaves either the old ledger or the
 new one, never half of one; replacing the file instead would cost a rename and freeing the
@@ -301,3 +304,68 @@ class Transaction:
         self.bookings = [attrs.evolve(b, cgroup=cgroup, created=time.time())
                          if b.id == booking_id else b for b in self.bookings]
         self.changed = True
+
+    def resize(self, booking_id: str, nbytes: int) -> None:
+        """Change what booking ``booking_id`` holds to ``nbytes``."""
+        self.bookings = [attrs.evolve(b, bytes=nbytes) if b.id == booking_id else b
+                         for b in self.bookings]
+        self.changed = True
+
+
+LEASE_LABEL = "(lease: small stages)"  # how a lease shows in ``blut broker ledger``
+
+
+class Lease:
+    """Memory this process holds in the ledger as one booking and gives out to its small
+    stages itself, so that admitting one takes no lock and writes nothing.
+
+    Everyone else counts the whole lease as booked (it names no cgroup), so what this
+    process has given out (``used``) is always covered by what the ledger holds for it
+    (``bytes``): :meth:`resize` never goes below ``used``. The holder grows it, in a
+    transaction, when a stage does not fit what is left (``slack``), and gives memory back
+    when it idles, when it finishes, and when too much of it lies unused.
+    """
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.bytes = 0
+        self.used = 0
+        self.given: dict[str, int] = {}
+
+    @property
+    def slack(self) -> int:
+        """Leased and not given out."""
+        return max(0, self.bytes - self.used)
+
+    def give(self, name: str, nbytes: int) -> None:
+        """Give ``nbytes`` of the slack to stage ``name``."""
+        self.given[name] = self.given.get(name, 0) + nbytes
+        self.used += nbytes
+
+    def take_back(self, name: str) -> bool:
+        """Stage ``name`` ended: what it was given is slack again (False: it had none)."""
+        nbytes = self.given.pop(name, None)
+        if nbytes is None:
+            return False
+        self.used -= nbytes
+        return True
+
+    def sync(self, txn: Transaction) -> None:
+        """Book again what is given out when the lease is no longer in the ledger (a torn
+        ledger was started over)."""
+        if self.id is not None and not any(b.id == self.id for b in txn.bookings):
+            self.id, self.bytes = None, 0
+            self.resize(txn, self.used)
+
+    def resize(self, txn: Transaction, nbytes: int) -> None:
+        """Hold ``nbytes`` (never less than is given out; 0 drops the booking)."""
+        nbytes = max(nbytes, self.used)
+        if self.id is None:
+            if nbytes > 0:
+                self.id = txn.book(nbytes, LEASE_LABEL).id
+        elif nbytes == 0:
+            txn.release(self.id)
+            self.id = None
+        elif nbytes != self.bytes:
+            txn.resize(self.id, nbytes)
+        self.bytes = nbytes

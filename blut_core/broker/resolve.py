@@ -100,6 +100,9 @@ class Estimator:
         # per stage (the very stage object), once known: a stage's key never moves in a run
         self._bytes: dict[str, tuple[Stage, int | None]] = {}
         self._scopes: dict[str, tuple[Stage, dict[str, str]]] = {}
+        # (stage name, drivers, with scope?) -> (stage, scope, key): resolved once per decision
+        self._keys: dict[tuple[str, tuple[tuple[str, int], ...], bool],
+                         tuple[Stage, dict[str, str], CalibrationKey]] = {}
 
     def model(self, stage: Stage) -> FootprintModel | None:
         """The stage's footprint model (``None``: it declares no footprint)."""
@@ -186,8 +189,17 @@ class Estimator:
             self._scopes[stage.name] = (stage, out)
         return out
 
-    def key(self, stage: Stage, drivers: Mapping[str, int]) -> CalibrationKey:
-        return CalibrationKey.of(self.recipe, stage.name, drivers, self.scope(stage))
+    def key(self, stage: Stage, drivers: Mapping[str, int], *, scoped: bool = True) -> CalibrationKey:
+        """The stage's calibration key at ``drivers`` (``scoped=False``: without its scope, as
+        keys were kept before they had one)."""
+        scope = self.scope(stage) if scoped else {}
+        memo = (stage.name, tuple(drivers.items()), scoped)
+        hit = self._keys.get(memo)
+        if hit is not None and hit[0] is stage and hit[1] == scope:
+            return hit[2]
+        key = CalibrationKey.of(self.recipe, stage.name, drivers, scope)
+        self._keys[memo] = (stage, scope, key)
+        return key
 
     def resolve(self, stage: Stage, drivers: Mapping[str, int], *, box: int, floor: int) -> Resolved:
         """The footprint to admit ``stage`` at ``drivers`` on a box of ``box`` bytes."""
@@ -195,7 +207,7 @@ class Estimator:
         entry = self.store.get(key)
         foreign = False
         if entry is None and key.scope:  # kept before keys had scopes: not measured on this one
-            entry = self.store.get(CalibrationKey.of(key.recipe, key.stage, drivers))
+            entry = self.store.get(self.key(stage, drivers, scoped=False))
             foreign = entry is not None
         model = self.model_bytes(stage, drivers)
         return calibration.resolve(entry, model, ceiling=max(0, box - floor),

@@ -3,6 +3,13 @@
 For each ready stage: resolve its footprint (calibration or model), decide against the live
 probe and the machine-wide ledger (refuse, wait, right-size, admit with a cap), and book
 what it admits, all under the ledger's lock, so concurrent runs never over-book the box.
+Small stages (at most 1/16 of the box each) are given memory from the run's lease (see
+:class:`blut_core.broker.ledger.Lease`) instead: one booking, grown a few stages' worth at a
+time under the lock, from which most small stages are admitted without taking it. A small
+stage still running after :data:`PROMOTE` seconds moves from the lease to a booking of its
+own (with its cgroup) in the run's next transaction: it is then shown, and counted (only
+what it does not use yet), as any booked stage; a short stage never costs a transaction.
+
 When a stage ends its booking is released and calibration learns: a clean peak (what the
 stage needed, without page cache), or the cap an OOM kill hit as a lower bound, so a retry
 resolves an escalated cap, clamped to what the box can give (an attempt killed at that
@@ -12,6 +19,7 @@ measured lower bound and the box.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -20,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 from blut_core.broker.admission import ADMIT, REFUSE, WAIT, Admission, Budget, admit
 from blut_core.broker.calibration import CalibrationKey
 from blut_core.broker.config import BrokerConfig
-from blut_core.broker.ledger import Booking, Ledger, Transaction
+from blut_core.broker.ledger import Booking, Lease, Ledger, Transaction
 from blut_core.broker.machine import Probe, probe
 from blut_core.broker.resolve import Estimator
 from blut_core.host.log import get_logger
 from blut_core.model.outcome import Classification, StageOutcome, StageState
-from blut_core.model.sizes import format_size
+from blut_core.model.sizes import MiB, format_size
 from blut_core.run.scheduling import BookedRun, Launch, PolicyView, Refusal
 
 if TYPE_CHECKING:
@@ -33,7 +41,17 @@ if TYPE_CHECKING:
     from blut_core.run.attempt import Attempt
     from blut_core.store.rundir import RunDir
 
-RECHECK = 0.25
+RECHECK = 0.25  # seconds between looks while a stage waits for memory
+SMALL_SHARE = 16  # a stage of at most 1/16 of the box is given memory from the run's lease
+LEASE_MIN = 256 * MiB  # the least a lease keeps beyond what it has given out
+TURN = 0.05  # seconds a probe serves admissions from the lease (one read per scheduler turn)
+PROMOTE = 0.25  # seconds after which a stage running on leased memory gets its own booking
+
+
+def lease_block(need: int, box: int, jobs: int) -> int:
+    """What a lease keeps beyond what it gives out: ``jobs`` stages of ``need`` bytes, at
+    least :data:`LEASE_MIN`, at most 1/16 of the box (never less than one stage)."""
+    return max(need, min(max(LEASE_MIN, need * jobs), box // SMALL_SHARE))
 
 
 def usable_cpus() -> int:
@@ -41,7 +59,7 @@ def usable_cpus() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1  # seconds between looks while a stage waits for memory
+        return os.cpu_count() or 1
 
 
 def exhausted_reason(stage: str, bound: int, box: int, floor: int) -> str:
@@ -82,17 +100,21 @@ def command_of(pid: int, limit: int = 60) -> str:
 
 
 def decide_stage(estimator: Estimator, stage: Stage, snap: Probe, booked: int,
-                 config: BrokerConfig, *, idle: bool = False) -> tuple[Admission, dict[str, Any]]:
+                 config: BrokerConfig, *, idle: bool = False,
+                 lease: int | None = None) -> tuple[Admission, dict[str, Any]]:
     """Admission of ``stage`` now, and the facts behind it (the ``stage_admitted`` detail).
 
     ``idle``: no blut stage on the machine holds a booking, so waiting frees nothing; an
     escalated OOM bound that does not fit is then clamped to what is free (see
     :func:`clamp_to_idle_box`). ``ceiling_bytes`` in the detail is the most the stage could
-    be given: an attempt OOM-killed at it is not retried.
+    be given: an attempt OOM-killed at it is not retried. ``lease``: decide against that
+    many bytes free (what the run's lease has not given out) instead of the machine's.
     """
     box = snap.box
     floor = config.floor_for(box)
     budget = Budget(box=box, available=snap.available, booked=booked, floor=floor)
+    gate = budget if lease is None else Budget(box=box, available=lease + floor, booked=0,
+                                               floor=floor)
     requested = estimator.requested(stage)
     resolved = estimator.resolve(stage, requested, box=box, floor=floor)
     detail: dict[str, Any] = {
@@ -102,15 +124,19 @@ def decide_stage(estimator: Estimator, stage: Stage, snap: Probe, booked: int,
         "calibration_key": estimator.key(stage, requested).text,
         "input_bytes": estimator.input_bytes(stage), "ceiling_bytes": budget.ceiling,
     }
+    if lease is not None:
+        detail["lease_free_bytes"] = lease
     if resolved.exhausted and resolved.bound is not None:
         return Admission(decision=REFUSE, footprint=resolved.bytes, cap=None, drivers=requested,
                          reason=exhausted_reason(stage.name, resolved.bound, box, floor)), detail
     knobs = stage.footprint.knobs if stage.footprint else {}
-    adm = admit(stage.name, estimator.need_at(stage, box=box, floor=floor), requested, knobs,
-                budget, config.headroom_for)
+    need_at = estimator.need_at(stage, box=box, floor=floor)
+    adm = admit(stage.name, lambda d: resolved.bytes if d == requested else need_at(d),
+                requested, knobs, gate, config.headroom_for)
     if adm.drivers != requested:
         detail["calibration_key"] = estimator.key(stage, adm.drivers).text
-    if adm.decision == WAIT and idle and resolved.bound is not None and budget.box > 0:
+    if adm.decision == WAIT and idle and lease is None and resolved.bound is not None \
+            and budget.box > 0:
         adm = clamp_to_idle_box(stage.name, adm, resolved.bound, budget, config.step_for(box))
         detail["ceiling_bytes"] = budget.free
     return adm, detail
@@ -156,6 +182,12 @@ class MemoryPolicy:
         self.reserve_after = reserve_after
         self._sizes: dict[str, int] = {}
         self._last_probe: Probe | None = None
+        self._probed_at = 0.0  # monotonic time of _last_probe
+        self._lease = Lease()
+        self._block = 0  # what the lease keeps beyond what it gave out (set as it grows)
+        self._lease_keep: int | None = None  # slack the lease keeps after the next transaction
+        self._booked = 0  # booked on the machine, as the last transaction saw it
+        self._on_lease: dict[str, tuple[float, str | None]] = {}  # started: (when, cgroup)
         self._to_attach: dict[str, str] = {}
         self._to_release: list[str] = []
         self._bookings: dict[str, str] = {}
@@ -179,6 +211,8 @@ class MemoryPolicy:
         """
         free = self.max_parallel - len(running)
         decisions = self._pass(ready, free) if free > 0 and ready else []
+        if self._lease.id is not None and not self._lease.given:
+            self._lease_keep = 0  # nothing small runs: the lease goes back
         self._release_pending()  # when no pass wrote them
         if decisions or running or not ready:
             return decisions
@@ -196,7 +230,10 @@ class MemoryPolicy:
         release) instead of costing one of its own: until then the booking counts in full,
         which only errs on the safe side, and a short stage never needs it at all.
         """
-        booking = self._bookings.get(attempt.stage.name)
+        name = attempt.stage.name
+        if name in self._lease.given:
+            self._on_lease[name] = (time.monotonic(), attempt.handle.cgroup)
+        booking = self._bookings.get(name)
         if booking is not None and attempt.handle.cgroup is not None:
             self._to_attach[booking] = attempt.handle.cgroup
 
@@ -210,6 +247,9 @@ class MemoryPolicy:
         """
         name = attempt.stage.name
         booking = self._bookings.pop(name, None)
+        self._on_lease.pop(name, None)
+        if self._lease.take_back(name) and self._lease.slack > 2 * self._block:
+            self._lease_keep = self._block
         if booking is not None:
             self._to_attach.pop(booking, None)
             self._to_release.append(booking)
@@ -233,17 +273,37 @@ class MemoryPolicy:
         """Release bookings still held (there should be none) and save calibration."""
         self._to_release += self._bookings.values()
         self._bookings.clear()
+        self._lease.given.clear()
+        self._lease.used = 0
+        self._on_lease.clear()
+        self._lease_keep = 0
         self._release_pending()
         self.estimator.store.flush()
 
     def _release_pending(self) -> None:
         """Write the releases no admission pass has written yet, in a transaction of their own."""
-        if self._to_release:
+        if self._to_release or (self._lease_keep is not None and self._lease.id is not None) \
+                or self._due():
             with self.ledger.transaction() as txn:
                 self._apply_pending(txn)
+        self._lease_keep = None
 
     def _apply_pending(self, txn: Transaction) -> None:
-        """Write what was deferred to this transaction: released bookings, cgroups to attach."""
+        """Write what was deferred to this transaction: released bookings, cgroups to attach,
+        lease slack to give back."""
+        self._lease.sync(txn)
+        for name in self._due():  # long enough on the lease: a booking of its own
+            _, cgroup = self._on_lease.pop(name)
+            nbytes = self._lease.given.get(name, 0)
+            if not self._lease.take_back(name):
+                continue
+            self._lease.resize(txn, self._lease.bytes - nbytes)  # the same slack as before
+            self._bookings[name] = booking = txn.book(nbytes, name).id
+            if cgroup is not None:
+                txn.attach(booking, cgroup)
+        if self._lease_keep is not None:
+            self._lease.resize(txn, min(self._lease.bytes, self._lease.used + self._lease_keep))
+            self._lease_keep = None
         if self._to_release:
             txn.release_all(self._to_release)
             self._to_release.clear()
@@ -294,7 +354,7 @@ class MemoryPolicy:
         """The stage's footprint as calibration or its model gives it (cached per run)."""
         size = self._sizes.get(stage.name)
         if size is None:
-            snap = self._probe()
+            snap = self._last_probe or self._fresh_probe()  # only the box matters here
             floor = self.config.floor_for(snap.box)
             size = self.estimator.resolve(stage, self.estimator.requested(stage),
                                           box=snap.box, floor=floor).bytes
@@ -303,8 +363,42 @@ class MemoryPolicy:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _due(self) -> list[str]:
+        """Stages running on leased memory for :data:`PROMOTE` seconds or more."""
+        if not self._on_lease:
+            return []
+        since = time.monotonic() - PROMOTE
+        return [name for name, (t, _) in self._on_lease.items() if t <= since]
+
+    def _fresh_probe(self) -> Probe:
+        self._last_probe, self._probed_at = self._probe(), time.monotonic()
+        return self._last_probe
+
+    def _from_lease(self, stage: Stage, snap: Probe) -> tuple[Admission, dict[str, Any]] | None:
+        """The decision for ``stage`` against the lease's slack, when it can be made there:
+        a refusal, or an admission of a small stage that fits. ``None``: ask the ledger."""
+        slack = min(self._lease.slack, max(0, snap.available - self.config.floor_for(snap.box)))
+        hint = self._sizes.get(stage.name)
+        if slack <= 0 or not snap.known or (hint is not None and hint > slack):
+            return None
+        adm, detail = decide_stage(self.estimator, stage, snap, self._booked, self.config,
+                                   lease=slack)
+        if adm.decision == REFUSE or (adm.decision == ADMIT and self._small(adm, snap)):
+            return adm, detail
+        return None
+
+    @staticmethod
+    def _small(adm: Admission, snap: Probe) -> bool:
+        """Whether an admission may be given memory from the lease."""
+        return snap.known and adm.decision == ADMIT and adm.footprint <= snap.box // SMALL_SHARE
+
     def _pass(self, ready: Sequence[Stage], free: int) -> list[Launch | Refusal]:
         """One admission pass over ``ready`` (in priority order), starting at most ``free``.
+
+        A small stage that fits the lease's slack is admitted from it, with no lock; any
+        other takes the ledger's lock, once per pass, and is decided against the machine
+        (fresh probe, every run's bookings): a small one grows the lease by what it needs
+        and a block more, a big one is booked on its own.
 
         A stage that must wait does not hold back smaller ones behind it (they fill the
         gap), unless it has waited longer than ``reserve_after`` seconds: then nothing after
@@ -313,31 +407,64 @@ class MemoryPolicy:
         if not ready:
             return []
         out: list[Launch | Refusal] = []
-        snap = self._probe()
-        self._last_probe = snap
         now = time.monotonic()
-        with self.ledger.transaction() as txn:
-            self._apply_pending(txn)
-            booked = txn.outstanding()
+        snap, fresh = self._last_probe, False
+        if snap is None or now - self._probed_at > TURN:
+            snap, fresh = self._fresh_probe(), True
+        lease = self._lease
+        with contextlib.ExitStack() as held:
+            txn: Transaction | None = None
+            booked = 0  # for decisions under the lock: every booking but the lease's slack
+            waited = False
             for stage in ready:
                 if free <= 0:
                     break
-                adm, detail = decide_stage(self.estimator, stage, snap, booked, self.config,
-                                           idle=not txn.bookings)
+                decided = None if txn is not None and not lease.slack else \
+                    self._from_lease(stage, snap)
+                if decided is None:
+                    if txn is None:
+                        txn = held.enter_context(self.ledger.transaction())
+                        self._apply_pending(txn)
+                        if not fresh:
+                            snap = self._fresh_probe()
+                        booked = txn.outstanding() - lease.slack
+                    others = [b for b in txn.bookings if b.id != lease.id]
+                    adm, detail = decide_stage(self.estimator, stage, snap, booked, self.config,
+                                               idle=not others and not lease.given)
+                    self._booked = booked
+                else:
+                    adm, detail = decided
                 if adm.decision == REFUSE:
                     self._waiting.pop(stage.name, None)
                     out.append(Refusal(stage=stage, reason=adm.reason))
                     continue
                 if adm.decision == WAIT:
+                    waited = True
                     waiting_since = self._waiting.setdefault(stage.name, now)
                     self._why[stage.name] = adm.reason
                     if now - waiting_since >= self.reserve_after:
                         break
                     continue
-                booking = txn.book(adm.footprint, stage.name)
-                booked += adm.footprint
+                if decided is not None:
+                    lease.give(stage.name, adm.footprint)
+                    booked += adm.footprint  # no longer slack
+                elif txn is not None and self._small(adm, snap):
+                    room = Budget(box=snap.box, available=snap.available, booked=booked,
+                                  floor=self.config.floor_for(snap.box)).free
+                    self._block = lease_block(adm.footprint, snap.box, self.max_parallel)
+                    extra = max(0, min(self._block, room - adm.footprint))
+                    lease.resize(txn, lease.used + adm.footprint + extra)
+                    lease.give(stage.name, adm.footprint)
+                    booked += adm.footprint
+                elif txn is not None:
+                    # room for it may be the lease's slack: give back what it now overlaps
+                    room = Budget(box=snap.box, available=snap.available, booked=booked,
+                                  floor=self.config.floor_for(snap.box)).free
+                    lease.resize(txn, lease.used + max(0, min(lease.slack, room - adm.footprint)))
+                    booking = txn.book(adm.footprint, stage.name)
+                    booked += adm.footprint
+                    self._bookings[stage.name] = booking.id
                 free -= 1
-                self._bookings[stage.name] = booking.id
                 self._admitted[stage.name] = adm
                 since = self._waiting.pop(stage.name, None)
                 detail["containment"] = self.containment
@@ -345,4 +472,6 @@ class MemoryPolicy:
                                   knobs=dict(adm.knobs), decision=adm.decision,
                                   reason=adm.reason, waited=0.0 if since is None else now - since,
                                   detail=detail))
+            if waited and txn is not None:
+                lease.resize(txn, lease.used)  # waiting: no slack held back from anyone
         return out

@@ -74,3 +74,39 @@ def test_two_concurrent_runs_never_book_more_than_the_box(tmp_path: Path) -> Non
     ledger = json.loads(run_blut("broker", "ledger", "--json", home=home, tmp=tmp_path,
                                  **ledger_env).stdout)
     assert ledger["bookings"] == []
+
+
+def test_two_concurrent_runs_of_small_stages_never_book_more_than_the_box(tmp_path: Path) -> None:
+    """Small stages are given memory from their run's lease, without the ledger's lock; the
+    other run must still count every leased byte. The floor leaves room for three stages."""
+    home = tmp_path / "h"
+    ledger_env = {"BLUT_LEDGER": str(tmp_path / "ledger.json")}
+    probe_run = run_blut("broker", "probe", "--json", home=home, tmp=tmp_path, **ledger_env)
+    assert probe_run.returncode == 0, probe_run.stderr
+    box = json.loads(probe_run.stdout)["box_bytes"]
+    small = box // 16  # the largest stage a lease gives memory to
+    env = {**ledger_env, "BLUT_FLOOR": str(box - 3 * small - small // 2)}
+    args = ["run", "testbook:memload", "-p", f"footprint={small}", "-p", "mb=8",
+            "-p", "seconds=0.4", "-p", "stages=6", "--jobs", "4"]
+    a = start_blut(*args, "-p", "tag=a", home=home, tmp=tmp_path, **env)
+    b = start_blut(*args, "-p", "tag=b", home=home, tmp=tmp_path, **env)
+    for proc in (a, b):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    run_dirs = sorted(p for p in (home / "runs").iterdir() if p.is_dir())
+    assert len(run_dirs) == 2
+    timeline, seen_box, floor = _booked_over_time(run_dirs)
+    assert seen_box == box
+    peak = max(total for _, total in timeline)
+    assert peak <= box - floor, f"booked {peak} > {box - floor}"
+    assert peak >= 2 * small
+    admitted = [ev for rd in run_dirs for ev in read_events(rd / "status.jsonl")
+                if ev["event"] == "stage_admitted"]
+    assert any("lease_free_bytes" in ev for ev in admitted), "no stage was given leased memory"
+    assert any(ev["waited"] > 0 for ev in admitted), "12 stages, room for 3: some must wait"
+    ok = [ev for rd in run_dirs for ev in read_events(rd / "status.jsonl")
+          if ev["event"] == "stage_finished" and ev["state"] == "ok"]
+    assert len(ok) == 12
+    ledger = json.loads(run_blut("broker", "ledger", "--json", home=home, tmp=tmp_path,
+                                 **ledger_env).stdout)
+    assert ledger["bookings"] == []
