@@ -137,6 +137,11 @@ class Cage(ABC):
     def release(self) -> None:
         """Remove what the cage created (e.g. the cgroup). Idempotent."""
 
+    def recycle(self) -> None:
+        """End the attempt like :meth:`release`, letting the containment reuse what it can for
+        a later cage (the cgroup backends keep the emptied cgroup); the default releases."""
+        self.release()
+
 
 class Containment(ABC):
     """A way to cap a stage's memory on this machine (cgroup v2/v1, systemd, rlimit, bare).
@@ -157,6 +162,10 @@ class Containment(ABC):
     @abstractmethod
     def cage(self, label: str, cap_bytes: int | None) -> Cage:
         """Prepare a cage for one attempt, capped at ``cap_bytes``."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Remove what the containment kept for later cages (recycled cgroups) at the end of
+        a run; idempotent, and cages made afterwards are still removed when released."""
 
 
 class FootprintModel(ABC):

@@ -8,6 +8,7 @@ a run uses it.
 from __future__ import annotations
 
 import functools
+import os
 
 from blut_core import Cage, Containment, LauncherError
 from blut_plugins.cgroup.cage import (
@@ -17,6 +18,7 @@ from blut_plugins.cgroup.cage import (
     check_cgroup_base,
     sweep_stale,
 )
+from blut_plugins.cgroup.pool import CagePool
 
 _MISSING = {1: "no cgroup v1 memory hierarchy is mounted for this process",
             2: "no cgroup v2 hierarchy is mounted for this process"}
@@ -37,18 +39,30 @@ class CgroupContainment(Containment):
         self.version = version
         self.name = f"cgroup-v{version}"
         self._swept = False
+        # recycled empty cgroups (v1 only: see blut_plugins.cgroup.pool)
+        self._pool: CagePool | None = None
+        if version == 1 and os.environ.get("BLUT_CGROUP_POOL", "1") != "0":
+            self._pool = CagePool()
 
     def unusable_reason(self) -> str | None:
         """Probed once per process: a capped child cgroup can be created and removed."""
         return _reason(self.version)
 
     def cage(self, label: str, cap_bytes: int | None) -> Cage:
-        """A fresh child cgroup capped at ``cap_bytes``; the first one of a run (a
-        containment serves one run) sweeps what killed drivers left (:func:`sweep_stale`)."""
+        """A child cgroup capped at ``cap_bytes`` (an emptied one of the run's pool when there
+        is one, renamed after ``label``); the first one of a run (a containment serves one
+        run) sweeps what killed drivers left (:func:`sweep_stale`)."""
         base = cgroup_base(self.version)
         if base is None:
             raise LauncherError(_MISSING[self.version], hint="unset BLUT_CONTAINMENT")
         if not self._swept:
             self._swept = True
             sweep_stale(base)
-        return CgroupCage(base, label, cap_bytes, cgroup_layout(self.version))
+        if self._pool is not None and self._pool.closed:
+            self._pool = CagePool()  # a containment used again after close() pools anew
+        return CgroupCage(base, label, cap_bytes, cgroup_layout(self.version), self._pool)
+
+    def close(self) -> None:
+        """Remove the recycled cgroups kept for later attempts."""
+        if self._pool is not None:
+            self._pool.close()

@@ -4,8 +4,10 @@ A cage is a child cgroup created under blut's own memory cgroup (or ``BLUT_CGROU
 for one attempt: the cap is written before the stage starts, the stage joins it before it
 ``exec``s the stage's command (so it never runs uncapped, and everything it forks is
 charged and capped with it), the kernel's peak and OOM counter are read after it exits, every process
-left in it is killed, and the directory is removed. The peak a cage reports is what the stage
-needed, without the page cache the kernel could reclaim (:mod:`blut_plugins.cgroup.usage`).
+left in it is killed, and the directory is removed, or, on v1, emptied and kept for the run's
+next attempt (:meth:`CgroupCage.recycle`, :mod:`blut_plugins.cgroup.pool`). The peak a cage
+reports is what the stage needed, without the page cache the kernel could reclaim
+(:mod:`blut_plugins.cgroup.usage`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from blut_core import Cage, LauncherError
 from blut_core.broker import process_start
 from blut_core.host import get_logger
 from blut_plugins.cgroup import files, usage
+from blut_plugins.cgroup.pool import MAX_LEFT, CagePool, Idle, remove_empty
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _SHELL = "/bin/sh"
@@ -41,18 +44,28 @@ class CgroupLayout:
     events: str
     kill: str | None
     oom_group: str | None
+    usage: str
+    #: the fail counter reset with the peak when a cage is recycled (``None``: not recyclable)
+    failcnt: str | None
 
-    def swap_value(self, cap: int) -> str:
+    def swap_value(self, cap: int | None) -> str:
         # v1 limits memory+swap together (= cap: no swap); v2 limits swap alone (0)
-        return str(cap) if self.version == 1 else "0"
+        if self.version == 1:
+            return "-1" if cap is None else str(cap)
+        return "0"
+
+    def limit_value(self, cap: int | None) -> str:
+        if cap is not None:
+            return str(cap)
+        return "-1" if self.version == 1 else "max"
 
 
 V1 = CgroupLayout(version=1, limit="memory.limit_in_bytes", swap_limit="memory.memsw.limit_in_bytes",
                   peak="memory.max_usage_in_bytes", events="memory.oom_control", kill=None,
-                  oom_group=None)
+                  oom_group=None, usage="memory.usage_in_bytes", failcnt="memory.failcnt")
 V2 = CgroupLayout(version=2, limit="memory.max", swap_limit="memory.swap.max",
                   peak="memory.peak", events="memory.events", kill="cgroup.kill",
-                  oom_group="memory.oom.group")
+                  oom_group="memory.oom.group", usage="memory.current", failcnt=None)
 
 
 def cgroup_base(version: int) -> str | None:
@@ -161,16 +174,29 @@ def cage_name(label: str) -> str:
 
 
 class CgroupCage(Cage):
-    """One attempt's cgroup; see the module docstring for its life."""
+    """One attempt's cgroup; see the module docstring for its life.
 
-    def __init__(self, base: str, label: str, cap_bytes: int | None, layout: CgroupLayout) -> None:
+    With a ``pool`` (:mod:`blut_plugins.cgroup.pool`) the cgroup may be an empty one an
+    earlier attempt of the run recycled, renamed after this attempt; :meth:`recycle` gives
+    it back when the attempt has ended.
+    """
+
+    def __init__(self, base: str, label: str, cap_bytes: int | None, layout: CgroupLayout,
+                 pool: CagePool | None = None) -> None:
         self.layout = layout
         self.cap = cap_bytes
+        self.base = base
         self.path = os.path.join(base, cage_name(label))
         self.cgroup: str | None = self.path
         self._pid: int | None = None
         self._watch: usage.Watch | None = None
         self._released = False
+        self._pool = pool
+        self._empty = False  # the last kill() left cgroup.procs empty
+        self._oom_base = 0  # the kernel's OOM-kill count when this attempt began
+        self._oom_seen: int | None = None  # that count as oom_killed() last read it
+        if pool is not None and self._reuse(pool):
+            return
         try:
             os.mkdir(self.path)
         except OSError as exc:
@@ -178,9 +204,7 @@ class CgroupCage(Cage):
                                 hint="set BLUT_CONTAINMENT to another backend") from None
         try:
             if cap_bytes is not None:
-                files.write_text(self._file(layout.limit), str(cap_bytes))
-                with contextlib.suppress(OSError):  # absent without swap accounting
-                    files.write_text(self._file(layout.swap_limit), layout.swap_value(cap_bytes))
+                self._set_cap(cap_bytes, None)
             if layout.oom_group:
                 with contextlib.suppress(OSError):
                     files.write_text(self._file(layout.oom_group), "1")
@@ -188,6 +212,40 @@ class CgroupCage(Cage):
             self.release()
             raise LauncherError(f"cannot cap cgroup {self.path} at {cap_bytes} bytes: "
                                 f"{exc.strerror}", hint="set BLUT_CONTAINMENT to another backend") from None
+
+    def _reuse(self, pool: CagePool) -> bool:
+        """Take an empty cgroup from the pool as this cage; ``False``: none could be used."""
+        while (idle := pool.take()) is not None:
+            try:
+                os.rename(idle.path, self.path)
+            except OSError:
+                remove_empty(idle.path, timeout=0.0)
+                continue
+            try:
+                if idle.cap != self.cap:
+                    self._set_cap(self.cap, idle.cap)
+            except OSError:  # e.g. a cap below what the kernel could not reclaim: a fresh one
+                remove_empty(self.path, timeout=0.0)
+                continue
+            self._oom_base = idle.oom_base
+            return True
+        return False
+
+    def _set_cap(self, cap: int | None, previous: int | None) -> None:
+        """Write the cap (``None``: none) over ``previous`` (``None``: a fresh cgroup's none).
+
+        v1 never lets the memory limit exceed the memory+swap limit: a cap that rises
+        writes the latter first, one that falls the former.
+        """
+        limit = (self._file(self.layout.limit), self.layout.limit_value(cap))
+        swap = (self._file(self.layout.swap_limit), self.layout.swap_value(cap))
+        rising = previous is not None and (cap is None or cap > previous)
+        for path, value in (swap, limit) if rising else (limit, swap):
+            if path == swap[0]:
+                with contextlib.suppress(OSError):  # absent without swap accounting
+                    files.write_text(path, value)
+            else:
+                files.write_text(path, value)
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -255,23 +313,68 @@ class CgroupCage(Cage):
         return usage.need_bytes(self.path, self.layout.version, peak, sampled)
 
     def oom_killed(self) -> bool:
-        """Whether the kernel's OOM killer killed a process of this cgroup."""
+        """Whether the kernel's OOM killer killed a process of this cgroup in this attempt
+        (a recycled cgroup's count grew since the attempt began)."""
         events = files.read_keyed(self._file(self.layout.events))
-        return events.get("oom_kill", 0) > 0 or events.get("oom_group_kill", 0) > 0
+        count = events.get("oom_kill", 0) + events.get("oom_group_kill", 0)
+        if self._empty:  # final: recycle() keeps it as the next attempt's baseline
+            self._oom_seen = count
+        return count > self._oom_base
 
     def kill(self) -> None:
         """SIGKILL every process in the cgroup, forks included, until it is empty."""
+        self._empty = False
         if self.layout.kill and os.path.exists(self._file(self.layout.kill)):
             with contextlib.suppress(OSError):
                 files.write_text(self._file(self.layout.kill), "1")
         for _ in range(200):
             pids = files.procs(self.path)
             if not pids:
+                self._empty = True
                 return
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.001)
+
+    def recycle(self) -> None:
+        """End the attempt and give the cgroup to the pool (see :mod:`.pool`), else release.
+
+        Only an empty cgroup (what is left in it is killed and waited for) that still has
+        at most ``MAX_LEFT`` bytes charged is kept: its peak and fail counters are
+        reset, its OOM-kill count becomes the next attempt's baseline, and it is renamed out
+        of this attempt's name at once.
+        """
+        keep = self._pool
+        if self._released or keep is None or keep.closed or self.layout.failcnt is None:
+            self.release()
+            return
+        self._stop_watch()
+        if files.procs(self.path):
+            self._oom_seen = None
+            self.kill()
+            if files.procs(self.path):
+                self.release()
+                return
+        left = files.read_int(self._file(self.layout.usage))
+        if left is None or left > MAX_LEFT:
+            self.release()  # its page cache would count against the next stage
+            return
+        count = self._oom_seen
+        if count is None:
+            events = files.read_keyed(self._file(self.layout.events))
+            count = events.get("oom_kill", 0) + events.get("oom_group_kill", 0)
+        idle = os.path.join(self.base, f"blut-{_maker()}-pool-{os.urandom(3).hex()}")
+        try:
+            files.write_text(self._file(self.layout.peak), "0")  # the peak is usage now
+            files.write_text(self._file(self.layout.failcnt), "0")
+            os.rename(self.path, idle)
+        except OSError:
+            self.release()
+            return
+        self._released = True
+        if not keep.put(Idle(path=idle, cap=self.cap, oom_base=count)):
+            remove_empty(idle)
 
     def release(self) -> None:
         """Kill what is left and remove the cgroup (retrying while the dead are exiting)."""

@@ -216,7 +216,7 @@ class LocalLauncher(Launcher):
         if proc.cage is not None:
             proc.cage.kill()
             peak, oom = proc.cage.peak_bytes(), proc.cage.oom_killed()
-            proc.cage.release()
+            proc.cage.recycle()  # emptied, it may serve a later attempt of the run
         if proc.pidfd is not None:
             os.close(proc.pidfd)
             proc.pidfd = None
@@ -292,3 +292,5 @@ class LocalLauncher(Launcher):
         if self._forks is not None:
             self._forks.close()
             self._forks = None
+        if self._containment is not None:
+            self._containment.close()  # the cgroups it kept for later attempts
