@@ -32,6 +32,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -314,13 +315,27 @@ def watch_w1(work: Path, logs: Path) -> Watched:
 
 def report_load(load: dict[str, Any], skipped: list[str]) -> None:
     print(f"\n== machine load during the rounds ({load['seconds']:.0f} s, {os.cpu_count()} CPUs)")
-    print(f"  load average before {load['loadavg_before']}, after {load['loadavg_after']}; other "
+    before, after = (" ".join(f"{x:.2f}" for x in load[k]) for k in ("loadavg_before", "loadavg_after"))
+    print(f"  load average (1, 5, 15 min) before {before}, after {after}; other "
           f"processes used {load['others_share']:.0%} of the CPUs' time, these benchmarks "
           f"{load['ours_share']:.0%} (a process that escaped its parent's wait counts as 'other')")
     if load["stopped"]:
         print(f"  {load['stopped']}")
     for why in skipped:
         print(f"  skipped: {why}")
+
+
+def _versions(bins: dict[str, Path]) -> dict[str, str]:
+    """What is measured: blut's --version (with its commit) and the peers' pinned versions."""
+    got = subprocess.run([*blut_exe(), "--version"], capture_output=True, text=True,
+                         env=_peer_env() | {"PYTHONPATH": str(ROOT)})
+    out = {"blut": got.stdout.strip().removeprefix("blut ") or f"? (exit {got.returncode})",
+           "python": sys.version.split()[0]}
+    for peer, dist in (("doit", "doit"), ("dask", "dask")):
+        if peer in bins:
+            pin = [x for x in venvs.pins(peer).read_text().splitlines() if x.startswith(f"{dist}==")]
+            out[peer] = pin[0].split("==")[1] if pin else "?"
+    return out
 
 
 def main() -> None:
@@ -346,6 +361,8 @@ def main() -> None:
           "PYTHONDONTWRITEBYTECODE unset, after one untimed warm-up run of every command (this "
           "machine sets PYTHONDONTWRITEBYTECODE=1; an editable checkout would otherwise compile "
           "every module in every process); the peers use the bytecode pip wrote into their venvs")
+    versions = _versions(bins)
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     load = measure(cmds, logs, seed)
     w = watch_w1(work, logs)
     rows = table(cmds, w.vmhwm_kib)
@@ -378,7 +395,7 @@ def main() -> None:
     out = os.environ.get("BLUT_BENCH_JSON")
     if out:
         Path(out).write_text(json.dumps({
-            "rounds": rounds, "seed": seed, "load": load, "skipped": skipped,
+            "rounds": rounds, "seed": seed, "versions": versions, "load": load, "skipped": skipped,
             "venvs": {k: str(v.parent) for k, v in bins.items()}, "table": rows, "cpu_table": cpu_rows,
             "commands": [c.summary() for c in cmds], "blut_w1_watched": asdict(w),
         }, indent=2))
