@@ -61,10 +61,28 @@ def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
                dirs=(str(tmp_out), str(work)))
 
 
+_ENVIRON: tuple[dict[bytes, bytes], dict[str, str]] | None = None
+
+
+def _environ() -> dict[str, str]:
+    """A copy of this process's environment, decoded again only when it has changed.
+
+    ``dict(os.environ)`` decodes every variable, every time: for each stage of a run.
+    """
+    global _ENVIRON
+    data = getattr(os.environ, "_data", None)  # the encoded variables (CPython's os._Environ)
+    if not isinstance(data, dict):
+        return dict(os.environ)
+    cached = _ENVIRON
+    if cached is None or cached[0] != data:
+        cached = _ENVIRON = (dict(data), dict(os.environ))
+    return dict(cached[1])
+
+
 def stage_environment(stage: Stage, ctx: Mapping[str, Any], ctx_path: Path, *,
                       pythonpath: str) -> dict[str, str]:
     """The environment of a stage process (this process's, plus the contract above)."""
-    env = dict(os.environ)
+    env = _environ()
     env.update({
         "BLUT_CONTEXT": str(ctx_path), "BLUT_RUN_ID": str(ctx["run_id"]), "BLUT_STAGE": stage.name,
         "BLUT_ATTEMPT": str(ctx["attempt"]), "BLUT_OUT_DIR": str(ctx["out_dir"]),

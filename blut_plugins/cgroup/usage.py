@@ -38,11 +38,22 @@ _FILES = {1: ("memory.usage_in_bytes", ("total_active_file", "total_inactive_fil
 
 def file_pages(path: str, version: int) -> int | None:
     """Bytes of (reclaimable) file pages charged to the cgroup at ``path`` now."""
-    stat = files.read_keyed(f"{path}/memory.stat")
-    keys = _FILES[version][1]
-    if not any(k in stat for k in keys):
+    text = files.read_text(f"{path}/memory.stat")
+    if not text:
         return None
-    return sum(stat.get(k, 0) for k in keys)
+    text = "\n" + text  # only the lines it needs of its ~40: a stage's end reads it
+    found = None
+    for key in _FILES[version][1]:
+        at = text.find(f"\n{key} ")
+        if at < 0:
+            continue
+        end = text.find("\n", at + 1)
+        try:
+            value = int(text[at + len(key) + 2:end if end >= 0 else len(text)])
+        except ValueError:
+            continue
+        found = value if found is None else found + value
+    return found
 
 
 def unreclaimable(path: str, version: int) -> int | None:
