@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+_CHUNK = 65536  # bytes read from the server at once
 
 
 class ForkClient:
@@ -30,6 +33,7 @@ class ForkClient:
         self.spares: list[int] = []  # the server's idle workers, not yet used or dropped
         self.preloaded: set[str] = set(preload)
         self.base_env = dict(env)  # the server's environment: requests send differences
+        self._full = False  # the last read filled its buffer
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -38,16 +42,22 @@ class ForkClient:
         self.sock.sendall((json.dumps(msg) + "\n").encode())
 
     def _read(self, timeout: float | None) -> list[dict[str, Any]]:
-        """Messages that arrive within ``timeout`` (``None``: wait for at least one)."""
-        self.sock.settimeout(timeout)
+        """Messages that arrive within ``timeout`` (``None``: wait for at least one).
+
+        The socket stays blocking: a look without waiting is one ``recv`` with
+        ``MSG_DONTWAIT``, not a switch of the socket's mode and back.
+        """
+        if timeout is not None and timeout > 0:
+            ready, _, _ = select.select([self.sock], [], [], timeout)
+            if not ready:
+                return []
         try:
-            data = self.sock.recv(65536)
-        except (TimeoutError, BlockingIOError):
+            data = self.sock.recv(_CHUNK, 0 if timeout is None else socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
             return []
-        finally:
-            self.sock.settimeout(None)
         if not data:
             raise ConnectionError("the fork server stopped")
+        self._full = len(data) == _CHUNK  # more may be waiting already
         self.buf += data
         out = []
         while b"\n" in self.buf:
@@ -107,8 +117,8 @@ class ForkClient:
         self._send({"op": "go", "pid": pid})
 
     def drain(self) -> None:
-        """Take in notices that have arrived, without waiting."""
-        while self._read(0.0):
+        """Take in notices that have arrived, without waiting (one ``recv`` unless a full one)."""
+        while self._read(0.0) and self._full:
             pass
 
     def wait_exit(self, ident: int, timeout: float) -> int | None:

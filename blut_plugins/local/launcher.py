@@ -176,11 +176,12 @@ class LocalLauncher(Launcher):
         return JobHandle(launcher=self.name, job_id=job_id, pid=pid,
                          cgroup=None if cage is None else cage.cgroup)
 
-    def _returncode(self, proc: _Proc, *, block: bool) -> int | None:
+    def _returncode(self, proc: _Proc, *, block: bool, drained: bool = False) -> int | None:
         if proc.popen is not None:
             return proc.popen.wait() if block else proc.popen.poll()
         assert self._forks is not None and proc.request is not None
-        self._forks.drain()  # never lets the server's notices pile up in the socket
+        if not drained:
+            self._forks.drain()  # never lets the server's notices pile up in the socket
         rc = self._forks.exits.get(proc.request)
         if rc is not None or not block:
             return None if rc is None else rc[0]
@@ -193,16 +194,22 @@ class LocalLauncher(Launcher):
         self._forks.drain()
         return proc.request in self._forks.exits
 
-    def poll(self, handle: JobHandle) -> JobState:
+    def poll(self, handle: JobHandle, *, drained: bool = False) -> JobState:
         proc = self._procs.get(handle.job_id)
         if proc is None:
             return JobState(status=JobStatus.EXITED, returncode=None, detail="unknown job")
         if proc.state is not None:
             return proc.state
-        rc = self._returncode(proc, block=False)
+        rc = self._returncode(proc, block=False, drained=drained)
         if rc is None:
             return JobState(status=JobStatus.RUNNING)
         return self._reap(proc, rc)
+
+    def poll_many(self, handles: Sequence[JobHandle]) -> dict[str, JobState]:
+        """Every handle's state, taking in the fork server's notices once for all of them."""
+        if self._forks is not None:
+            self._forks.drain()
+        return {h.job_id: self.poll(h, drained=True) for h in handles}
 
     def _reap(self, proc: _Proc, rc: int) -> JobState:
         # A stage's own children may outlive it; they belong to the attempt: end them. A
