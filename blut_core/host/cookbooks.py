@@ -42,13 +42,48 @@ class RecipeRef:
         return f"{self.cookbook.name}:{self.recipe.name}"
 
 
-@attrs.frozen
 class CookbookIndex:
-    """Every recipe the loaded cookbooks register, by qualified name, plus their records."""
+    """Every recipe the loaded cookbooks register, by qualified name, plus their records.
 
-    recipes: Mapping[str, RecipeRef]
-    cookbooks: Mapping[str, CookbookSpec]
-    records: tuple[PluginRecord, ...]
+    Built by :meth:`build`, it asks every cookbook's ``blut_cookbooks`` at once (names and
+    summaries) but a cookbook's ``blut_recipes`` only when its recipes are needed: a
+    qualified name (``cookbook:recipe``) given to :meth:`find` asks that cookbook alone, so
+    ``blut run`` does not import every other cookbook's params; :attr:`recipes` asks all.
+    """
+
+    def __init__(self, recipes: Mapping[str, RecipeRef] | None = None,
+                 cookbooks: Mapping[str, CookbookSpec] | None = None,
+                 records: tuple[PluginRecord, ...] = (), *,
+                 pm: BlutPluginManager | None = None, books: Mapping[str, CookbookSpec] | None = None
+                 ) -> None:
+        self._pm = pm
+        self._books = dict(books or {})  # by plugin name
+        self._asked: dict[str, dict[str, RecipeRef]] = {}  # plugin -> its recipes, once asked
+        self._recipes = None if recipes is None else dict(recipes)
+        self._cookbooks = dict(cookbooks) if cookbooks is not None else \
+            {b.name: b for b in self._books.values()}
+        self._records = records
+
+    @property
+    def cookbooks(self) -> Mapping[str, CookbookSpec]:
+        return self._cookbooks
+
+    @property
+    def records(self) -> tuple[PluginRecord, ...]:
+        """The cookbooks' plugin records, with what their hooks did so far."""
+        if self._pm is None:
+            return self._records
+        return tuple(r for r in self._pm.records if r.kind == "cookbook" or r.name in self._books)
+
+    @property
+    def recipes(self) -> Mapping[str, RecipeRef]:
+        """Every recipe, asking every cookbook that was not asked yet."""
+        if self._recipes is None:
+            found: dict[str, RecipeRef] = {}
+            for plugin in self._recipe_plugins():
+                found.update(self._ask(plugin))
+            self._recipes = dict(sorted(found.items()))
+        return self._recipes
 
     @property
     def failed(self) -> tuple[PluginRecord, ...]:
@@ -57,7 +92,7 @@ class CookbookIndex:
 
     @classmethod
     def build(cls, pm: BlutPluginManager) -> CookbookIndex:
-        """Ask every plugin's ``blut_cookbooks`` and ``blut_recipes``, in load order."""
+        """Ask every plugin's ``blut_cookbooks``, in load order (``blut_recipes`` later)."""
         books: dict[str, CookbookSpec] = {}  # by plugin name
         owner: dict[str, str] = {}  # cookbook name -> plugin name
         for impl in pm.hook.blut_cookbooks.get_hookimpls():
@@ -79,31 +114,50 @@ class CookbookIndex:
                 continue
             books[plugin] = specs[0]
             owner[specs[0].name] = plugin
-        recipes: dict[str, RecipeRef] = {}
-        for impl in pm.hook.blut_recipes.get_hookimpls():
-            plugin = impl.plugin_name
-            items = call_registration(pm, impl, "blut_recipes", Recipe)
-            if items is None:
+        index = cls(pm=pm, books=books)
+        if pm.strict:  # nothing broken is tolerated: ask every cookbook now
+            index.recipes  # noqa: B018
+        return index
+
+    def _recipe_plugins(self) -> list[str]:
+        """The plugins that implement ``blut_recipes``, in load order."""
+        if self._pm is None:
+            return []
+        return [impl.plugin_name for impl in self._pm.hook.blut_recipes.get_hookimpls()]
+
+    def _ask(self, plugin: str) -> dict[str, RecipeRef]:
+        """The recipes ``plugin``'s ``blut_recipes`` yields (asked once)."""
+        if plugin in self._asked or self._pm is None:
+            return self._asked.get(plugin, {})
+        pm = self._pm
+        found: dict[str, RecipeRef] = {}
+        self._asked[plugin] = found
+        impl = next((i for i in pm.hook.blut_recipes.get_hookimpls() if i.plugin_name == plugin), None)
+        items = None if impl is None else call_registration(pm, impl, "blut_recipes", Recipe)
+        if items is None:
+            return found
+        book = self._books.get(plugin)
+        if book is None:
+            if not (pm.record(plugin) or PluginRecord(plugin, "?", "?", False)).error:
+                pm.mark_failed(plugin, "blut_recipes yielded recipes, but the plugin declares "
+                                       "no cookbook: implement blut_cookbooks")
+            return found
+        dist = (pm.record(plugin) or PluginRecord(plugin, "?", "?", False)).distribution
+        for recipe in items:
+            ref = RecipeRef(cookbook=book, recipe=recipe, distribution=dist, plugin=plugin)
+            if ref.qualname in found:
+                pm.mark_failed(plugin, f"recipe {ref.qualname!r} is registered twice")
                 continue
-            book = books.get(plugin)
-            if book is None:
-                if not (pm.record(plugin) or PluginRecord(plugin, "?", "?", False)).error:
-                    pm.mark_failed(plugin, "blut_recipes yielded recipes, but the plugin declares "
-                                           "no cookbook: implement blut_cookbooks")
-                continue
-            dist = (pm.record(plugin) or PluginRecord(plugin, "?", "?", False)).distribution
-            for recipe in items:
-                ref = RecipeRef(cookbook=book, recipe=recipe, distribution=dist, plugin=plugin)
-                if ref.qualname in recipes:
-                    pm.mark_failed(plugin, f"recipe {ref.qualname!r} is registered twice")
-                    continue
-                recipes[ref.qualname] = ref
-        records = tuple(r for r in pm.records if r.kind == "cookbook" or r.name in books)
-        return cls(recipes=dict(sorted(recipes.items())),
-                   cookbooks={b.name: b for b in books.values()}, records=records)
+            found[ref.qualname] = ref
+        return found
 
     def find(self, name: str) -> RecipeRef:
         """Resolve ``cookbook:recipe`` or a unique bare name; suggest close names if unknown."""
+        if self._recipes is None and ":" in name:  # ask that cookbook alone
+            book = name.split(":", 1)[0]
+            plugin = next((p for p, b in self._books.items() if b.name == book), None)
+            if plugin is not None and name in self._ask(plugin):
+                return self._asked[plugin][name]
         if name in self.recipes:
             return self.recipes[name]
         if ":" not in name:

@@ -49,6 +49,19 @@ def test_each_broken_cookbook_is_skipped_with_its_error_and_the_good_one_works(t
     assert {r.name for r in index.failed} == {"raising", "wrongtype", "dup", "nospec", "gone"}
 
 
+
+def test_a_recipe_by_its_full_name_asks_only_its_cookbook(tmp_path: Path) -> None:
+    """``blut run good:one`` never runs the other cookbooks' ``blut_recipes`` (nor imports what
+    their recipes need); listing the recipes (and ``plugins list``) asks every one."""
+    app = _app(tmp_path, books=BOOKS)
+    assert app.cookbooks.find("good:one").qualname == "good:one"
+    errors = {r.name: r.error for r in app.cookbooks.records}
+    assert errors["raising"] is None and errors["wrongtype"] is None     # not asked
+    assert "no_such_cookbook_module" in (errors["gone"] or "")           # failed to import at load
+    assert list(app.cookbooks.recipes) == ["dup:twice", "good:one"]       # now every one is asked
+    assert {r.name for r in app.cookbooks.failed} == {"raising", "wrongtype", "dup", "nospec", "gone"}
+    assert app.cookbooks.find("one").qualname == "good:one"                # a bare name: all asked
+
 def test_a_cookbook_may_implement_other_hooks(tmp_path: Path) -> None:
     app = _app(tmp_path, books=[_book("good", "good")])
     assert app.registry.footprint_models["per-row"].plugin == "good"
