@@ -48,7 +48,9 @@ _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 def cache_key(identity: Mapping[str, Any], input_hashes: Mapping[str, str]) -> str:
     """The cache key of a stage given its identity and its inputs' logical hashes."""
-    return content_digest({"stage": dict(identity), "inputs": dict(input_hashes)})
+    stage = identity if type(identity) is dict else dict(identity)
+    inputs = input_hashes if type(input_hashes) is dict else dict(input_hashes)
+    return content_digest({"stage": stage, "inputs": inputs})  # canonical: keys are sorted
 
 
 @attrs.frozen(kw_only=True)
