@@ -14,11 +14,11 @@ never an error; ``BLUT_NO_ENTRY_POINT_CACHE=1`` skips it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import json
 import os
 import sys
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -79,7 +79,9 @@ def cache_dir() -> Path:
 
 def cache_file(folder: Path) -> Path:
     """Where this interpreter's cache for the current ``sys.path`` lives in ``folder``."""
-    tag = hashlib.sha256(json.dumps([sys.executable, sys.path]).encode()).hexdigest()[:16]
+    # a name, not a check: the file records the sys.path it is valid for (zlib, not hashlib:
+    # OpenSSL is not loaded for this)
+    tag = f"{zlib.crc32(json.dumps([sys.executable, sys.path]).encode()):08x}"
     return Path(folder) / f"entry-points-{tag}.json"
 
 
