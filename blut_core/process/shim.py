@@ -94,13 +94,19 @@ def node_name() -> str:
     return os.environ.get("SLURMD_NODENAME") or os.environ.get("BLUT_NODE") or os.uname().nodename
 
 
-def write_record(path: str, record: dict[str, Any]) -> None:
-    """``record`` as JSON at ``path``, whole or not at all (temporary file, fsync, rename)."""
+def write_record(path: str, record: dict[str, Any], *, sync: bool = True) -> None:
+    """``record`` as JSON at ``path``, whole or not at all (temporary file, fsync, rename).
+
+    ``sync`` false skips the fsync, for a caller that hands the record to the driver another
+    way as well (a Ray task returns it): the rename alone keeps it whole-or-absent to every
+    reader, and a node lost before the driver had it loses the attempt, which is retried.
+    """
     tmp = f"{path}.tmp.{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(record, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if sync:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -256,12 +262,12 @@ class _Cgroup:
 
 def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | None = None,
         env: Mapping[str, str] | None = None, stdout: str | None = None,
-        stderr: str | None = None) -> int:
+        stderr: str | None = None, sync: bool = True) -> int:
     """Run ``argv`` and write its exit record to ``record``; return the exit code to end with.
 
     ``env``, ``stdout`` and ``stderr`` (file paths) are the stage's, when the caller is not
     the stage's own process (a Ray worker calls this in-process; an exception there, such as
-    a cancel's, kills the stage's cgroup on its way out).
+    a cancel's, kills the stage's cgroup on its way out). ``sync``: see :func:`write_record`.
     """
     where = os.path.dirname(os.path.abspath(record))
     if not os.path.isdir(where):
@@ -286,7 +292,7 @@ def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | 
         write_record(record, {"version": RECORD_VERSION, "returncode": 127, "signal": None,
                               "peak_bytes": None, "oom_kills": 0, "node": node_name(),
                               "started_at": started, "ended_at": time.time(),
-                              "error": f"cannot start {argv[0]!r}: {exc.strerror}"})
+                              "error": f"cannot start {argv[0]!r}: {exc.strerror}"}, sync=sync)
         return 127
 
     def forward(signum: int, _frame: Any) -> None:
@@ -338,7 +344,7 @@ def run(record: str, argv: Sequence[str], *, cap: int | None = None, cwd: str | 
            "cgroup": cgroup.path, "cgroup_shared_with_shim": cgroup.shared, "cap_bytes": cap,
            "started_at": started, "ended_at": ended}
     cgroup.release()
-    write_record(record, rec)
+    write_record(record, rec, sync=sync)
     return code if code >= 0 else 128 - code
 
 

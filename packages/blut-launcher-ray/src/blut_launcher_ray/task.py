@@ -24,18 +24,14 @@ def run_attempt(record: str, argv: list[str], env: dict[str, str], cwd: str, std
     for path in dirs:
         os.makedirs(path, exist_ok=True)
     try:
-        run_shim(record, argv, cap=cap, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+        # no fsync of the record: it goes back with the task's result too (write_record)
+        run_shim(record, argv, cap=cap, cwd=cwd, env=env, stdout=stdout, stderr=stderr, sync=False)
     except SystemExit as exc:  # the shim could not cap the stage here: one line, and a record
         with open(stderr, "a", encoding="utf-8") as fh:
             print(exc, file=fh)
         now = time.time()
         write_record(record, {"version": 1, "returncode": 2, "signal": None, "peak_bytes": None,
                               "oom_kills": 0, "node": os.uname().nodename, "started_at": now,
-                              "ended_at": now, "error": str(exc)})
+                              "ended_at": now, "error": str(exc)}, sync=False)
     return read_record(record)
 
-
-def warm() -> None:
-    """Nothing: a task that has a worker started (and this module imported) on a node ahead
-    of the run's first stages."""
-    return None
