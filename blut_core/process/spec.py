@@ -38,27 +38,26 @@ def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
     The attempt's output and scratch directories are the job's ``dirs``: the launcher makes
     them where the stage runs (the local one leaves it to the process it starts).
     """
-    adir = rundir.new_attempt(stage.name, number)
-    tmp_out = adir / "out.tmp"
-    work = adir / "work"
+    adir = str(rundir.new_attempt(stage.name, number)) + os.sep  # joined as text: a stage's
+    tmp_out, work = adir + "out.tmp", adir + "work"              # paths cost no Path objects
     ctx: dict[str, Any] = {
         "run_id": run_id, "stage": stage.name, "attempt": number,
         "target": stage.target, "params": dict(stage.params),
         "inputs": {i: str(rundir.out_dir(i)) for i in stage.inputs},
-        "out_dir": str(tmp_out), "work_dir": str(work), "events": str(adir / "events.jsonl"),
+        "out_dir": tmp_out, "work_dir": work, "events": adir + "events.jsonl",
         "checkpoint_dir": str(rundir.checkpoint_dir(stage.name)), "knobs": dict(knobs),
     }
-    ctx_path = adir / "context.json"
+    ctx_path = Path(adir + "context.json")
     write_bytes(ctx_path, json.dumps(ctx).encode())
     python = stage.target is not None
     return Job(run_id=run_id, stage=stage.name, attempt=number,
                argv=tuple(stage_argv(stage, ctx, ctx_path)),
                env=stage_environment(stage, ctx, ctx_path, pythonpath=pythonpath),
-               cwd=str(work), stdout=str(adir / "stdout.log"), stderr=str(adir / "stderr.log"),
+               cwd=work, stdout=adir + "stdout.log", stderr=adir + "stderr.log",
                memory_cap=cap, label=f"{run_id}.{stage.name}.{number}",
                python_context=str(ctx_path) if python else None,
                python_module=str(stage.target).partition(":")[0] if python else None,
-               dirs=(str(tmp_out), str(work)))
+               dirs=(tmp_out, work))
 
 
 _ENVIRON: tuple[dict[bytes, bytes], dict[str, str]] | None = None

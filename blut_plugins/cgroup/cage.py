@@ -273,6 +273,7 @@ class CgroupCage(Cage):
     def attach(self, pid: int) -> None:
         """Remember the stage's pid (it joined the cgroup before exec); sample its usage."""
         self._pid = pid
+        self._empty = False
         self._start_watch()
 
     def join_spec(self) -> dict[str, Any] | None:
@@ -291,6 +292,7 @@ class CgroupCage(Cage):
         """Move ``pid`` (a forked stage that has not started yet) into the cgroup."""
         files.write_text(self._file("cgroup.procs"), str(pid))
         self._pid = pid
+        self._empty = False
         self._start_watch()
         return True
 
@@ -350,10 +352,12 @@ class CgroupCage(Cage):
             self.release()
             return
         self._stop_watch()
-        if files.procs(self.path):
+        # Empty once kill() found it so after the attempt ended (the launcher's reap): nothing
+        # outside a cgroup joins it on its own. Otherwise look, kill and wait.
+        if not self._empty or self._pid is None:
             self._oom_seen = None
             self.kill()
-            if files.procs(self.path):
+            if not self._empty:
                 self.release()
                 return
         left = files.read_int(self._file(self.layout.usage))

@@ -29,7 +29,7 @@ import time
 import attrs
 
 SIZE = 8  # empty cgroups kept at most (a run needs about as many as it runs stages at once)
-MAX_LEFT = 8 << 20  # bytes an ended attempt may leave charged to its cgroup and be recycled
+MAX_LEFT = 4 << 20  # bytes an ended attempt may leave charged to its cgroup and be recycled
 
 
 @attrs.define
