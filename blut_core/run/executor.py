@@ -114,8 +114,9 @@ class Executor:
                 if self.cancel_requested:
                     self.cancel(self.cancel_requested)
                     break
-                self._settle_blocked()
-                started_any = self._start_ready()
+                with self.status.batch():  # a turn's events in one write, before any wait
+                    self._settle_blocked()
+                    started_any = self._start_ready()
                 if started_any:
                     self._tick()
                 if not self.running:
@@ -143,18 +144,8 @@ class Executor:
                     continue
                 finally:
                     self.waiting = False
-                now = time.monotonic()
-                ended: list[tuple[Attempt, JobState]] = []
-                states = self.launcher.poll_many([a.handle for a in self.running.values()])  # one query
-                for name in list(self.running):
-                    attempt = self.running[name]
-                    state = self._follow(attempt, states.get(attempt.handle.job_id))
-                    if state is None:
-                        self._enforce_limits(attempt, now)
-                    else:
-                        ended.append((attempt, state))
-                self._wrap_up(ended)
-                self._tick()
+                with self.status.batch():  # written before the next turn launches a dependent
+                    self._take_in(time.monotonic())
                 if deadline is not None and time.monotonic() > deadline:
                     self.status.append("run_deadline", seconds=self.options.deadline)
                     self.cancel("deadline")
@@ -169,6 +160,20 @@ class Executor:
                           wall=time.monotonic() - start,
                           stages=tuple(self.outcomes[s.name] for s in self.order
                                        if s.name in self.outcomes))
+
+    def _take_in(self, now: float) -> None:
+        """One query for every running job's state; finish those that ended."""
+        ended: list[tuple[Attempt, JobState]] = []
+        states = self.launcher.poll_many([a.handle for a in self.running.values()])
+        for name in list(self.running):
+            attempt = self.running[name]
+            state = self._follow(attempt, states.get(attempt.handle.job_id))
+            if state is None:
+                self._enforce_limits(attempt, now)
+            else:
+                ended.append((attempt, state))
+        self._wrap_up(ended)
+        self._tick()
 
     def _tick(self) -> None:
         if self.progress is None:

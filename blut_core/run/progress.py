@@ -324,6 +324,12 @@ class _Observed(StatusLog):
                 get_logger().warning("progress_failed", error=repr(exc))
         return record
 
+    def batch(self) -> Any:
+        return self.inner.batch()
+
+    def flush(self) -> None:
+        self.inner.flush()
+
     def close(self) -> None:
         self.inner.close()
 
