@@ -225,3 +225,22 @@ def test_an_output_written_in_place_after_caching_is_rebuilt_not_served(
     third = _run(app, "diamond")
     assert {o.stage: o.state.value for o in third.stages} == dict.fromkeys("abcde", "cached")
     assert (third.run_dir / "stages/a/out/data.json").read_text() == good
+
+
+def test_a_run_over_a_cache_written_with_sha256_reruns_quietly_and_caches_anew(
+        app: App, capsys: pytest.CaptureFixture[str]) -> None:
+    first = _run(app, "diamond")
+    for meta_path in app.settings.cache_dir.glob("*/*/meta.json"):  # as a sha256 blut left them
+        meta = json.loads(meta_path.read_text())
+        meta.pop("hash")
+        meta.pop("stamps")
+        meta["output_hash"] = hashlib.sha256(meta["output_hash"].encode()).hexdigest()
+        meta_path.write_text(json.dumps(meta))
+    configure_logging(level="warning", fmt="json")
+    second = _run(app, "diamond")
+    assert {o.stage: o.state.value for o in second.stages} == dict.fromkeys("abcde", "ok")
+    err = capsys.readouterr().err
+    assert "cache_entry_corrupt" not in err and "cache_entry_changed" not in err
+    assert [o.output_hash for o in second.stages] == [o.output_hash for o in first.stages]
+    third = _run(app, "diamond")
+    assert {o.stage: o.state.value for o in third.stages} == dict.fromkeys("abcde", "cached")
