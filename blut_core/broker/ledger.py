@@ -324,6 +324,11 @@ class Lease:
     (``bytes``): :meth:`resize` never goes below ``used``. The holder grows it, in a
     transaction, when a stage does not fit what is left (``slack``), and gives memory back
     when it idles, when it finishes, and when too much of it lies unused.
+
+    A lease names no cgroup, so a killed holder's lease is reclaimed at once; a stage that
+    outlives it is then counted by what it uses (MemAvailable), not by what it may still
+    take. The holder therefore moves a stage that runs on from its lease to a booking of its
+    own (with its cgroup) after a fraction of a second: only short stages stay on a lease.
     """
 
     def __init__(self) -> None:

@@ -147,9 +147,15 @@ class Broker:
         estimator = self.estimator(recipe)
         snap = self.probe()
         empty = attrs.evolve(snap, mem_available=snap.box, cgroup_available=None)
+        floor = self.config.floor_for(snap.box)
+        ceiling = max(0, snap.box - floor)
         refused: dict[str, str] = {}
         for stage in plan.topological():
             estimator.check(stage)
+            if snap.known:  # the common case in one resolve: it fits as asked
+                r = estimator.resolve(stage, estimator.requested(stage), box=snap.box, floor=floor)
+                if r.bytes <= ceiling and not r.exhausted:
+                    continue
             adm, _ = decide_stage(estimator, stage, empty, 0, self.config)
             if adm.decision == "refuse":
                 refused[stage.name] = adm.reason
