@@ -19,6 +19,7 @@ command sees is whole (:meth:`RunDir.begin`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -139,11 +140,20 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 class RunDir:
-    """Paths and writers of one run directory."""
+    """Paths and writers of one run directory.
+
+    A stage's paths are built once and kept (a ``Path`` join costs microseconds, and the
+    executor asks for each several times); a stage whose directories this object made or
+    found needs one ``mkdir`` per further attempt.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.run_id = path.name
+        self._stage_dirs: dict[str, Path] = {}
+        self._paths: dict[tuple[str, str], Path] = {}  # (stage, what) → out/checkpoint/attempts
+        self._attempt_dirs: dict[tuple[str, int], Path] = {}
+        self._made: set[str] = set()  # stages whose attempts/ directory exists
 
     @classmethod
     def create(cls, runs_root: Path, run_id: str) -> RunDir:
@@ -179,6 +189,9 @@ class RunDir:
         with contextlib.suppress(OSError):  # not empty while another run is being set up
             os.rmdir(runs_root / SETUP)
         self.path = final
+        self._stage_dirs.clear()
+        self._paths.clear()
+        self._attempt_dirs.clear()
 
     def claim(self) -> None:
         """Record this process as the run's driver (``driver.json``)."""
@@ -192,36 +205,68 @@ class RunDir:
         return self.path / STATUS
 
     def stage_dir(self, stage: str) -> Path:
-        return self.path / "stages" / stage
+        found = self._stage_dirs.get(stage)
+        if found is None:
+            found = self._stage_dirs[stage] = self.path / "stages" / stage
+        return found
+
+    def _under(self, stage: str, what: str) -> Path:
+        found = self._paths.get((stage, what))
+        if found is None:
+            found = self._paths[(stage, what)] = self.stage_dir(stage) / what
+        return found
 
     def out_dir(self, stage: str) -> Path:
-        return self.stage_dir(stage) / "out"
+        return self._under(stage, "out")
 
     def attempt_dir(self, stage: str, attempt: int) -> Path:
-        return self.stage_dir(stage) / "attempts" / str(attempt)
+        found = self._attempt_dirs.get((stage, attempt))
+        if found is None:
+            found = self._attempt_dirs[(stage, attempt)] = self._under(stage, "attempts") / str(attempt)
+        return found
 
     def checkpoint_dir(self, stage: str) -> Path:
-        return self.stage_dir(stage) / "checkpoint"
+        return self._under(stage, "checkpoint")
 
     def new_attempt(self, stage: str, attempt: int) -> Path:
-        """A fresh, empty directory for ``attempt`` of ``stage`` (a leftover one is replaced)."""
+        """A fresh, empty directory for ``attempt`` of ``stage`` (a leftover one is replaced).
+
+        A stage's first attempt makes ``stages/NAME``, its ``attempts/`` and the attempt's
+        own directory (three ``mkdir``, the fewest this layout allows); a later one only its
+        own."""
         path = self.attempt_dir(stage, attempt)
-        for parent in (path.parent.parent, path.parent):  # stages/NAME, stages/NAME/attempts
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(parent)
+        if stage not in self._made:
+            try:
+                os.mkdir(self.stage_dir(stage))
+            except FileExistsError:  # a retry by an earlier driver, a cached output, resume
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(self._under(stage, "attempts"))
+            else:
+                os.mkdir(self._under(stage, "attempts"))
+            self._made.add(stage)
         try:
             os.mkdir(path)
         except FileExistsError:  # resumed after a crash mid-attempt
             shutil.rmtree(path)
             os.mkdir(path)
+        except FileNotFoundError:  # its stage directory was removed meanwhile
+            self._made.discard(stage)
+            os.makedirs(path.parent, exist_ok=True)
+            os.mkdir(path)
+            self._made.add(stage)
         return path
 
     def promote(self, stage: str, tmp_out: Path) -> Path:
-        """Move a successful attempt's output into place with one rename."""
+        """Move a successful attempt's output into place with one rename (an output there
+        already, from an earlier attempt or a cache hit, is replaced)."""
         dest = self.out_dir(stage)
-        if dest.exists():
+        try:
+            os.replace(tmp_out, dest)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not dest.is_dir():
+                raise
             shutil.rmtree(dest)
-        os.replace(tmp_out, dest)
+            os.replace(tmp_out, dest)
         return dest
 
 
