@@ -29,7 +29,8 @@ class App:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> App:
         settings = Settings.from_environ(environ)
-        pm = make_plugin_manager(blocked=settings.disabled_plugins, strict=settings.strict_plugins)
+        pm = make_plugin_manager(blocked=settings.disabled_plugins, strict=settings.strict_plugins,
+                                 cache=settings.home / "entry-points")
         return cls(pm, settings)
 
     @functools.cached_property

@@ -2,8 +2,9 @@
 
 Scanning entry points (``importlib.metadata.entry_points()``) imports importlib.metadata,
 email and zipfile and reads every installed distribution's metadata: ~30 ms of every blut
-command. The result is kept in a small JSON file per interpreter and ``sys.path`` (in the
-user cache directory: ``$XDG_CACHE_HOME/blut``, else ``~/.cache/blut``), valid
+command. The result is kept in a small JSON file per interpreter and ``sys.path``, under
+blut's home (``$BLUT_HOME/entry-points/``, written only when the home exists: a ``--help``
+on a fresh machine makes nothing), valid
 while nothing that could change it did: the modification time of every ``sys.path``
 directory (installing or removing a distribution, or a ``.pth`` file, changes it) and of
 the ``entry_points.txt`` and ``METADATA`` of each distribution that provides blut entry
@@ -66,17 +67,6 @@ def _files_key(files: Iterable[str]) -> list[Any]:
     return [[f, _mtime(f)] for f in sorted(files)]
 
 
-def cache_dir() -> Path:
-    """The user cache directory blut keeps the scan in (platformdirs' rule on Linux, without
-    importing platformdirs)."""
-    if sys.platform.startswith("linux"):
-        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-        return (Path(xdg) if xdg else Path.home() / ".cache") / "blut"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("blut", appauthor=False))
-
-
 def cache_file(folder: Path) -> Path:
     """Where this interpreter's cache for the current ``sys.path`` lives in ``folder``."""
     # a name, not a check: the file records the sys.path it is valid for (zlib, not hashlib:
@@ -105,14 +95,11 @@ def scan() -> tuple[list[CachedEntryPoint], list[str]]:
 
 
 def installed(folder: Path | None = None) -> list[CachedEntryPoint]:
-    """The blut entry points installed, from the cache in ``folder`` (default
-    :func:`cache_dir`) when it is current."""
-    if os.environ.get(NO_CACHE_ENV) == "1":
+    """The blut entry points installed, from the cache in ``folder`` (``$BLUT_HOME/entry-points``)
+    when it is current; ``None``: scan."""
+    if folder is None or os.environ.get(NO_CACHE_ENV) == "1":
         return scan()[0]
-    try:
-        path = cache_file(cache_dir() if folder is None else folder)
-    except (OSError, RuntimeError):  # no home directory to cache in
-        return scan()[0]
+    path = cache_file(folder)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if (data.get("version") == VERSION and data.get("path") == _path_key()
@@ -126,7 +113,7 @@ def installed(folder: Path | None = None) -> list[CachedEntryPoint]:
             "entry_points": [list(ep) for ep in found]}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(exist_ok=True)  # inside the home, never the home itself
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:  # a read-only home: scan every time

@@ -21,6 +21,7 @@ from blut_core.host.markers import PROJECT
 
 if TYPE_CHECKING:
     from importlib import metadata as md
+    from pathlib import Path
     from typing import TypeAlias
 
     from blut_core.host.entrypoints import CachedEntryPoint
@@ -146,8 +147,10 @@ def make_plugin_manager(
     cookbook_entry_points: Iterable[EntryPoint] | None = None,
     blocked: Collection[str] = (),
     strict: bool = False,
+    cache: Path | None = None,
 ) -> BlutPluginManager:
-    """A fresh manager: plugins, then cookbooks (``None``: what is installed).
+    """A fresh manager: plugins, then cookbooks (``None``: what is installed, scanned or read
+    from the scan cached in ``cache``, see :mod:`blut_core.host.entrypoints`).
 
     Tests pass ``entry_points`` and ``cookbook_entry_points`` instead of patching importlib.
     """
@@ -159,7 +162,7 @@ def make_plugin_manager(
     if entry_points is None or cookbook_entry_points is None:
         from blut_core.host.entrypoints import installed, select
 
-        found = installed()  # a cached scan (see blut_core.host.entrypoints)
+        found = installed(cache)
         if entry_points is None:
             entry_points = select(found, ENTRY_POINT_GROUP)
         if cookbook_entry_points is None:

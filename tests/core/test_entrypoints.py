@@ -23,9 +23,8 @@ print(json.dumps("importlib.metadata" in sys.modules), file=sys.stderr)
 """
 
 
-def _plugins(site: Path, cache: Path, tmp_path: Path) -> tuple[dict[str, dict[str, object]], bool]:
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "BLUT_HOME": str(tmp_path / "home"),
-           "BLUT_NO_STALE_CHECK": "1",
+def _plugins(site: Path, home: Path, tmp_path: Path) -> tuple[dict[str, dict[str, object]], bool]:
+    env = {**os.environ, "BLUT_HOME": str(home), "BLUT_NO_STALE_CHECK": "1",
            "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-c", LIST], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
@@ -45,8 +44,9 @@ def test_a_cached_scan_is_what_importlib_metadata_finds(tmp_path: Path) -> None:
 
 
 def test_installing_changing_or_breaking_a_plugin_is_seen_at_the_next_start(tmp_path: Path) -> None:
-    site, cache = tmp_path / "site", tmp_path / "cache"
+    site, cache = tmp_path / "site", tmp_path / "home"
     site.mkdir()
+    cache.mkdir()
     (site / "good_plugin.py").write_text(
         "from blut_core import hookimpl\n\n@hookimpl\ndef blut_launchers():\n    return []\n")
     before, loaded_metadata = _plugins(site, cache, tmp_path)
@@ -59,10 +59,10 @@ def test_installing_changing_or_breaking_a_plugin_is_seen_at_the_next_start(tmp_
     installed_distribution(site, "blut-extra", "1.0", {"blut.plugins": {"extra": "no_such_module"}})
     broken, _ = _plugins(site, cache, tmp_path)                       # rewritten in place
     assert broken["extra"]["state"] == "failed" and "no_such_module" in str(broken["extra"]["error"])
-    written = {f: f.stat().st_mtime_ns for f in (cache / "blut").iterdir()}
+    written = {f: f.stat().st_mtime_ns for f in (cache / "entry-points").iterdir()}
     again, _ = _plugins(site, cache, tmp_path)                        # the failure shows every time,
     assert again["extra"]["state"] == "failed"
-    assert {f: f.stat().st_mtime_ns for f in (cache / "blut").iterdir()} == written   # from the cache
+    assert {f: f.stat().st_mtime_ns for f in (cache / "entry-points").iterdir()} == written  # cached
 
 
 def test_an_unwritable_cache_directory_only_costs_the_scan(tmp_path: Path) -> None:
@@ -70,3 +70,12 @@ def test_an_unwritable_cache_directory_only_costs_the_scan(tmp_path: Path) -> No
     blocked.write_text("not a directory")
     assert {ep.name for ep in entrypoints.installed(blocked)} == \
         {ep.name for ep in entrypoints.installed(tmp_path / "ok")}
+
+
+def test_a_command_on_a_fresh_machine_makes_no_home(tmp_path: Path) -> None:
+    """The cache lives in blut's home, and only once something made the home."""
+    site = tmp_path / "site"
+    site.mkdir()
+    plugins, _ = _plugins(site, tmp_path / "fresh-home", tmp_path)
+    assert plugins["launcher-local"]["state"] == "ok"
+    assert not (tmp_path / "fresh-home").exists()
