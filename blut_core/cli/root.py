@@ -62,13 +62,20 @@ def cli(verbose: int, log_format: str) -> None:
 
 
 def _verbosity(args: Sequence[str]) -> int:
+    """How many ``-v`` the root group was given: its options come before the command's name,
+    so a ``-v`` or ``--verbose`` after it is a value or the command's own."""
     n = 0
+    skip = False
     for a in args:
-        if a == "--":
+        if skip:
+            skip = False
+        elif a == "--log-format":
+            skip = True
+        elif a == "--" or not a.startswith("-"):
             break
-        if a == "--verbose":
+        elif a == "--verbose":
             n += 1
-        elif a.startswith("-") and not a.startswith("--") and set(a[1:]) == {"v"}:
+        elif not a.startswith("--") and set(a[1:]) == {"v"}:
             n += len(a) - 1
     return n
 

@@ -566,7 +566,7 @@ def test_lineage_on_a_full_disk_leaves_no_half_made_database(
 
 
 @pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "-1", "0", "0.0",
-                                   "1e400", "", "soon"])
+                                   "1e400", "", "soon", "--verbose", "-vv"])  # a value, not -v
 def test_deadline_must_be_positive_and_finite(app: App, cli: Cli, blut_home: Path, value: str) -> None:
     code, _, err = cli(app, "run", "diamond", "--deadline", value)
     assert code == 2
