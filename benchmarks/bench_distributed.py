@@ -10,7 +10,10 @@ a launcher whose cluster or package is missing is skipped, saying so.
   another and waited for with squeue (``packages/blut-launcher-slurm/bench_baseline.sh``);
 - Ray: the same run with ``--launcher ray`` against 50 plain Ray tasks in a fresh driver
   process (start-up, ``import ray`` and ``ray.init`` included, as in blut's whole process;
-  ``packages/blut-launcher-ray/bench_baseline.py`` splits these apart).
+  ``packages/blut-launcher-ray/bench_baseline.py`` splits these apart), the two alternating
+  run by run, so that a change of machine load hits both alike. Also reported: the median
+  time a stage spent inside its task (the shim: its cgroup, start, wait, exit record), from
+  the exit records of blut's last run.
 
 Per-stage figure: the wall time over 50. Target: blut at most 1.5x plain on each.
 """
@@ -96,10 +99,26 @@ def _plain_ray() -> float:
     return time.perf_counter() - t
 
 
+def _in_task_ms(home: Path) -> float | None:
+    """The median time a stage of the newest run spent in its task, from its exit records."""
+    runs = sorted((home / "runs").glob("*/status.jsonl"), key=lambda p: p.stat().st_mtime)
+    spans = []
+    for record in runs[-1].parent.glob("stages/*/attempts/*/exit.json") if runs else ():
+        data = json.loads(record.read_text())
+        spans.append(1000 * (data["ended_at"] - data["started_at"]))
+    return statistics.median(spans) if spans else None
+
+
 def ray(tmp: Path) -> dict[str, float]:
-    plain = statistics.median(_plain_ray() for _ in range(REPEAT))
-    blut = statistics.median(_blut_run(tmp, "ray", f"r{i}-{time.time_ns()}") for i in range(REPEAT))
-    return {"plain_s": plain, "blut_s": blut}
+    plain, blut = [], []
+    for i in range(REPEAT):  # alternating, so that load from elsewhere hits both alike
+        plain.append(_plain_ray())
+        blut.append(_blut_run(tmp, "ray", f"r{i}-{time.time_ns()}"))
+    out = {"plain_s": statistics.median(plain), "blut_s": statistics.median(blut)}
+    in_task = _in_task_ms(tmp / "home")
+    if in_task is not None:
+        out["in_task_ms"] = in_task
+    return out
 
 
 def main() -> None:
@@ -123,9 +142,10 @@ def main() -> None:
         if isinstance(row, str):
             print(f"  {name:6} {row}")
         else:
+            in_task = f"  (in its task {row['in_task_ms']:.1f} ms)" if "in_task_ms" in row else ""
             print(f"  {name:6} plain {row['plain_s']:.2f}s ({row['per_stage_plain_ms']:.0f} ms/stage)  "
                   f"blut {row['blut_s']:.2f}s ({row['per_stage_blut_ms']:.0f} ms/stage)  "
-                  f"ratio {row['ratio']:.2f}")
+                  f"ratio {row['ratio']:.2f}{in_task}")
 
 
 if __name__ == "__main__":
