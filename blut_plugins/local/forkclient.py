@@ -34,6 +34,7 @@ class ForkClient:
         self.preloaded: set[str] = set(preload)
         self.base_env = dict(env)  # the server's environment: requests send differences
         self._full = False  # the last read filled its buffer
+        self.used = False  # a request was sent
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -93,6 +94,7 @@ class ForkClient:
         changes: dict[str, str | None] = {k: v for k, v in env.items() if base.get(k) != v}
         changes.update({k: None for k in base if k not in env})
         self._next += 1
+        self.used = True
         ident = self._next
         request = {"op": "spawn", "id": ident, "context": context,
                    "argv": None if argv is None else list(argv), "cwd": cwd, "env": changes,
@@ -134,8 +136,18 @@ class ForkClient:
         return self.exits[ident][0]
 
     def close(self) -> None:
+        """Stop the server: it reads end-of-file, ends its idle workers and exits.
+
+        A server that never ran a stage is killed instead of waited for: it may still be
+        importing (a run whose few command stages all started before it was up would wait
+        for its start-up to end); its idle workers, if any, see their request pipe close and
+        exit, in no stage's cgroup.
+        """
         with contextlib.suppress(OSError):
             self.sock.close()
+        if not self.used:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
         with contextlib.suppress(Exception):
             self.proc.wait(timeout=5)
         if self.proc.poll() is None:
