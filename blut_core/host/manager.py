@@ -10,6 +10,8 @@ needs what it would have provided.
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import TypeAlias
 
+    from pluggy import HookimplOpts
+
     from blut_core.host.entrypoints import CachedEntryPoint
 
     EntryPoint: TypeAlias = md.EntryPoint | CachedEntryPoint
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "blut.plugins"
 COOKBOOK_GROUP = "blut.cookbooks"
 BUILTIN_DISTRIBUTION = "blut"
+_FUNCTIONS = (types.FunctionType, types.MethodType)
 #: Built-ins that cannot be disabled: a run and the CLI need them.
 ESSENTIAL = frozenset({"launcher-local", "cli-plugins", "cli-run", "containment-bare"})
 
@@ -104,6 +109,19 @@ class BlutPluginManager(pluggy.PluginManager):
                                      distribution=record.distribution, error=str(exc))
                 record = record._replace(error=f"{type(exc).__name__}: {exc}")
             self.records.append(record)
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> HookimplOpts | None:
+        """pluggy's answer, without its ``inspect.isroutine`` for each of the ~900 names the
+        plugin modules hold (classes, modules, constants): only functions carry marks."""
+        if name.startswith("__"):
+            return None
+        found = getattr(plugin, name, None)
+        if type(found) in _FUNCTIONS:
+            opts = getattr(found, f"{PROJECT}_impl", None)
+            return typing.cast("HookimplOpts", opts) if isinstance(opts, dict) else None
+        if found is None or isinstance(found, (type, types.ModuleType)) or not callable(found):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
 
     def mark_failed(self, name: str, error: str) -> None:
         """Record that plugin ``name`` failed after it loaded (a hook raised, a bad record).
