@@ -7,7 +7,7 @@ from importlib import metadata as md
 import pytest
 
 from blut_core import App, PluginConflictError, PluginError, Settings
-from blut_core.host.manager import make_plugin_manager
+from blut_core.host.manager import BlutPluginManager, make_plugin_manager
 from blut_core.testing import builtin_entry_points
 
 
@@ -90,3 +90,26 @@ def test_each_app_has_its_own_manager(plugin_manager) -> None:  # type: ignore[n
     assert other is not plugin_manager
     plugin_manager.unregister(name="cli-plan")
     assert other.get_plugin("cli-plan") is not None
+
+
+def test_the_fast_hook_lookup_finds_what_pluggy_finds() -> None:
+    """The manager looks for hook marks on functions only; every built-in and installed
+    plugin module registers the same implementations as with pluggy's own lookup."""
+    import pluggy
+
+    from blut_core.host.entrypoints import installed
+
+    modules = [(ep.name, ep.load()) for ep in installed(None)]
+
+    def impls(pm: BlutPluginManager) -> list[tuple[str, str, str]]:
+        for name, module in modules:
+            pm.register(module, name=name)
+        return sorted((c.name, i.plugin_name, i.function.__qualname__)
+                      for c in vars(pm.hook).values() if isinstance(c, pluggy.HookCaller)
+                      for i in c.get_hookimpls())
+
+    plain = BlutPluginManager()
+    plain.parse_hookimpl_opts = (  # type: ignore[method-assign]
+        lambda plugin, name: pluggy.PluginManager.parse_hookimpl_opts(plain, plugin, name))
+    found = impls(BlutPluginManager())
+    assert found == impls(plain) and len(found) > 30
