@@ -205,3 +205,14 @@ def test_a_stage_that_runs_on_gets_a_booking_of_its_own(app: App, tmp_path: Path
     policy.finished(attempts["long"], _ok("long"))  # type: ignore[arg-type]
     policy.choose([], [])
     assert _booked(path) == {}
+
+
+def test_a_torn_ledger_gets_the_lease_back_with_what_it_gave_out(app: App, tmp_path: Path) -> None:
+    path = tmp_path / "ledger.json"
+    policy, _ = _policy(app, path, box=16 * GiB)
+    launched = policy.choose([_stage("s0", "1G"), _stage("s1", "1G")], [])
+    assert len(launched) == 2
+    path.write_text("{")  # torn: the next reader starts over
+    policy.choose([_stage("big", "4G")], [FakeAttempt(d.stage, None) for d in launched])  # type: ignore[misc]
+    booked = _booked(path)
+    assert booked[LEASE_LABEL] >= 2 * GiB and booked["big"] == 4 * GiB
