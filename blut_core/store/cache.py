@@ -2,7 +2,8 @@
 
 Key = BLAKE3 of (stage name, version, what it runs, canonical params, logical hashes of its
 inputs). An entry is ``$BLUT_HOME/cache/<key[:2]>/<key>/`` holding ``out/`` and
-``meta.json`` (the output's logical hash, its manifest and each file's size and mtime).
+``meta.json`` (the output's logical hash, its manifest and each file's size and mtime); an
+empty output's entry is ``meta.json`` alone.
 Entries are written to a temporary directory and renamed into place, so a reader sees a whole
 entry or none; a damaged entry is a miss with a warning, never a crash, and an entry written
 under another hash algorithm (sha256, before BLAKE3) is a plain miss.
@@ -11,7 +12,7 @@ Outputs are stored by hard link, not copied: the run directory's ``out/`` and th
 their files. So that neither can be changed through the other, a stored file is made
 read-only (for the run directory's link too), and a lookup checks every file's size and
 mtime against ``meta.json``: an entry whose file was written in place anyway (root ignores
-the read-only bit) is a miss with a warning, and is stored afresh when its stage has run.
+the read-only bit) is dropped with a warning, and stored afresh once its stage has run.
 A file the output shares with something outside blut (a hard link the stage made to a
 writable file) is copied into the entry instead, and left as it is.
 """
