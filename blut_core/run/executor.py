@@ -36,7 +36,7 @@ from blut_core.run.outputs import Outputs
 from blut_core.run.progress import ProgressSink, Snapshot, observed, snapshot_of
 from blut_core.run.readiness import Readiness
 from blut_core.run.scheduling import Launch, Refusal, SchedulingPolicy
-from blut_core.store.cache import Cache
+from blut_core.store.cache import Cache, CacheEntry
 from blut_core.store.rundir import RunDir, StatusLog
 
 
@@ -60,7 +60,10 @@ class Executor:
     def __init__(self, *, plan: Plan, run: RunInfo, rundir: RunDir, status: StatusLog,
                  launcher: Launcher, cache: Cache, policy: SchedulingPolicy,
                  hooks: Any, options: ExecOptions | None = None,
-                 progress: ProgressSink | None = None) -> None:
+                 progress: ProgressSink | None = None,
+                 cache_hits: Mapping[str, CacheEntry] | None = None) -> None:
+        """``cache_hits``: entries already looked up for this run, by cache key (they are
+        not looked up again)."""
         self.plan = plan
         self.run = run
         self.rundir = rundir
@@ -73,7 +76,7 @@ class Executor:
         self.log = get_logger()
         self.order = plan.topological()
         self.outcomes: dict[str, StageOutcome] = {}
-        self.outputs = Outputs(cache, rundir)
+        self.outputs = Outputs(cache, rundir, known=cache_hits)
         self.hashes = self.outputs.hashes  # finished stages' logical output hashes
         self.running: dict[str, Attempt] = {}
         self.attempts: dict[str, int] = {}

@@ -28,7 +28,7 @@ from blut_core.model.outcome import RunInfo, RunSummary, StageState
 from blut_core.process.spec import prepare_launcher
 from blut_core.run.executor import ExecOptions, Executor
 from blut_core.run.scheduling import BoundedPolicy, SchedulingPolicy
-from blut_core.store.cache import Cache
+from blut_core.store.cache import Cache, CacheEntry
 from blut_core.store.rundir import (
     RunDir,
     StatusLog,
@@ -212,8 +212,9 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     settings = app.settings
     sinks = check_sinks(app)          # a bad BLUT_LINEAGE_SINKS stops here, nothing written
     runs_root = settings.runs_dir
-    if policy is None and _all_cached(app, prepared.plan, options):
-        return _up_to_date(app, prepared, launcher, options=options, progress=progress,
+    hits = _all_cached(app, prepared.plan, options) if policy is None else None
+    if hits is not None:
+        return _up_to_date(app, prepared, launcher, hits, options=options, progress=progress,
                            sinks=sinks)
     broker = Broker(app, no_calibration=no_calibration)
     check_paths(app, broker, stages=len(prepared.plan))  # a bad place stops here too
@@ -257,13 +258,18 @@ def drop_private_ledger(policy: SchedulingPolicy | None) -> None:
         shutil.rmtree(private.parent, ignore_errors=True)
 
 
-def _all_cached(app: App, plan: Plan, options: ExecOptions | None) -> bool:
-    """Whether every stage of ``plan`` is a cache hit, so that nothing would run."""
-    if options is not None and options.no_cache:
-        return False
-    if not all(s.cache for s in plan.topological()):
-        return False
-    return len(_cached_stages(app, plan, options)) == len(plan)
+def _all_cached(app: App, plan: Plan, options: ExecOptions | None) -> dict[str, CacheEntry] | None:
+    """The cache entries of ``plan``'s stages (by key) when every one is a hit, so that
+    nothing would run; else ``None``."""
+    from blut_core.run.planning import CacheState, cache_states
+
+    if (options is not None and options.no_cache) or not all(s.cache for s in plan.topological()):
+        return None
+    entries: dict[str, CacheEntry] = {}
+    states = cache_states(plan, Cache(app.settings.cache_dir), entries=entries)
+    if any(st.state is not CacheState.CACHED for st in states.values()):
+        return None
+    return entries
 
 
 class _NothingRuns(Launcher):
@@ -284,8 +290,9 @@ class _NothingRuns(Launcher):
         return None
 
 
-def _up_to_date(app: App, prepared: Prepared, launcher: str, *, options: ExecOptions | None,
-                progress: ProgressSink | None, sinks: Checked) -> RunSummary:
+def _up_to_date(app: App, prepared: Prepared, launcher: str, hits: dict[str, CacheEntry], *,
+                options: ExecOptions | None, progress: ProgressSink | None,
+                sinks: Checked) -> RunSummary:
     """A run with every stage cached: recorded like any run (run directory, status stream,
     outputs materialised from the cache, lineage), without the machinery a stage needs —
     no memory broker, ledger or calibration, no fork server, no launcher started. The
@@ -303,7 +310,7 @@ def _up_to_date(app: App, prepared: Prepared, launcher: str, *, options: ExecOpt
     executor = Executor(plan=prepared.plan, run=info, rundir=rundir, status=status,
                         launcher=nothing, cache=Cache(settings.cache_dir),
                         policy=BoundedPolicy(1), hooks=app.hooks, options=options,
-                        progress=progress)
+                        progress=progress, cache_hits=hits)
     return drive(app, executor, info, status, nothing, sinks=sinks)
 
 

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from blut_core.model.outcome import Classification, StageOutcome, StageState
 from blut_core.model.stage import Stage
-from blut_core.store.cache import Cache, cache_key
+from blut_core.store.cache import Cache, CacheEntry, cache_key
 from blut_core.store.rundir import RunDir
 
 
 class Outputs:
     """Cache lookups and promotions of one run; ``hashes`` holds every finished stage's."""
 
-    def __init__(self, cache: Cache, rundir: RunDir) -> None:
+    def __init__(self, cache: Cache, rundir: RunDir,
+                 known: Mapping[str, CacheEntry] | None = None) -> None:
         self.cache = cache
         self.rundir = rundir
         self.hashes: dict[str, str] = {}
+        self._known = dict(known or {})  # entries looked up already, by key: used once
 
     def key(self, s: Stage) -> str:
         """``s``'s cache key, from its identity and its (finished) inputs' hashes."""
@@ -32,7 +35,7 @@ class Outputs:
     def cached(self, s: Stage) -> StageOutcome | None:
         """The outcome of ``s`` as a cache hit (its outputs materialised), or ``None``."""
         key = self.key(s)
-        entry = self.cache.lookup(key)
+        entry = self._known.pop(key, None) or self.cache.lookup(key)
         if entry is None:
             return None
         self.cache.materialize(entry, self.rundir.out_dir(s.name))

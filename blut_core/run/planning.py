@@ -7,7 +7,7 @@ import enum
 import attrs
 
 from blut_core.model.plan import Plan
-from blut_core.store.cache import Cache, cache_key
+from blut_core.store.cache import Cache, CacheEntry, cache_key
 
 
 class CacheState(enum.Enum):
@@ -25,8 +25,10 @@ class StagePlanState:
     output_hash: str | None
 
 
-def cache_states(plan: Plan, cache: Cache, *, no_cache: bool = False) -> dict[str, StagePlanState]:
-    """Predict, in dependency order, which stages a run would skip."""
+def cache_states(plan: Plan, cache: Cache, *, no_cache: bool = False,
+                 entries: dict[str, CacheEntry] | None = None) -> dict[str, StagePlanState]:
+    """Predict, in dependency order, which stages a run would skip (the entries found go
+    into ``entries``, by cache key, when given)."""
     out: dict[str, StagePlanState] = {}
     for stage in plan.topological():
         hashes: dict[str, str] = {}
@@ -42,6 +44,8 @@ def cache_states(plan: Plan, cache: Cache, *, no_cache: bool = False) -> dict[st
         key = cache_key(stage.identity(), hashes)
         entry = None if (no_cache or not stage.cache) else cache.lookup(key)
         if entry is not None:
+            if entries is not None:
+                entries[key] = entry
             out[stage.name] = StagePlanState(stage=stage.name, state=CacheState.CACHED,
                                              cache_key=key, output_hash=entry.output_hash)
         else:
