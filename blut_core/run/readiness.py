@@ -39,6 +39,9 @@ class Readiness:
         #: :meth:`ready` looks at, so a loop turn costs what is open, not the whole plan
         self._open = {s.name for s in order if not self._unmet[s.name]}
         self._by_name = {s.name: s for s in order}
+        #: ``_open`` in priority order, once ordered; stages that left it are skipped, and
+        #: it is ordered again only when a stage joins it
+        self._sorted: list[str] | None = None
 
     def settled(self, name: str, newly_ok: bool, *, failed: bool) -> None:
         """Stage ``name`` has an outcome: its dependents have one input fewer to wait for."""
@@ -48,6 +51,7 @@ class Readiness:
                 self._unmet[d] -= 1
                 if not self._unmet[d]:
                     self._open.add(d)
+                    self._sorted = None
         elif failed:
             self._unsettled = True
 
@@ -104,12 +108,16 @@ class Readiness:
         """Stages whose inputs are done, in priority order (ordered once two compete, or
         while the first stages run)."""
         now = time.time()
-        by_name = self._by_name
-        ready = [by_name[n] for n in self._open
-                 if n not in outcomes and n not in running and n not in ending
-                 and not_before.get(n, 0.0) <= now]
-        if len(ready) <= 1:
-            return ready
-        rank = self._rank  # two compete: the priority order decides (computed once)
-        ready.sort(key=lambda s: rank[s.name])
-        return ready
+        by_name, is_open = self._by_name, self._open
+        if self._sorted is None:
+            if len(is_open) > 1 or "by_priority" in self.__dict__:
+                rank = self._rank  # two compete: the priority order decides (computed once)
+                self._sorted = sorted(is_open, key=rank.__getitem__)
+            names: Collection[str] = self._sorted if self._sorted is not None else is_open
+        else:
+            if len(self._sorted) > 2 * len(is_open) + 16:  # mostly stages that left: drop them
+                self._sorted = [n for n in self._sorted if n in is_open]
+            names = self._sorted
+        return [by_name[n] for n in names
+                if n in is_open and n not in outcomes and n not in running and n not in ending
+                and not_before.get(n, 0.0) <= now]
