@@ -14,7 +14,7 @@ from pathlib import Path
 
 from blut_core.model.outcome import Classification, StageOutcome, StageState
 from blut_core.model.stage import Stage
-from blut_core.store.cache import Cache, CacheEntry, cache_key
+from blut_core.store.cache import Cache, CacheEntry, identity_text, keyed
 from blut_core.store.rundir import RunDir
 
 
@@ -27,10 +27,15 @@ class Outputs:
         self.rundir = rundir
         self.hashes: dict[str, str] = {}
         self._known = dict(known or {})  # entries looked up already, by key: used once
+        self._identities: dict[str, str] = {}
 
     def key(self, s: Stage) -> str:
-        """``s``'s cache key, from its identity and its (finished) inputs' hashes."""
-        return cache_key(s.identity(), {i: self.hashes[i] for i in s.inputs})
+        """``s``'s cache key, from its identity (encoded once a run) and its (finished)
+        inputs' hashes."""
+        text = self._identities.get(s.name)
+        if text is None:
+            text = self._identities[s.name] = identity_text(s.identity())
+        return keyed(text, {i: self.hashes[i] for i in s.inputs})
 
     def cached(self, s: Stage) -> StageOutcome | None:
         """The outcome of ``s`` as a cache hit (its outputs materialised), or ``None``."""

@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from blake3 import blake3
 
 from blut_core.errors import DiskFull, free_bytes, is_disk_full
 from blut_core.host.log import get_logger
 from blut_core.model.hashing import (
     HASH,
-    content_digest,
+    canonical_json,
     hash_fd,
     link_hash,
     manifest_hash,
@@ -49,9 +50,20 @@ _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 def cache_key(identity: Mapping[str, Any], input_hashes: Mapping[str, str]) -> str:
     """The cache key of a stage given its identity and its inputs' logical hashes."""
-    stage = identity if type(identity) is dict else dict(identity)
-    inputs = input_hashes if type(input_hashes) is dict else dict(input_hashes)
-    return content_digest({"stage": stage, "inputs": inputs})  # canonical: keys are sorted
+    return keyed(identity_text(identity), input_hashes)
+
+
+def identity_text(identity: Mapping[str, Any]) -> str:
+    """A stage identity's canonical JSON: what :func:`keyed` takes, computed once a stage."""
+    return canonical_json(identity if type(identity) is dict else dict(identity))
+
+
+def keyed(identity: str, input_hashes: Mapping[str, str]) -> str:
+    """The cache key from an :func:`identity_text` and the inputs' logical hashes: the
+    BLAKE3 digest of the canonical JSON of ``{"inputs": ..., "stage": ...}``, built around
+    the identity's text instead of encoding it again."""
+    inputs = canonical_json(input_hashes if type(input_hashes) is dict else dict(input_hashes))
+    return blake3(f'{{"inputs":{inputs},"stage":{identity}}}'.encode()).hexdigest()
 
 
 @attrs.frozen(kw_only=True)

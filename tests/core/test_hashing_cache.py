@@ -244,3 +244,13 @@ def test_a_run_over_a_cache_written_with_sha256_reruns_quietly_and_caches_anew(
     assert [o.output_hash for o in second.stages] == [o.output_hash for o in first.stages]
     third = _run(app, "diamond")
     assert {o.stage: o.state.value for o in third.stages} == dict.fromkeys("abcde", "cached")
+
+
+def test_a_key_built_around_a_stage_identity_encoded_once_is_the_same_key() -> None:
+    from blut_core.store.cache import cache_key, identity_text, keyed
+
+    identity = {"name": "train", "version": "2", "kind": "python", "what": "m:f",
+                "params": {"lr": 0.1, "tags": ["a", "é"], "n": None}, "env": {"X": "1"}}
+    inputs = {"b": "1" * 64, "a": "2" * 64}
+    assert keyed(identity_text(identity), inputs) == cache_key(identity, inputs)
+    assert keyed(identity_text(identity), {**inputs, "a": "3" * 64}) != cache_key(identity, inputs)
