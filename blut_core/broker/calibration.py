@@ -279,7 +279,11 @@ class CalibrationStore:
             generation = self._generation
             keys = set(self._view) | {text for text, _ in self._pending}
             if self._files is not None:
-                keys |= set(self._files.entries) | set(self._files.updates)
+                try:
+                    keys |= self._files.keys()
+                except Corrupt as exc:
+                    self._set_aside(str(exc))
+                    continue
             found = [self._get(k) for k in sorted(keys)]
             if generation == self._generation:  # nothing was set aside meanwhile
                 break
@@ -428,7 +432,7 @@ class CalibrationStore:
         entry = None
         if files is not None:
             try:
-                entry = self._replay(text, files.entries.get(text), files.updates.get(text, []))
+                entry = self._replay(text, *files.lookup(text))
             except Corrupt as exc:
                 self._set_aside(str(exc))
                 entry = None

@@ -67,10 +67,13 @@ class Corrupt(ValueError):
 
 
 class CalibrationFiles:
-    """The snapshot and journal at ``path``, indexed by key, each value parsed only on demand.
+    """The snapshot and journal at ``path``, each value parsed only on demand.
 
-    ``entries``: key → the entry's JSON text (or its parsed value, from a snapshot in the
-    old layout); ``updates``: key → the JSON texts of its journal lines, oldest first.
+    :meth:`lookup` finds one key's lines in the text read (a substring search: microseconds
+    however large the store); :attr:`entries` and :attr:`updates` index every key, for what
+    needs them all (listing, folding): ``entries`` maps a key to its entry's JSON text (or
+    its parsed value, from a snapshot in the old layout), ``updates`` to the JSON texts of
+    its journal lines, oldest first.
     """
 
     def __init__(self, path: Path, *, fold_bytes: int = FOLD_BYTES) -> None:
@@ -78,8 +81,11 @@ class CalibrationFiles:
         self.journal = path.with_name(path.name + ".journal")
         self.lock = path.with_name(path.name + ".lock")
         self.fold_bytes = fold_bytes
-        self.entries: dict[str, Any] = {}
-        self.updates: dict[str, list[str]] = {}
+        self._snapshot = b""            # as read (lined layout): its entry lines, each after a
+        self._lines = (0, 0)            # newline, lie between these offsets
+        self._entries: dict[str, Any] | None = {}
+        self._journal = b"\n"           # the journal's whole update lines, each after a newline
+        self._updates: dict[str, list[str]] | None = {}
         self.token: str | None = None   # of the snapshot read (None: none, or an old one)
         self.lined = False              # the snapshot is in the one-entry-a-line layout
         self.size = 0                   # of the snapshot read
@@ -92,15 +98,19 @@ class CalibrationFiles:
         """Read the snapshot and the journal that continues it (``Corrupt``: the snapshot
         cannot be read). The journal is opened first: a fold between the two reads leaves
         a journal naming another token, which the new snapshot already holds."""
-        self.entries, self.updates, self.offset = {}, {}, 0
+        self._clear()
         journal = self._read_bytes(self.journal)
         snapshot = self._read_bytes(self.path)
         self.size = len(snapshot or b"")
-        self.token, self.lined = None, False
         if snapshot is not None:
-            self._index_snapshot(snapshot)
+            self._read_snapshot(snapshot)
         if journal is not None and self.token is not None:
             self._take_journal(journal, 0)
+
+    def _clear(self) -> None:
+        self._snapshot, self._lines, self._entries = b"", (0, 0), {}
+        self._journal, self._updates = b"\n", {}
+        self.offset, self.token, self.lined = 0, None, False
 
     def _read_bytes(self, path: Path) -> bytes | None:
         try:
@@ -111,41 +121,104 @@ class CalibrationFiles:
             get_logger().warning("calibration_unreadable", path=str(path), error=str(exc))
             return None
 
-    def _index_snapshot(self, raw: bytes) -> None:
+    def _read_snapshot(self, raw: bytes) -> None:
+        """Take in a snapshot: in the lined layout only its first line is parsed (and
+        nothing is decoded: a lookup decodes the line it finds)."""
+        first, end = raw.find(b"\n"), len(raw)
+        while end and raw[end - 1] in b" \t\r\n":  # (no copy of the whole, as rstrip makes)
+            end -= 1
+        if first > 0 and raw.startswith(b'{"version"') and raw[:first].endswith(b'"entries": {') \
+                and raw[end - len(_TAIL) - 1:end] == b"\n" + _TAIL.encode():
+            try:
+                head = json.loads(raw[:first].decode("utf-8") + _TAIL)
+            except ValueError:
+                head = None
+            if isinstance(head, dict) and isinstance(head.get("journal"), str):
+                self._snapshot, self._entries = raw, None  # indexed on demand
+                self._lines = (first, end - len(_TAIL))
+                self.token, self.lined = head["journal"], True
+                return
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise Corrupt(str(exc)) from None
-        lines = text.split("\n")
-        while lines and not lines[-1].strip():
-            lines.pop()
-        if len(lines) >= 2 and lines[-1] == _TAIL and lines[0].startswith('{"version"') \
-                and lines[0].endswith('"entries": {'):
-            try:
-                head = json.loads(lines[0] + _TAIL)
-                entries = {}
-                for line in lines[1:-1]:
-                    key, value = _split(line)
-                    entries[key] = value[:-1] if value.endswith(",") else value
-            except ValueError:
-                pass
-            else:
-                if isinstance(head, dict) and isinstance(head.get("journal"), str):
-                    self.entries, self.token, self.lined = entries, head["journal"], True
-                    return
-        try:  # the old layout (or one edited by hand): parsed whole
-            data = json.loads(text)
-        except ValueError as exc:
-            raise Corrupt(str(exc)) from None
-        if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
-            raise Corrupt("not a calibration file")
-        self.entries = dict(data["entries"])
+        data = _parse_whole(text)  # the old layout (or one edited by hand)
+        self._entries = dict(data["entries"])
         token = data.get("journal")
         self.token = token if isinstance(token, str) else None
 
-    def _take_journal(self, raw: bytes, start: int) -> set[str]:
-        """Index the whole lines of journal bytes ``raw`` (read from byte ``start``) whose
-        first line names this snapshot's token; the keys they update."""
+    @property
+    def entries(self) -> dict[str, Any]:
+        if self._entries is None:
+            entries: dict[str, Any] = {}
+            start, end = self._lines
+            try:
+                body = self._snapshot[start:end].decode("utf-8")
+                for line in body.split("\n"):
+                    if line:
+                        key, value = _split(line)
+                        entries[key] = value[:-1] if value.endswith(",") else value
+            except ValueError:  # not one entry a line after all: read as JSON, or corrupt
+                try:
+                    text = self._snapshot.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise Corrupt(str(exc)) from None
+                entries = dict(_parse_whole(text)["entries"])
+            self._entries = entries
+        return self._entries
+
+    @property
+    def updates(self) -> dict[str, list[str]]:
+        if self._updates is None:
+            self._updates = {}
+            self._index_updates(self._journal)
+        return self._updates
+
+    def keys(self) -> set[str]:
+        """Every key the snapshot or the journal holds."""
+        return set(self.entries) | set(self.updates)
+
+    def lookup(self, key: str) -> tuple[Any, list[str]]:
+        """``(entry, updates)`` of ``key``, as :attr:`entries` and :attr:`updates` hold them."""
+        needle = ("\n" + json.dumps(key) + ": ").encode()
+        value: Any
+        if self._entries is not None:
+            value = self._entries.get(key)
+        else:
+            start, end = self._lines
+            at = self._snapshot.find(needle, start, end)
+            value = None if at < 0 else _value_at(self._snapshot, at + len(needle), end)
+            if value is not None and value.endswith(","):
+                value = value[:-1]
+        if self._updates is not None:
+            return value, list(self._updates.get(key, ()))
+        found, at = [], self._journal.find(needle)
+        while at >= 0:
+            found.append(_value_at(self._journal, at + len(needle), len(self._journal)))
+            at = self._journal.find(needle, at + len(needle))
+        return value, found
+
+    def _index_updates(self, raw: bytes) -> set[str]:
+        """Index the update lines of ``raw`` (when :attr:`updates` is indexed); their keys."""
+        touched: set[str] = set()
+        for line in raw.decode("utf-8", errors="replace").split("\n"):
+            if not line:
+                continue
+            try:
+                key, value = _split(line)
+            except ValueError:
+                get_logger().warning("calibration_journal_line_skipped", path=str(self.journal),
+                                     line=line[:120])
+                continue
+            if self._updates is not None:
+                self._updates.setdefault(key, []).append(value)
+            touched.add(key)
+        return touched
+
+    def _take_journal(self, raw: bytes, start: int, *, keys: bool = False) -> set[str]:
+        """Take in the whole lines of journal bytes ``raw`` (read from byte ``start``, the
+        whole journal when 0: then only if its first line names this snapshot's token).
+        With ``keys``, returns the keys they update (else none: they are indexed later)."""
         whole = raw.rfind(b"\n") + 1           # a last line without its newline is torn
         if start == 0:
             first = raw.find(b"\n")
@@ -155,19 +228,18 @@ class CalibrationFiles:
         else:
             body, begin = raw[:whole], 0
         self.offset = start + begin + len(body)
-        touched: set[str] = set()
-        for line in body.decode("utf-8", errors="replace").split("\n"):
-            if not line:
-                continue
-            try:
-                key, value = _split(line)
-            except ValueError:
-                get_logger().warning("calibration_journal_line_skipped", path=str(self.journal),
-                                     line=line[:120])
-                continue
-            self.updates.setdefault(key, []).append(value)
-            touched.add(key)
-        return touched
+        self._journal += body
+        if not keys:
+            self._updates = None             # indexed on demand
+            return set()
+        return self._index_updates(body)
+
+    def _add(self, lines: Sequence[str]) -> None:
+        """Take in update lines this process wrote (or is about to fold)."""
+        raw = "".join(line + "\n" for line in lines).encode()
+        self._journal += raw
+        if self._updates is not None:
+            self._index_updates(raw)
 
     # -- writing (under the lock) -----------------------------------------------------------
 
@@ -218,7 +290,7 @@ class CalibrationFiles:
                     os.ftruncate(fd, size)
                     tail = tail[:whole]
                 if tail:
-                    touched = self._take_journal(tail, self.offset)
+                    touched = self._take_journal(tail, self.offset, keys=True)
                     if others is not None:
                         others |= touched
             payload = (("" if size else _journal_head(self.token) + "\n")
@@ -229,9 +301,7 @@ class CalibrationFiles:
         finally:
             os.close(fd)
         self.offset = size + len(payload)
-        for line in lines:
-            key, value = _split(line)
-            self.updates.setdefault(key, []).append(value)
+        self._add(lines)
         return others, self.offset > max(self.fold_bytes, self.size // 2)
 
     def _read_head(self) -> str | None:
@@ -272,17 +342,16 @@ class CalibrationFiles:
         :class:`NotSaved`: the new one cannot be written (the old one stays)."""
         if reload:
             self.load()
-        for line in extra:
-            key, update = _split(line)
-            self.updates.setdefault(key, []).append(update)
+        self._add(extra)
+        entries, updates = self.entries, self.updates
         token = os.urandom(6).hex()
         lines = []
-        for key in sorted(set(self.entries) | set(self.updates)):
+        for key in sorted(set(entries) | set(updates)):
             if drop is not None and drop(key):
                 continue
-            value = self.entries.get(key)
-            if key in self.updates:
-                settled = settle(key, value, self.updates[key])
+            value = entries.get(key)
+            if key in updates:
+                settled = settle(key, value, updates[key])
                 if settled is None:
                     continue
                 lines.append(key_line(key, settled))
@@ -305,12 +374,10 @@ class CalibrationFiles:
             raise NotSaved(exc, len(payload)) from None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.journal)
-        self.entries = {}
-        for line in lines:
-            key, text = _split(line)
-            self.entries[key] = text
-        self.updates, self.offset, self.token, self.lined = {}, 0, token, True
-        self.size = len(payload)
+        self._clear()
+        self._snapshot, self._entries = payload, None
+        self._lines = (payload.find(b"\n"), len(payload) - len(_TAIL) - 1)
+        self.token, self.lined, self.size = token, True, len(payload)
 
     def set_aside(self, error: str) -> None:
         """Move an unreadable snapshot aside (``calibration.json.corrupt-<time>``), logged."""
@@ -319,7 +386,7 @@ class CalibrationFiles:
             os.replace(self.path, aside)
         get_logger().warning("calibration_corrupt", path=str(self.path), set_aside=str(aside),
                              error=error)
-        self.entries, self.updates, self.offset, self.token, self.lined = {}, {}, 0, None, False
+        self._clear()
 
     def not_saved(self, exc: OSError, needed: int, file: Path) -> None:
         full = {"needed_bytes": needed, "free_bytes": free_bytes(self.path.parent),
@@ -339,6 +406,22 @@ class NotSaved(Exception):
     def __init__(self, exc: OSError, needed: int) -> None:
         super().__init__(str(exc))
         self.exc, self.needed = exc, needed
+
+
+def _value_at(raw: bytes, start: int, limit: int) -> str:
+    end = raw.find(b"\n", start, limit)
+    return raw[start:limit if end < 0 else end].decode("utf-8")
+
+
+def _parse_whole(text: str) -> dict[str, Any]:
+    """A snapshot read as one JSON document (``Corrupt`` if it is not a calibration store)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise Corrupt(str(exc)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
+        raise Corrupt("not a calibration file")
+    return data
 
 
 def _journal_head(token: str | None) -> str:

@@ -165,3 +165,39 @@ def test_a_fold_cut_short_never_counts_an_update_twice(tmp_path: Path) -> None:
     CalibrationStore(path).record_peak(key, 4 * MiB, 10 * MiB)  # appends after the stale one
     entry = CalibrationStore(path).get(key)
     assert entry is not None and (entry.samples, entry.peak) == (2 + n, 6 * MiB)
+
+
+def test_a_lookup_finds_its_own_key_only_whatever_the_key_holds(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    keys = [CalibrationKey.of("book:r", "s", {}), CalibrationKey.of("book:r", "s", {"n": 1}),
+            CalibrationKey.of("book:r", 's"q\\b', {}), CalibrationKey.of("böök:r", "s", {"n": 2}),
+            CalibrationKey.of("book:r", "s", {}, {"params": "p", "inputs": "1K"})]
+    store = CalibrationStore(path)
+    for n, key in enumerate(keys, 1):
+        store.record_peak(key, n * MiB, 64 * MiB)       # the first: the snapshot; then the journal
+    store.record_oom(keys[2], 96 * MiB)
+    again = CalibrationStore(path)
+    found = [again.get(key) for key in keys]
+    assert [e.peak for e in found if e] == [1 * MiB, 2 * MiB, 96 * MiB, 4 * MiB, 5 * MiB]
+    assert found[2] is not None and found[2].source == OOM_CORRECTED
+    listed = {e.key.text: (e.peak, e.source) for e in CalibrationStore(path).entries()}
+    assert listed == {e.key.text: (e.peak, e.source) for e in found if e}
+    journal, folding = path.with_name("calibration.json.journal"), CalibrationStore(path, fold_bytes=0)
+    while journal.exists():  # folded once the journal outgrows half of the snapshot
+        folding.record_peak(CalibrationKey.of("book:r", "filler", {}), MiB, 64 * MiB)
+    folded = CalibrationStore(path)
+    assert [folded.get(key).peak for key in keys] == [e.peak for e in found if e]  # type: ignore[union-attr]
+
+
+def test_a_snapshot_damaged_in_the_middle_is_set_aside_when_it_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "calibration.json"
+    _filled(path, 3)
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = b'"book:r|s001||inputs=0,params=00000001": {"recipe": \xff garbage'
+    path.write_bytes(b"\n".join(lines))
+    store = CalibrationStore(path)
+    assert store.get(_key(0)) is not None  # a lookup reads only its own line
+    assert store.entries() == []           # listing reads them all: the snapshot is set aside
+    assert len(list(tmp_path.glob("calibration.json.corrupt-*"))) == 1
+    store.record_peak(_key(7), MiB, 2 * MiB)
+    assert [e.key.text for e in CalibrationStore(path).entries()] == [_key(7).text]
