@@ -27,7 +27,7 @@ from blut_core import Cage, LauncherError
 from blut_core.broker import process_start
 from blut_core.host import get_logger
 from blut_plugins.cgroup import files, usage
-from blut_plugins.cgroup.pool import MAX_LEFT, CagePool, Idle, remove_empty
+from blut_plugins.cgroup.pool import MAX_CACHE, MAX_LEFT, CagePool, Idle, remove_empty
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _SHELL = "/bin/sh"
@@ -195,6 +195,7 @@ class CgroupCage(Cage):
         self._empty = False  # the last kill() left cgroup.procs empty
         self._oom_base = 0  # the kernel's OOM-kill count when this attempt began
         self._oom_seen: int | None = None  # that count as oom_killed() last read it
+        self._cached: int | None = None  # its file pages as peak_bytes() read them
         if pool is not None and self._reuse(pool):
             return
         try:
@@ -312,7 +313,8 @@ class CgroupCage(Cage):
         peak = files.read_int(self._file(self.layout.peak))
         if peak is None:
             return None
-        return usage.need_bytes(self.path, self.layout.version, peak, sampled)
+        self._cached = usage.file_pages(self.path, self.layout.version)
+        return usage.need_bytes(self.path, self.layout.version, peak, sampled, self._cached)
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer killed a process of this cgroup in this attempt
@@ -343,9 +345,9 @@ class CgroupCage(Cage):
         """End the attempt and give the cgroup to the pool (see :mod:`.pool`), else release.
 
         Only an empty cgroup (what is left in it is killed and waited for) that still has
-        at most ``MAX_LEFT`` bytes charged is kept: its peak and fail counters are
-        reset, its OOM-kill count becomes the next attempt's baseline, and it is renamed out
-        of this attempt's name at once.
+        at most ``MAX_LEFT`` bytes charged besides at most ``MAX_CACHE`` of page cache is
+        kept: its peak and fail counters are reset, its OOM-kill count becomes the next
+        attempt's baseline, and it is renamed out of this attempt's name at once.
         """
         keep = self._pool
         if self._released or keep is None or keep.closed or self.layout.failcnt is None:
@@ -355,14 +357,18 @@ class CgroupCage(Cage):
         # Empty once kill() found it so after the attempt ended (the launcher's reap): nothing
         # outside a cgroup joins it on its own. Otherwise look, kill and wait.
         if not self._empty or self._pid is None:
-            self._oom_seen = None
+            self._oom_seen = self._cached = None
             self.kill()
             if not self._empty:
                 self.release()
                 return
-        left = files.read_int(self._file(self.layout.usage))
-        if left is None or left > MAX_LEFT:
-            self.release()  # its page cache would count against the next stage
+        # What is still charged: page cache (a later peak less the cache its cgroup still
+        # holds sees past it, up to MAX_CACHE) and what cannot be reclaimed (MAX_LEFT).
+        charged = files.read_int(self._file(self.layout.usage))
+        cached = self._cached if self._cached is not None else \
+            usage.file_pages(self.path, self.layout.version)
+        if charged is None or cached is None or cached > MAX_CACHE or charged - cached > MAX_LEFT:
+            self.release()
             return
         count = self._oom_seen
         if count is None:

@@ -4,8 +4,7 @@ Making a memory cgroup and removing it cost the kernel far more than a rename an
 writes, and every stage of a run pays both. So when an attempt ends, its cage is *recycled*
 (:meth:`~blut_plugins.cgroup.cage.CgroupCage.recycle`): once ``cgroup.procs`` is empty
 (killed and waited for otherwise) and the memory still charged to it is small (at most
-:data:`MAX_LEFT`: a stage that left much page cache behind gives its cgroup up, so that its
-cache is not counted against the next stage), its peak and fail counters are reset
+:data:`MAX_LEFT`), its peak and fail counters are reset
 (``memory.max_usage_in_bytes``, ``memory.failcnt``), the OOM-kill count it has reached is
 kept as the next attempt's baseline (the kernel cannot reset it: an attempt's OOM kills are
 the count's growth during that attempt), and it is renamed ``blut-<maker>-pool-<hex>`` and
@@ -13,6 +12,15 @@ kept here. The next cage of the run takes it, renames it after its own attempt a
 its cap only if that differs. Every attempt still runs alone in a cgroup named after it,
 with its own cap, peak and OOM evidence; a finished attempt's cgroup name is gone at once,
 as if it had been removed.
+
+What is still charged to an emptied cgroup is not its stage's: page cache the stage left,
+and pages a reused fork-server worker touched while it ran the stage there and still holds
+(the kernel leaves them charged where they were first touched). The next attempt's cap
+would count it, and its peak too, but for page cache its cgroup still holds at its end. So a
+cgroup is recycled only with at most :data:`MAX_CACHE` of page cache and no more else than
+the kernel's own per-CPU charge batches (:data:`MAX_LEFT`: 256 KiB a CPU, 1 MiB at most),
+the noise of any cgroup's readings; others are removed, as before. A recycled cgroup's
+peak may so read up to that much above what a fresh one would (never below).
 
 Only cgroup v1 can do this (v2 cannot rename a cgroup, nor reset ``memory.peak`` before
 Linux 6.12), and ``BLUT_CGROUP_POOL=0`` turns it off. The pool keeps at most :data:`SIZE`
@@ -29,7 +37,11 @@ import time
 import attrs
 
 SIZE = 8  # empty cgroups kept at most (a run needs about as many as it runs stages at once)
-MAX_LEFT = 4 << 20  # bytes an ended attempt may leave charged to its cgroup and be recycled
+#: bytes an ended attempt may leave charged to its cgroup besides page cache and be recycled:
+#: the kernel charges memory in batches of 64 pages a CPU, so a cgroup's usage is that noisy
+#: (a fresh cgroup's readings too); at most 1 MiB however many CPUs
+MAX_LEFT = min(1 << 20, (256 << 10) * max(1, os.cpu_count() or 1))
+MAX_CACHE = 4 << 20  # bytes of page cache it may leave
 
 
 @attrs.define

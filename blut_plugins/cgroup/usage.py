@@ -65,9 +65,11 @@ def unreclaimable(path: str, version: int) -> int | None:
     return max(0, usage - cached)
 
 
-def need_bytes(path: str, version: int, peak: int, sampled: int) -> int:
-    """What the stage in the cgroup at ``path`` needed (see the module docstring)."""
-    left = file_pages(path, version)
+def need_bytes(path: str, version: int, peak: int, sampled: int, left: int | None = None) -> int:
+    """What the stage in the cgroup at ``path`` needed (see the module docstring); ``left``:
+    the file pages it holds now, when already read."""
+    if left is None:
+        left = file_pages(path, version)
     settled = peak - left if left is not None else peak
     return max(0, min(peak, max(sampled, settled)))
 

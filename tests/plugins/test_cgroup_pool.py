@@ -203,6 +203,51 @@ def test_a_cage_left_busy_or_full_of_page_cache_is_not_recycled(parent: Path, tm
     containment.close()
 
 
+#: joins the cage named by argv[1], touches 8 MiB, goes back to argv[2] (as a reused
+#: fork-server worker does), says so and stays: its pages stay charged to the cage
+_WORKER = r"""
+import sys, time
+open(sys.argv[1], "w").write(str(__import__("os").getpid()))
+buf = bytearray(8 << 20)
+for i in range(0, len(buf), 4096):
+    buf[i] = 1
+open(sys.argv[2], "w").write(str(__import__("os").getpid()))
+print("home", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_cage_still_charged_for_a_reused_workers_memory_is_not_recycled(parent: Path) -> None:
+    from blut_plugins.cgroup.backend import CgroupContainment
+
+    containment = CgroupContainment(1)
+    cage = containment.cage("run.worker.1", 256 * MiB)
+    spec = cage.join_spec()
+    assert spec is not None and spec.get("home_procs")
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER, spec["cgroup_procs"], spec["home_procs"]],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "home"
+        cage.attach(worker.pid)
+        cage.kill()  # empty: the worker left it, its 8 MiB did not
+        assert cage.peak_bytes() is not None
+        cage.recycle()  # the next stage's peak and cap would count the worker's memory
+        assert _cages(parent) == []
+        assert _alive(worker.pid)
+    finally:
+        worker.kill()
+        worker.wait()
+    containment.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 def test_a_killed_drivers_pool_is_swept(parent: Path) -> None:
     maker = subprocess.run([sys.executable, "-c", """
 import os
