@@ -249,7 +249,7 @@ class CgroupCage(Cage):
                 files.write_text(path, value)
 
     def _file(self, name: str) -> str:
-        return os.path.join(self.path, name)
+        return f"{self.path}/{name}"  # base is a directory path: no join needed
 
     def wrap(self, argv: Sequence[str]) -> tuple[list[str], Callable[[], None] | None]:
         """Start ``argv`` inside the cgroup: it joins before ``exec``, so nothing runs uncapped.
