@@ -284,12 +284,10 @@ class Executor:
             return False
         progressed = False
         ready = self._ready()
-        # cache hits never need a slot
-        for s in list(ready):
-            if self._try_cached(s):
-                progressed = True
-                ready.remove(s)
-        if progressed:
+        # cache hits never need a slot (each stage is looked up once a run)
+        checked = self.cache_checked
+        hits = [s for s in ready if s.name not in checked and self._try_cached(s)]
+        if hits:
             return True
         for decision in self.policy.choose(ready, list(self.running.values())):
             if isinstance(decision, Refusal):
