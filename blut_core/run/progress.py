@@ -330,6 +330,9 @@ class _Observed(StatusLog):
     def flush(self) -> None:
         self.inner.flush()
 
+    def sync(self) -> None:
+        self.inner.sync()
+
     def close(self) -> None:
         self.inner.close()
 
