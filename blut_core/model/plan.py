@@ -167,6 +167,4 @@ class Plan:
 
     def to_json(self) -> list[dict[str, Any]]:
         """The plan as written to ``plan.json``."""
-        from blut_core.model.convert import converter
-
-        return [converter().unstructure(s) for s in self.topological()]
+        return [s.to_json() for s in self.topological()]

@@ -107,6 +107,20 @@ class Stage:
             raise PlanError(f"stage {name!r}: the command is empty")
         return cls(name=name, argv=items, shell=shell, **kwargs)
 
+    def to_json(self) -> dict[str, Any]:
+        """The stage as ``plan.json`` holds it: what the converter unstructures, field by
+        field, without building cattrs' functions for it (the same data; tests compare)."""
+        from blut_core.model.convert import plain, record
+
+        fp = self.footprint
+        return {"name": self.name, "target": self.target,
+                "argv": None if self.argv is None else list(self.argv), "shell": self.shell,
+                "version": self.version, "params": plain(dict(self.params)),
+                "inputs": list(self.inputs), "env": plain(dict(self.env)),
+                "footprint": None if fp is None else record(fp, Footprint),
+                "retry": record(self.retry, RetryPolicy), "timeouts": record(self.timeouts, Timeouts),
+                "cache": self.cache, "raw": list(self.raw), "expected_seconds": self.expected_seconds}
+
     def identity(self) -> dict[str, Any]:
         """What, besides inputs, decides this stage's cache key."""
         what = self.target if self.target is not None else list(self.argv or ())
