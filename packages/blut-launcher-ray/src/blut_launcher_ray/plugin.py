@@ -6,7 +6,7 @@ a run uses it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from blut_core import hookimpl
@@ -21,11 +21,26 @@ def _factory(options: Any = None, containment: Any = None) -> Launcher:
     return RayLauncher(options, containment)
 
 
+class _Settings:
+    """:class:`blut_launcher_ray.settings.RaySettings`, imported only when a run uses the
+    launcher: registering it is on every blut command's path, the settings module is not."""
+
+    def __new__(cls, **fields: Any) -> Any:
+        from blut_launcher_ray.settings import RaySettings
+
+        return RaySettings(**fields)
+
+    @staticmethod
+    def from_mapping(data: Mapping[str, Any]) -> Any:
+        from blut_launcher_ray.settings import RaySettings
+
+        return RaySettings.from_mapping(data)
+
+
 @hookimpl
 def blut_launchers() -> Iterator[LauncherSpec]:
     """The ``ray`` launcher: stages as Ray tasks, each under its own kernel cap inside the task."""
     from blut_core import LauncherSpec
-    from blut_launcher_ray.settings import RaySettings
 
     yield LauncherSpec(name="ray", summary="Run stages as Ray tasks (memory= and a cgroup cap inside).",
-                       factory=_factory, settings=RaySettings, remote=True)
+                       factory=_factory, settings=_Settings, remote=True)
