@@ -76,7 +76,121 @@ def cache_file(folder: Path) -> Path:
 
 
 def scan() -> tuple[list[CachedEntryPoint], list[str]]:
-    """Every blut entry point installed, and the metadata files that declare them."""
+    """Every blut entry point installed, and the metadata files that declare them.
+
+    Read from the ``*.dist-info``/``*.egg-info`` folders on ``sys.path`` directly, as
+    importlib.metadata finds them (the same distributions, first on the path wins, in its
+    order), without importing it (~25 ms: email, zipfile, csv); anything it reads that this
+    does not (a zip or an egg on the path, another finder of distributions, metadata this
+    does not parse) is left to it.
+    """
+    quick = _scan_folders()
+    return quick if quick is not None else scan_metadata()
+
+
+_INFO = (".dist-info", ".egg-info")
+
+
+def _scan_folders() -> tuple[list[CachedEntryPoint], list[str]] | None:
+    import importlib.machinery
+    import re
+
+    for finder in sys.meta_path:
+        if finder is not importlib.machinery.PathFinder and \
+                getattr(finder, "find_distributions", None) is not None:
+            return None
+    by_group: dict[str, list[CachedEntryPoint]] = {g: [] for g in GROUPS}
+    files: set[str] = set()
+    seen: set[str] = set()
+    for root in sys.path:
+        if root.lower().endswith(".egg"):
+            return None
+        try:
+            children = os.listdir(root or ".")
+        except OSError:
+            if os.path.isfile(root):  # a zip importlib.metadata reads
+                return None
+            continue
+        for child in children:
+            low = child.lower()
+            if not low.endswith(_INFO):
+                continue
+            stem, ext = os.path.splitext(child)
+            if ext not in _INFO:  # importlib names such a distribution from its METADATA
+                return None
+            name = re.sub(r"[-_.]+", "-", stem.partition("-")[0]).lower().replace("-", "_")
+            if name in seen:
+                continue
+            seen.add(name)
+            folder = os.path.join(root, child)
+            text = _read(folder, "entry_points.txt")
+            if not text or "[blut." not in text:
+                continue
+            eps = _sections(text)
+            if eps is None:
+                return None
+            mine = [ep for ep in eps if ep[0] in by_group]
+            if not mine:
+                continue
+            meta = _read(folder, "METADATA") or _read(folder, "PKG-INFO")
+            named = _name_version(meta or "")
+            if named is None:
+                return None
+            where = Path(root, child)
+            files.update(str(where / f) for f in ("entry_points.txt", "METADATA"))
+            for group, ep_name, value in mine:
+                by_group[group].append(CachedEntryPoint(ep_name, value, group, *named))
+    return [ep for g in GROUPS for ep in by_group[g]], sorted(files)
+
+
+def _read(folder: str, name: str) -> str | None:
+    try:
+        with open(os.path.join(folder, name), encoding="utf-8") as fh:
+            return fh.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return None
+
+
+def _sections(text: str) -> list[tuple[str, str, str]] | None:
+    """``entry_points.txt`` as importlib.metadata reads it: (group, name, value)."""
+    out: list[tuple[str, str, str]] = []
+    group: str | None = None
+    for line in map(str.strip, text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line.strip("[]")
+            continue
+        if group is None:
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            return None
+        out.append((group, name.strip(), value.strip()))
+    return out
+
+
+def _name_version(meta: str) -> tuple[str, str] | None:
+    """``Name`` and ``Version`` of a METADATA header (``?`` when absent), or ``None`` when
+    they are written in a way only the email parser reads."""
+    found: dict[str, str] = {}
+    last = ""
+    for line in meta.splitlines():
+        if not line:
+            break
+        if line[0] in " \t":
+            if last in ("name", "version"):
+                return None
+            continue
+        key, sep, value = line.partition(":")
+        last = key.lower() if sep else ""
+        if last in ("name", "version") and last not in found:
+            found[last] = value.lstrip(" \t")
+    return found.get("name") or "?", found.get("version") or "?"
+
+
+def scan_metadata() -> tuple[list[CachedEntryPoint], list[str]]:
+    """:func:`scan` through importlib.metadata."""
     from importlib import metadata as md
 
     from blut_core.host.manager import dist_of

@@ -49,10 +49,12 @@ def test_installing_changing_or_breaking_a_plugin_is_seen_at_the_next_start(tmp_
     cache.mkdir()
     (site / "good_plugin.py").write_text(
         "from blut_core import hookimpl\n\n@hookimpl\ndef blut_launchers():\n    return []\n")
-    before, loaded_metadata = _plugins(site, cache, tmp_path)
+    before, _ = _plugins(site, cache, tmp_path)
     assert "extra" not in before
-    assert loaded_metadata                                            # the first start scans
+    scanned = {f: f.stat().st_mtime_ns for f in (cache / "entry-points").iterdir()}
+    assert scanned                                                    # the first start scans
     assert _plugins(site, cache, tmp_path) == (before, False)         # the next one does not
+    assert {f: f.stat().st_mtime_ns for f in (cache / "entry-points").iterdir()} == scanned
     installed_distribution(site, "blut-extra", "1.0", {"blut.plugins": {"extra": "good_plugin"}})
     after, _ = _plugins(site, cache, tmp_path)                        # a new distribution
     assert (after["extra"]["state"], after["extra"]["version"]) == ("ok", "1.0")
@@ -79,3 +81,37 @@ def test_a_command_on_a_fresh_machine_makes_no_home(tmp_path: Path) -> None:
     plugins, _ = _plugins(site, tmp_path / "fresh-home", tmp_path)
     assert plugins["launcher-local"]["state"] == "ok"
     assert not (tmp_path / "fresh-home").exists()
+
+
+def test_the_scan_finds_what_importlib_metadata_finds_without_importing_it(tmp_path: Path) -> None:
+    """Distributions on two path entries (the first wins), comments, odd spacing, an
+    egg-info with PKG-INFO, a distribution without blut entry points: the scan of the
+    folders gives what importlib.metadata gives, and a start does not import it."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    installed_distribution(first, "blut-dup", "2.0", {"blut.plugins": {"dup": "mod_a"}})
+    installed_distribution(second, "blut_dup", "1.0", {"blut.plugins": {"dup": "mod_b"}})
+    installed_distribution(second, "other", "1.0", {"console_scripts": {"x": "y:z"}})
+    installed_distribution(second, "Odd.Name", "3.1", {})
+    odd = second / "Odd.Name-3.1.dist-info"
+    (odd / "entry_points.txt").write_text(
+        "# a comment\n\n[blut.cookbooks]\n  book =  odd.book  \n[blut.plugins]\nextra=odd.plugin:hooks\n",
+        encoding="utf-8")
+    egg = second / "eggy-0.1.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: eggy\nVersion: 0.1\n\nbody\n")
+    (egg / "entry_points.txt").write_text("[blut.plugins]\neggy = eggy.plugin\n")
+    code = ("import json, sys\n"
+            f"sys.path[:0] = [{str(first)!r}, {str(second)!r}]\n"
+            "from blut_core.host import entrypoints as e\n"
+            "fast = e.scan()\n"
+            "loaded = 'importlib.metadata' in sys.modules\n"
+            "print(json.dumps([fast, e.scan_metadata(), loaded]))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "BLUT_NO_STALE_CHECK": "1"})
+    fast, slow, loaded = json.loads(r.stdout)
+    assert fast == slow
+    assert not loaded
+    mine = {ep[0]: ep for ep in fast[0]}
+    assert mine["dup"][1:] == ["mod_a", "blut.plugins", "blut-dup", "2.0"]
+    assert mine["book"][1:] == ["odd.book", "blut.cookbooks", "Odd.Name", "3.1"]
+    assert mine["eggy"][3:] == ["eggy", "0.1"]
