@@ -7,7 +7,6 @@ the traceback.
 
 from __future__ import annotations
 
-import difflib
 import errno
 import os
 from collections.abc import Sequence
@@ -151,6 +150,8 @@ def usage_error(err: click.ClickException, args: Sequence[str] = ()) -> BlutErro
     if isinstance(err, click.exceptions.NoSuchCommand) and ctx is not None:
         group = ctx.command
         commands = group.list_commands(ctx) if isinstance(group, click.Group) else []
+        import difflib  # only for a mistyped command: not on every start
+
         names = difflib.get_close_matches(err.command_name, commands, n=3, cutoff=0.5)
         see = f"`{path} --help` lists the commands"
     elif isinstance(err, click.exceptions.NoSuchOption):

@@ -41,18 +41,43 @@ def _work_tree(where: Path) -> Path | None:
 
 
 def _status(root: Path) -> dict[str, Any]:
-    none = {"commit": None, "dirty": None, "root": None}
+    return _status_of(_start_status(root), root)
+
+
+def _start_status(root: Path) -> subprocess.Popen[str] | None:
+    """``git status`` of ``root``, started (it runs while the rest is gathered)."""
     try:
-        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain=v2", "--branch",
-                                 "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+        return subprocess.Popen(["git", "-C", str(root), "status", "--porcelain=v2", "--branch",
+                                 "--untracked-files=no"], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _status_of(proc: subprocess.Popen[str] | None, root: Path) -> dict[str, Any]:
+    none = {"commit": None, "dirty": None, "root": None}
+    if proc is None:
         return none
-    lines = status.stdout.splitlines()
+    try:
+        out, _ = proc.communicate(timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        proc.kill()
+        proc.wait()
+        return none
+    lines = out.splitlines()
     commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
-    if status.returncode != 0 or commit is None or commit == "(initial)":
+    if proc.returncode != 0 or commit is None or commit == "(initial)":
         return none
     dirty = any(line and not line.startswith("#") for line in lines)
     return {"commit": commit, "dirty": dirty, "root": str(root)}
+
+
+def _root_of(path: Path) -> Path | None:
+    where = path if path.is_dir() else path.parent
+    try:
+        return _work_tree(where.resolve())
+    except OSError:
+        return None
 
 
 def cpu_model() -> str:
@@ -103,14 +128,25 @@ def gpus() -> list[dict[str, Any]]:
 def collect(recipe_source: Path | None, plugins: list[dict[str, Any]]) -> dict[str, Any]:
     """Everything ``provenance.json`` records."""
     blut_src = Path(__file__).resolve().parent
-    seen: dict[Path, dict[str, Any]] = {}
+    # each work tree's `git status` runs while the machine is described (platform() runs
+    # `uname -p`): the two waits overlap
+    roots = {p: _root_of(p) for p in (recipe_source, blut_src) if p is not None}
+    started = {r: _start_status(r) for r in set(roots.values()) if r is not None}
+    described = platform.platform()
+    none = {"commit": None, "dirty": None, "root": None}
+    states = {r: _status_of(proc, r) for r, proc in started.items()}
+
+    def state(path: Path) -> dict[str, Any]:
+        root = roots[path]
+        return dict(none) if root is None else dict(states[root])
+
     return {
-        "recipe_git": git_state(recipe_source, seen) if recipe_source else None,
-        "blut_git": git_state(blut_src, seen),
+        "recipe_git": state(recipe_source) if recipe_source else None,
+        "blut_git": state(blut_src),
         "blut_version": __version__,
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
-        "platform": platform.platform(),
+        "platform": described,
         "plugins": plugins,
         "host": socket.gethostname(),
         "cpu_model": cpu_model(),
