@@ -15,7 +15,6 @@ Recipes are referred to as ``cookbook:recipe``, or by the bare recipe name when 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 
 import attrs
@@ -169,6 +168,8 @@ class CookbookIndex:
                                   hint="use one of: " + ", ".join(m.qualname for m in matches))
         by_candidate = {q: q for q in self.recipes}
         by_candidate.update({r.recipe.name: r.qualname for r in self.recipes.values()})
+        import difflib  # only for a recipe not found
+
         similar = difflib.get_close_matches(name, list(by_candidate), n=6, cutoff=0.5)
         close = list(dict.fromkeys(by_candidate[m] for m in similar))[:3]
         if close:

@@ -20,7 +20,6 @@ import contextlib
 import fcntl
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -90,6 +89,8 @@ def cron_calendar(expr: str) -> str:
 
 def _quote(arg: str) -> str:
     """One shell word; ``%`` escaped, as cron turns a bare ``%`` into a newline."""
+    import shlex  # a plugin module every start imports: shlex only when a line is written
+
     return shlex.quote(arg).replace("%", "\\%")
 
 
@@ -117,6 +118,8 @@ def _parse(line: str) -> Installed | None:
     parts = body.split(None, 1 if special else 5)
     calendar = " ".join(parts[:1 if special else 5])
     home = None
+    import shlex
+
     with contextlib.suppress(ValueError):
         words = shlex.split(parts[-1].replace("\\%", "%"))
         home = next((w.split("=", 1)[1] for w in words if w.startswith("BLUT_HOME=")), None)
