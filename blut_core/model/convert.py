@@ -384,6 +384,12 @@ def plain(value: Any) -> Any:
     return converter().unstructure(value)
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def record(value: Any, cls: type) -> dict[str, Any]:
     """The fields of attrs record ``value`` as the converter unstructures it as ``cls``."""
-    return {a.name: plain(getattr(value, a.name)) for a in attrs.fields(cls)}
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(a.name for a in attrs.fields(cls))
+    return {name: plain(getattr(value, name)) for name in names}
