@@ -7,6 +7,7 @@ fingerprints, identifiers that must mean the same before and after the switch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -66,8 +67,6 @@ def canonical_json(value: Any) -> str:
 
 def digest(value: Any) -> str:
     """sha256 hex digest of ``value``'s canonical JSON (a stable identifier, not a content hash)."""
-    import hashlib  # OpenSSL (~4 ms to load) only where an identifier is asked for
-
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
