@@ -86,7 +86,30 @@ def _run(cage, script: str, *args: str) -> int:  # type: ignore[no-untyped-def]
     cage.attach(proc.pid)
     rc = proc.wait(timeout=60)
     cage.kill()
+    _settled(cage.cgroup)
     return rc
+
+
+def _settled(cgroup: str | None, within: float = 2.0) -> None:
+    """Wait (up to ``within`` s) until what an exited process leaves charged to ``cgroup``
+    besides page cache — its task and page-table memory, which the kernel frees by RCU
+    some milliseconds after the exit (~0.6 MB here, ~0.1 MB after 50 ms) — is down to what
+    a cage may keep and still be recycled (``MAX_LEFT``). Recycling right after the exit
+    would otherwise find the cage too charged and remove it, depending on timing."""
+    from blut_plugins.cgroup.pool import MAX_LEFT
+
+    if cgroup is None:
+        return
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            usage = int(Path(cgroup, "memory.usage_in_bytes").read_text())
+            stat = dict(line.split() for line in Path(cgroup, "memory.stat").read_text().splitlines())
+        except (OSError, ValueError):
+            return
+        if usage - int(stat.get("cache", 0)) <= MAX_LEFT:
+            return
+        time.sleep(0.01)
 
 
 def _oom_count(cgroup: str) -> int:
