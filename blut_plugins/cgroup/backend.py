@@ -39,9 +39,9 @@ class CgroupContainment(Containment):
         self.version = version
         self.name = f"cgroup-v{version}"
         self._swept = False
-        # recycled empty cgroups (v1 only: see blut_plugins.cgroup.pool)
+        # recycled empty cgroups (v1 only, and only when asked: see blut_plugins.cgroup.pool)
         self._pool: CagePool | None = None
-        if version == 1 and os.environ.get("BLUT_CGROUP_POOL", "1") != "0":
+        if version == 1 and os.environ.get("BLUT_CGROUP_POOL", "0") == "1":
             self._pool = CagePool()
 
     def unusable_reason(self) -> str | None:

@@ -23,7 +23,10 @@ the noise of any cgroup's readings; others are removed, as before. A recycled cg
 peak may so read up to that much above what a fresh one would (never below).
 
 Only cgroup v1 can do this (v2 cannot rename a cgroup, nor reset ``memory.peak`` before
-Linux 6.12), and ``BLUT_CGROUP_POOL=0`` turns it off. The pool keeps at most :data:`SIZE`
+Linux 6.12), and only with ``BLUT_CGROUP_POOL=1``: it is off by default, because those
+few hundred KiB a recycled cgroup's peak may read high are enough to lift a stage declared
+to the MiB above its declaration (the signal cookbook's tiny sweep) and to calibrate a
+little high, for a saving of about 0.1 ms a stage. The pool keeps at most :data:`SIZE`
 cgroups; :meth:`CagePool.close` (the launcher's, at the end of a run) removes them all, and
 a pool whose driver was killed is removed by the next run's sweep like any cage of a dead
 maker (:func:`~blut_plugins.cgroup.cage.sweep_stale`: the names start with the maker).

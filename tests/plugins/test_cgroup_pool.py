@@ -48,7 +48,7 @@ def parent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = Path(base, f"pool-test-{os.getpid()}-{os.urandom(3).hex()}")
     path.mkdir()
     monkeypatch.setenv("BLUT_CGROUP_PARENT", str(path))
-    monkeypatch.delenv("BLUT_CGROUP_POOL", raising=False)
+    monkeypatch.setenv("BLUT_CGROUP_POOL", "1")
     try:
         yield path
     finally:
