@@ -30,8 +30,7 @@ and talks to it over a socket with JSON lines:
   reset its environment, working directory, output and signal handlers, and is idle again
   (announced anew as a spare). A worker is reused only after a stage that returned 0, left
   no thread behind, grew the worker by less than ``REUSE_MAX_GROWTH`` bytes and was not its
-  ``REUSE_MAX_STAGES``-th (:mod:`blut_plugins.local.worker`); otherwise it exits. Between
-  two stages the worker writes back only what differs (environment, signals, stdin).
+  ``REUSE_MAX_STAGES``-th; otherwise it exits.
 
 Workers are forks of the server: modules the server has imported (blut's runner, and each
 stage module after its first use) are shared, and a reused worker pays no fork at all; so a
@@ -51,13 +50,191 @@ import selectors
 import signal
 import socket
 import sys
-from typing import Any
+from typing import IO, Any
 
 from blut_plugins.local import cages
-from blut_plugins.local.worker import run_held, serve_requests
 
 SPARES = 2  # idle workers kept waiting for a request (forked ahead)
 IDLE_MAX = max(SPARES, os.cpu_count() or 1)  # idle workers kept when stages end
+REUSE_MAX_STAGES = 1000  # stages one worker runs before it is replaced by a fresh fork
+REUSE_MAX_GROWTH = 64 << 20  # resident bytes a worker may gain over its life and stay
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _worker(requests: IO[bytes], back: int) -> None:
+    """An idle fork: run each request it is handed, reused while it stays clean; never returns."""
+    base_env = dict(os.environ)
+    base_logging = _logging_state()
+    born = _rss()
+    me = os.getpid()
+    done = 0
+    while True:
+        line = requests.readline()
+        if not line:  # dropped or retired by the server, or the server is gone
+            os._exit(0)
+        req = json.loads(line)
+        code = _run(req, base_env)
+        if os.getpid() != me:  # a process the stage forked returned here: it is not a worker
+            os._exit(code if 0 <= code < 256 else 1)
+        done += 1
+        home = (req.get("join") or {}).get("home_procs")
+        import threading
+
+        keep = bool(req.get("reuse") and home and code == 0 and threading.active_count() == 1
+                    and done < REUSE_MAX_STAGES and _rss() - born < REUSE_MAX_GROWTH)
+        if keep:
+            try:
+                _write_pid(str(home))  # out of the stage's cgroup: its cage can be removed
+            except OSError:
+                keep = False
+        if keep:
+            _tidy(base_logging)
+        # the code as it was (a command killed by a signal is negative), before exiting or not
+        os.write(back, (json.dumps({"id": req.get("id"), "returncode": code, "reused": keep})
+                        + "\n").encode())
+        if not keep:
+            os._exit(code if 0 <= code < 256 else 1)
+
+
+def _logging_state() -> tuple[list[Any], int] | None:
+    """The root logger's handlers and level, if logging is in use."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return None
+    root = logging.getLogger()
+    return root.handlers[:], root.level
+
+
+def _tidy(baseline: tuple[list[Any], int] | None) -> None:
+    """After a stage, before the next: undo what a stage commonly leaves in its process.
+
+    Its ``sys.stdout``/``sys.stderr`` replacements, and the handlers it added to the root
+    logger (``logging.basicConfig(filename=...)`` would otherwise keep writing the next
+    stage's log into this stage's file, and make the next one's ``basicConfig`` a no-op):
+    the root logger is put back as it was when the worker was forked.
+    """
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return
+    handlers, level = baseline if baseline is not None else ([], logging.WARNING)
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            with contextlib.suppress(Exception):
+                handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+
+
+def _run(req: dict[str, Any], base_env: dict[str, str]) -> int:
+    """Run one request in this process and return its code (commands and hold: see _child)."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
+                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _join(req.get("join") or {})
+        out = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.close(out)
+        os.close(err)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        for path in req.get("dirs") or ():
+            os.makedirs(path, exist_ok=True)
+        os.chdir(req["cwd"])
+        if os.environ != base_env:  # a reused worker: back to the server's environment first
+            os.environ.clear()
+            os.environ.update(base_env)
+        for key, value in req["env"].items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if req.get("argv"):
+            code = _command(list(req["argv"]))
+        else:
+            from blut_core.process import run_stage
+
+            code = run_stage(req["context"])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        signal.alarm(0)
+    return code
+
+
+def _command(argv: list[str]) -> int:
+    """Start a command stage in this process's group and cgroup, wait for it, return its code.
+
+    The worker ignores SIGTERM and SIGINT meanwhile (the command gets them, as the group's
+    member, and decides), so that a soft timeout ends with the command's own exit.
+    """
+    import errno
+
+    restore = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        try:
+            pid = os.posix_spawnp(argv[0], argv, dict(os.environ), setsigdef=(
+                signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP))
+        except OSError as exc:
+            os.write(2, f"blut: cannot start {argv[0]!r}: {exc.strerror}\n".encode())
+            return 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+    finally:
+        for sig, handler in restore.items():
+            signal.signal(sig, handler)
+
+
+def _child(go_fd: int, req: dict[str, Any]) -> None:
+    """A fork for one held request: wait for "go", run it, exit; never returns."""
+    if go_fd >= 0:
+        if os.read(go_fd, 1) != b"g":  # the driver died before saying go
+            os._exit(1)
+        os.close(go_fd)
+    os._exit(_run(req, dict(os.environ)))
+
+
+def _write_pid(procs: str) -> None:
+    fd = os.open(procs, os.O_WRONLY)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+    finally:
+        os.close(fd)
+
+
+def _join(spec: dict[str, Any]) -> None:
+    """Put this process under its stage's cap (see ``Cage.join_spec``)."""
+    procs = spec.get("cgroup_procs")
+    if procs:
+        _write_pid(str(procs))
+    limit = spec.get("rlimit_as")
+    if limit:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
 
 
 class _Worker:
@@ -81,17 +258,10 @@ class _Server:
         self.idle: list[int] = []  # workers waiting for a request, most recently idle last
         self.returning: set[int] = set()  # busy workers that will be idle again if all goes well
         self.preloaded: set[str] = set()  # stage modules asked for (the driver keeps the same)
-        self.outbox: list[str] = []  # messages to the driver not sent yet (see flush)
 
     def send(self, msg: dict[str, Any]) -> None:
-        """Queue ``msg`` for the driver: what one turn of the loop says goes in one write."""
-        self.outbox.append(json.dumps(msg))
-
-    def flush(self) -> None:
-        if self.outbox:
-            data, self.outbox = ("\n".join(self.outbox) + "\n").encode(), []
-            with contextlib.suppress(OSError):  # the driver is gone: shutdown follows
-                self.sock.sendall(data)
+        with contextlib.suppress(OSError):  # the driver is gone: shutdown follows
+            self.sock.sendall((json.dumps(msg) + "\n").encode())
 
     def _fill_spares(self) -> None:
         """Fork workers until ``SPARES`` are idle or will be (busy ones that will be reused)."""
@@ -102,7 +272,6 @@ class _Server:
         """Fork a worker that waits for its request, so the next spawn costs no fork."""
         r, w = os.pipe()
         back_r, back_w = os.pipe()
-        self.flush()  # what the driver was told comes before the fork's time
         gc.freeze()  # forks never scan (and so never copy) the server's objects
         pid = os.fork()
         if pid == 0:
@@ -111,7 +280,7 @@ class _Server:
                 os.close(back_r)
                 self._close_inherited()
                 os.setsid()  # a kill of its process group reaches it from its announcement on
-                serve_requests(os.fdopen(r, "rb"), back_w)
+                _worker(os.fdopen(r, "rb"), back_w)
             finally:
                 os._exit(1)
         os.close(r)
@@ -142,8 +311,7 @@ class _Server:
             if announce:
                 self.send({"op": "dropped", "pid": pid})
 
-    def spawn(self, req: dict[str, Any], line: bytes | None = None) -> None:
-        """Start request ``req`` (``line``: its text as the driver sent it, handed on as is)."""
+    def spawn(self, req: dict[str, Any]) -> None:
         target = req.get("preload")
         if target and str(target) not in self.preloaded:  # import it here once; forks share it
             self.preloaded.add(str(target))
@@ -172,7 +340,7 @@ class _Server:
         if req.get("reuse"):
             self.returning.add(pid)
         with contextlib.suppress(OSError):
-            os.write(worker.requests, (line or json.dumps(req).encode()) + b"\n")
+            os.write(worker.requests, (json.dumps(req) + "\n").encode())
         if named is None:
             self.send({"op": "spawned", "id": req.get("id"), "pid": pid})
         self._fill_spares()  # ready for the next requests
@@ -184,7 +352,7 @@ class _Server:
             os.close(w)
             self._close_inherited()
             os.setsid()
-            run_held(r, req)
+            _child(r, req)
         os.close(r)
         self.waiting[pid] = w
         self.held[pid] = req.get("id")
@@ -264,7 +432,7 @@ class _Server:
         req = json.loads(line)
         op = req.get("op")
         if op == "spawn":
-            self.spawn(req, line)
+            self.spawn(req)
         elif op == "go":
             self.go(int(req["pid"]))
 
@@ -307,10 +475,8 @@ class _Server:
                         line, self.buf = self.buf.split(b"\n", 1)
                         self.handle(line)
                 self.reap()
-                self.flush()
         finally:
             self.shutdown()
-            self.flush()
 
 
 def main(argv: list[str]) -> int:
