@@ -35,6 +35,11 @@ class Launcher(ABC):
     """
 
     name: str = ""
+    #: True when the launcher makes an attempt's directories (``Job.dirs``) and writes its
+    #: ``Job.files`` where the stage runs, before starting it: the driver then leaves the
+    #: attempt's directory and context file of a new run to it (fewer file-system calls on
+    #: the driver's path). False: the driver makes them before :meth:`submit`.
+    writes_files: bool = False
 
     @abstractmethod
     def submit(self, job: Job) -> JobHandle:

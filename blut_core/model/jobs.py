@@ -66,6 +66,10 @@ class Job:
     #: Directories the stage needs before it starts (its output and scratch, ``cwd``
     #: among them), made where it runs: by the launcher, or by the process it starts.
     dirs: tuple[str, ...] = ()
+    #: Files to write (path, text) once ``dirs`` exist, before the stage starts: filled in
+    #: only for a launcher whose ``writes_files`` is true (the attempt's ``context.json``,
+    #: which the driver writes itself for any other launcher).
+    files: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen(kw_only=True)

@@ -32,14 +32,21 @@ from blut_core.store.rundir import RunDir, write_bytes
 
 
 def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
-                    cap: int | None, knobs: Mapping[str, int], pythonpath: str) -> Job:
+                    cap: int | None, knobs: Mapping[str, int], pythonpath: str,
+                    deferred: bool = False) -> Job:
     """Create attempt ``number`` of ``stage`` on disk and return the job that starts it.
 
     The attempt's output and scratch directories are the job's ``dirs``: the launcher makes
-    them where the stage runs (the local one leaves it to the process it starts).
+    them where the stage runs (the local one leaves it to the process it starts). With
+    ``deferred`` (a launcher that ``writes_files``, in a run directory this process made,
+    where no attempt directory can be left over) the attempt directory and its context file
+    are left to the launcher too: the context goes in ``Job.files``.
     """
-    adir = str(rundir.new_attempt(stage.name, number)) + os.sep  # joined as text: a stage's
-    tmp_out, work = adir + "out.tmp", adir + "work"              # paths cost no Path objects
+    if deferred:
+        adir = str(rundir.attempt_dir(stage.name, number)) + os.sep  # joined as text: a
+    else:                                                             # stage's paths cost
+        adir = str(rundir.new_attempt(stage.name, number)) + os.sep  # no Path objects
+    tmp_out, work = adir + "out.tmp", adir + "work"
     ctx: dict[str, Any] = {
         "run_id": run_id, "stage": stage.name, "attempt": number,
         "target": stage.target, "params": dict(stage.params),
@@ -48,7 +55,9 @@ def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
         "checkpoint_dir": str(rundir.checkpoint_dir(stage.name)), "knobs": dict(knobs),
     }
     ctx_path = Path(adir + "context.json")
-    write_bytes(ctx_path, json.dumps(ctx).encode())
+    text = json.dumps(ctx)
+    if not deferred:
+        write_bytes(ctx_path, text.encode())
     python = stage.target is not None
     return Job(run_id=run_id, stage=stage.name, attempt=number,
                argv=tuple(stage_argv(stage, ctx, ctx_path)),
@@ -57,7 +66,7 @@ def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
                memory_cap=cap, label=f"{run_id}.{stage.name}.{number}",
                python_context=str(ctx_path) if python else None,
                python_module=str(stage.target).partition(":")[0] if python else None,
-               dirs=(tmp_out, work))
+               dirs=(tmp_out, work), files=((str(ctx_path), text),) if deferred else ())
 
 
 _ENVIRON: tuple[dict[bytes, bytes], dict[str, str]] | None = None

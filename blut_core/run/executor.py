@@ -91,6 +91,8 @@ class Executor:
         self.cancel_requested: str | None = None
         self.waiting = False  # True only while blocked in launcher.wait (safe to interrupt)
         self._pythonpath = stage_pythonpath()
+        # the launcher makes a new run's attempt directories and context files, where it runs
+        self._deferred = bool(getattr(launcher, "writes_files", False)) and rundir.fresh
         getattr(policy, "bind_run", lambda _: None)(rundir)  # a memory policy sizes stages' inputs
 
     # -- the loop ---------------------------------------------------------------------
@@ -327,7 +329,8 @@ class Executor:
         self.attempts[s.name] = number
         key = self.outputs.key(s)
         job = prepare_attempt(self.rundir, self.run.run_id, s, number, cap=cap,
-                              knobs=knobs or {}, pythonpath=self._pythonpath)
+                              knobs=knobs or {}, pythonpath=self._pythonpath,
+                              deferred=self._deferred)
         job = attrs.evolve(job, time_limit=s.timeouts.hard, run_tag=self.run.run_id)  # for a cluster
         adir = self.rundir.attempt_dir(s.name, number)
         tmp_out = adir / "out.tmp"

@@ -161,6 +161,8 @@ class RunDir:
         self._paths: dict[tuple[str, str], Path] = {}  # (stage, what) → out/checkpoint/attempts
         self._attempt_dirs: dict[tuple[str, int], Path] = {}
         self._made: set[str] = set()  # stages whose attempts/ directory exists
+        #: made by this process (:meth:`create`): it holds no attempt directory it did not make
+        self.fresh = False
 
     @classmethod
     def create(cls, runs_root: Path, run_id: str) -> RunDir:
@@ -169,6 +171,7 @@ class RunDir:
         path.mkdir(parents=True)
         (path / "stages").mkdir()
         rd = cls(path)
+        rd.fresh = True
         rd.claim()
         return rd
 

@@ -78,8 +78,8 @@ class ForkClient:
     def spawn(self, *, cwd: str, env: dict[str, str], stdout: str, stderr: str,
               join: dict[str, Any] | None, context: str | None = None,
               argv: Sequence[str] | None = None, preload: str | None = None,
-              reuse: bool = False,
-              dirs: Sequence[str] = ()) -> tuple[int, int]:
+              reuse: bool = False, dirs: Sequence[str] = (),
+              files: Sequence[tuple[str, str]] = ()) -> tuple[int, int]:
         """Run a Python stage (``context``) or a command (``argv``) in a worker; return the
         worker's pid and the request's id.
 
@@ -88,7 +88,8 @@ class ForkClient:
         stage's module is already in the server, the request goes to an announced idle
         worker and this returns without waiting for an answer. With ``reuse`` the worker
         may serve later requests after this one ends cleanly. ``dirs`` are made by the
-        worker, in its cage, before it changes to ``cwd``.
+        worker, in its cage, before it changes to ``cwd``, and then ``files`` (path, text)
+        are written, before the stage's logs are opened.
         """
         base = self.base_env
         changes: dict[str, str | None] = {k: v for k, v in env.items() if base.get(k) != v}
@@ -100,7 +101,7 @@ class ForkClient:
                    "argv": None if argv is None else list(argv), "cwd": cwd, "env": changes,
                    "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
                    "hold": join is None, "reuse": reuse,
-                   "dirs": list(dirs)}
+                   "dirs": list(dirs), "files": [list(f) for f in files]}
         if not self.spares:
             self.drain()
         if join is not None and (preload is None or preload in self.preloaded) and self.spares:

@@ -11,8 +11,8 @@ and talks to it over a socket with JSON lines:
 - server → driver ``{"op": "spare", "pid"}`` whenever a *worker* is idle: a fork of the
   server waiting on a pipe for its next request, the leader of its own session. The server
   keeps ``SPARES`` of them, so that stages started in a burst do not wait for forks either.
-- driver → server ``{"op": "spawn", "id", "spare": PID, "context" | "argv", "dirs", "cwd",
-  "env", "stdout", "stderr", "join", "reuse"}``: the server hands the request to that worker
+- driver → server ``{"op": "spawn", "id", "spare": PID, "context" | "argv", "dirs", "files",
+  "cwd", "env", "stdout", "stderr", "join", "reuse"}``: the server hands the request to that worker
   and, if fewer than ``SPARES`` remain idle, forks another. ``env`` holds only what differs
   from the server's own environment (``None``: unset). The driver knew the pid beforehand,
   so it waits neither for a fork nor for an answer: a spawn costs it one message.
@@ -20,7 +20,8 @@ and talks to it over a socket with JSON lines:
   without ``join``, names no spare and is answered ``{"op": "spawned", "id", "pid"}``; idle
   workers forked before the import are dropped (``{"op": "dropped", "pid"}``).
 - the worker first puts itself in the stage's memory cage (``join``: cgroup.procs,
-  rlimit), then redirects its output, takes its environment and runs the stage, so nothing
+  rlimit), then makes the stage's directories and files, redirects its output, takes its
+  environment and runs the stage (:mod:`blut_plugins.local.request`), so nothing
   of the stage ever runs outside its cap. A request without ``join`` (``"hold": true``) gets
   a fresh fork that waits until the driver has caged it (``adopt``) and sends
   ``{"op": "go", "pid"}``.
@@ -53,6 +54,7 @@ import sys
 from typing import IO, Any
 
 from blut_plugins.local import cages
+from blut_plugins.local.request import run_request, write_pid
 
 SPARES = 2  # idle workers kept waiting for a request (forked ahead)
 IDLE_MAX = max(SPARES, os.cpu_count() or 1)  # idle workers kept when stages end
@@ -77,7 +79,7 @@ def _worker(requests: IO[bytes], back: int) -> None:
         if not line:  # dropped or retired by the server, or the server is gone
             os._exit(0)
         req = json.loads(line)
-        code = _run(req, base_env)
+        code = run_request(req, base_env)
         if os.getpid() != me:  # a process the stage forked returned here: it is not a worker
             os._exit(code if 0 <= code < 256 else 1)
         done += 1
@@ -88,7 +90,7 @@ def _worker(requests: IO[bytes], back: int) -> None:
                     and done < REUSE_MAX_STAGES and _rss() - born < REUSE_MAX_GROWTH)
         if keep:
             try:
-                _write_pid(str(home))  # out of the stage's cgroup: its cage can be removed
+                write_pid(str(home))  # out of the stage's cgroup: its cage can be removed
             except OSError:
                 keep = False
         if keep:
@@ -134,107 +136,13 @@ def _tidy(baseline: tuple[list[Any], int] | None) -> None:
     root.setLevel(level)
 
 
-def _run(req: dict[str, Any], base_env: dict[str, str]) -> int:
-    """Run one request in this process and return its code (commands and hold: see _child)."""
-    code = 1
-    try:
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
-                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        _join(req.get("join") or {})
-        out = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(out, 1)
-        os.dup2(err, 2)
-        os.close(out)
-        os.close(err)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        for path in req.get("dirs") or ():
-            os.makedirs(path, exist_ok=True)
-        os.chdir(req["cwd"])
-        if os.environ != base_env:  # a reused worker: back to the server's environment first
-            os.environ.clear()
-            os.environ.update(base_env)
-        for key, value in req["env"].items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        if req.get("argv"):
-            code = _command(list(req["argv"]))
-        else:
-            from blut_core.process import run_stage
-
-            code = run_stage(req["context"])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        signal.alarm(0)
-    return code
-
-
-def _command(argv: list[str]) -> int:
-    """Start a command stage in this process's group and cgroup, wait for it, return its code.
-
-    The worker ignores SIGTERM and SIGINT meanwhile (the command gets them, as the group's
-    member, and decides), so that a soft timeout ends with the command's own exit.
-    """
-    import errno
-
-    restore = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        try:
-            pid = os.posix_spawnp(argv[0], argv, dict(os.environ), setsigdef=(
-                signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP))
-        except OSError as exc:
-            os.write(2, f"blut: cannot start {argv[0]!r}: {exc.strerror}\n".encode())
-            return 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status)
-    finally:
-        for sig, handler in restore.items():
-            signal.signal(sig, handler)
-
-
 def _child(go_fd: int, req: dict[str, Any]) -> None:
     """A fork for one held request: wait for "go", run it, exit; never returns."""
     if go_fd >= 0:
         if os.read(go_fd, 1) != b"g":  # the driver died before saying go
             os._exit(1)
         os.close(go_fd)
-    os._exit(_run(req, dict(os.environ)))
-
-
-def _write_pid(procs: str) -> None:
-    fd = os.open(procs, os.O_WRONLY)
-    try:
-        os.write(fd, str(os.getpid()).encode())
-    finally:
-        os.close(fd)
-
-
-def _join(spec: dict[str, Any]) -> None:
-    """Put this process under its stage's cap (see ``Cage.join_spec``)."""
-    procs = spec.get("cgroup_procs")
-    if procs:
-        _write_pid(str(procs))
-    limit = spec.get("rlimit_as")
-    if limit:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
+    os._exit(run_request(req, dict(os.environ)))
 
 
 class _Worker:

@@ -44,6 +44,7 @@ class LocalLauncher(Launcher):
     """Runs attempts as contained processes here."""
 
     name = "local"
+    writes_files = True  # in the stage's worker, or just before spawning it
 
     def __init__(self, options: Any = None, containment: Containment | None = None) -> None:
         self._containment = containment
@@ -104,6 +105,9 @@ class LocalLauncher(Launcher):
     def _submit_spawned(self, job: Job, cage: Cage | None) -> JobHandle:
         for path in job.dirs:
             os.makedirs(path, exist_ok=True)
+        for path, text in job.files:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
         argv: Sequence[str] = job.argv
         preexec = None
         if cage is not None:
@@ -136,7 +140,8 @@ class LocalLauncher(Launcher):
             context=str(job.python_context) if python else None,
             argv=None if python else job.argv, cwd=job.cwd, env=dict(job.env),
             stdout=job.stdout, stderr=job.stderr, preload=job.python_module,
-            join=None if join is None else dict(join), reuse=reuse, dirs=job.dirs)
+            join=None if join is None else dict(join), reuse=reuse, dirs=job.dirs,
+            files=job.files)
         if join is not None:  # the worker joins its cage itself before it runs anything
             if cage is not None:
                 cage.attach(pid)
