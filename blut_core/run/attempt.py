@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
 import time
 from collections.abc import Mapping
@@ -11,11 +12,12 @@ from typing import Any
 
 import attrs
 
+from blut_core.errors import DiskFull, is_disk_full
 from blut_core.model.jobs import JobHandle, JobState, JobStatus
 from blut_core.model.outcome import Classification
 from blut_core.model.sizes import GiB, MiB, format_size
 from blut_core.model.stage import Stage
-from blut_core.store.rundir import tail_line
+from blut_core.store.rundir import tail_line, write_bytes
 
 EXIT_DETERMINISTIC = 3  # blut_core.process.runner's exit code for never-retry failures
 _SHELL_CANNOT_RUN = (126, 127)  # "not executable", "not found": retrying cannot help
@@ -48,6 +50,22 @@ class Attempt:
     began: float | None = None
     #: the launcher says the job is still queued: its time limits do not run yet
     queued: bool = False
+    #: files its launcher was to write where it runs (``Job.files``: a new run's context file)
+    files: tuple[tuple[str, str], ...] = ()
+
+    def write_missing_files(self) -> None:
+        """Write what the launcher of this failed attempt could not write (a full disk, most
+        likely). On a full disk this raises :class:`DiskFull` naming the file, as the driver's
+        own writes do: the run stops in one line, instead of failing its stages one by one."""
+        for path, text in self.files:
+            if os.path.exists(path):
+                continue
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_bytes(Path(path), text.encode())
+            except OSError as exc:  # anything else: the attempt's own failure stands
+                if is_disk_full(exc):
+                    raise DiskFull(path, needed=len(text)) from None
 
     @property
     def origin(self) -> float:

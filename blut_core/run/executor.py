@@ -344,12 +344,14 @@ class Executor:
             attempt = Attempt(stage=s, number=number, dir=adir, tmp_out=tmp_out, key=key,
                               handle=JobHandle(launcher=self.launcher.name, job_id=""),
                               started=time.monotonic(), cap=cap, footprint=decision.footprint,
-                              forced=Classification.DETERMINISTIC, error=exc.message)
+                              forced=Classification.DETERMINISTIC, error=exc.message,
+                              files=job.files)
             self._finish(attempt, JobState(status=JobStatus.EXITED, detail=exc.message))
             return attempt
         attempt = Attempt(stage=s, number=number, handle=handle, dir=adir, tmp_out=tmp_out,
                           key=key, started=time.monotonic(), cap=cap,
-                          footprint=decision.footprint, admission=decision.detail)
+                          footprint=decision.footprint, admission=decision.detail,
+                          files=job.files)
         self.running[s.name] = attempt
         self.policy.started(attempt)
         self.status.append("stage_started", stage=s.name, attempt=number, cache_key=key,
@@ -441,8 +443,10 @@ class Executor:
                 output_hash = self.outputs.promote(s, attempt.tmp_out, attempt.key, attempt.dir)
             except OSError as exc:
                 cls, error = Classification.ERROR, f"could not promote outputs: {exc}"
-        elif error is None:
-            error = failure_text(attempt, state)
+        else:
+            attempt.write_missing_files()  # a full disk stops the run here (DiskFull)
+            if error is None:
+                error = failure_text(attempt, state)
         stage_state = {Classification.OK: StageState.OK, Classification.PRUNED: StageState.PRUNED,
                        Classification.CANCELLED: StageState.CANCELLED}.get(cls, StageState.FAILED)
         outcome = StageOutcome(stage=s.name, attempt=attempt.number, state=stage_state,

@@ -25,6 +25,7 @@ from blut_core import (
     Launcher,
     LauncherError,
 )
+from blut_plugins.local.request import prepare_job
 
 if TYPE_CHECKING:
     from blut_plugins.local.forkclient import ForkClient
@@ -103,11 +104,11 @@ class LocalLauncher(Launcher):
         return bool(self._forks.spares)
 
     def _submit_spawned(self, job: Job, cage: Cage | None) -> JobHandle:
-        for path in job.dirs:
-            os.makedirs(path, exist_ok=True)
-        for path, text in job.files:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
+        try:
+            prepare_job(job.dirs, job.files)
+        except OSError as exc:  # the stage fails; the executor tells a full disk apart
+            raise LauncherError(f"stage {job.stage!r}: cannot prepare {exc.filename or job.cwd}: "
+                                f"{exc.strerror}", hint="check the run directory's disk") from None
         argv: Sequence[str] = job.argv
         preexec = None
         if cage is not None:

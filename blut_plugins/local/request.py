@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -65,15 +66,26 @@ def run_request(req: dict[str, Any], base_env: dict[str, str]) -> int:
     return code
 
 
+def prepare_job(dirs: Sequence[str], files: Sequence[Sequence[str]]) -> None:
+    """Make ``dirs`` and write ``files`` (path, text); a file that could not be written
+    whole is removed again (the driver then tries it, and names a full disk)."""
+    for path in dirs:
+        os.makedirs(path, exist_ok=True)
+    for path, text in files:
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+
+
 def _prepare(req: dict[str, Any]) -> None:
     """Make the request's directories and write its files (the attempt's own directory and
     context file among them, in a new run), in the stage's cage, before its logs open there."""
     try:
-        for path in req.get("dirs") or ():
-            os.makedirs(path, exist_ok=True)
-        for path, text in req.get("files") or ():
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
+        prepare_job(req.get("dirs") or (), req.get("files") or ())
     except OSError as exc:  # the logs cannot open either: say it once, where the driver's output goes
         os.write(2, f"blut: cannot prepare {exc.filename or 'the attempt directory'}: "
                     f"{exc.strerror}\n".encode())

@@ -7,6 +7,7 @@ Either way a stage finds ``BLUT_CONTEXT`` naming a complete context file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -95,3 +96,41 @@ def test_a_deferred_attempt_is_left_to_the_launcher_and_a_driver_made_one_is_on_
     assert job2.files == ()
     ctx2 = json.loads((rundir.attempt_dir("s", 2) / "context.json").read_text())
     assert ctx2["attempt"] == 2
+
+
+def test_a_full_disk_that_kept_the_launcher_from_writing_stops_the_run_in_one_line(
+        tmp_path: Path) -> None:
+    """The worker could not write the context file: the driver tries, and names the file."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    import subprocess
+
+    from blut_core.errors import DiskFull
+    from blut_core.model.jobs import JobHandle
+    from blut_core.run.attempt import Attempt
+
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(fs)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        with contextlib.suppress(OSError), open(fs / "filler", "wb") as fh:
+            while fh.write(b"\0" * 4096):
+                fh.flush()
+        adir = fs / "stages" / "s" / "attempts" / "1"
+        ctx = str(adir / "context.json")
+        attempt = Attempt(stage=Stage.command("s", ["true"]), number=1, dir=adir,
+                          tmp_out=adir / "out.tmp", key=None, started=0.0,
+                          handle=JobHandle(launcher="local", job_id="1"),
+                          files=((ctx, '{"stage": "s"}'),))
+        with pytest.raises(DiskFull) as info:
+            attempt.write_missing_files()
+        assert "no space left to write" in info.value.message and "context.json" in info.value.message
+        (fs / "filler").unlink()
+        attempt.write_missing_files()  # room again: written, and a second call leaves it be
+        assert json.loads(Path(ctx).read_text()) == {"stage": "s"}
+        attempt.write_missing_files()
+    finally:
+        subprocess.run(["umount", "-l", str(fs)], capture_output=True)
