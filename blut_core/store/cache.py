@@ -90,9 +90,16 @@ class Cache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._paths: dict[str, Path] = {}  # a run looks a key up, then stores it
+        self._folders: set[str] = set()  # key-prefix folders known to exist
 
     def entry_path(self, key: str) -> Path:
-        return self.root / key[:2] / key
+        found = self._paths.get(key)
+        if found is None:
+            if len(self._paths) > 4096:
+                self._paths.clear()
+            found = self._paths[key] = Path(os.path.join(self.root, key[:2], key))
+        return found
 
     def lookup(self, key: str) -> CacheEntry | None:
         path = self.entry_path(key)
@@ -136,12 +143,16 @@ class Cache:
         An empty output (not even a directory in it) is an entry of ``meta.json`` alone.
         """
         final = self.entry_path(key)
-        tmp = os.path.join(self.root, key[:2], f".{key}.{os.getpid()}.tmp")
+        folder = os.path.join(self.root, key[:2])
+        tmp = os.path.join(folder, f".{key}.{os.getpid()}.tmp")
         created = time.time()
         manifest: list[tuple[str, str, int]] = []
         stamps: dict[str, list[int]] = {}
         try:
             entries = tree_entries(out)
+            if folder not in self._folders:  # one makedirs per folder a run, not per entry
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
             _fresh_dir(tmp)
             if entries:
                 os.mkdir(os.path.join(tmp, "out"))
