@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
 from blut_core import (
@@ -16,35 +15,17 @@ from blut_core import (
     BrokerConfig,
     CalibrationStore,
     Classification,
-    Footprint,
     Launch,
     Ledger,
-    MemoryPolicy,
-    Probe,
-    Stage,
     StageOutcome,
     StageState,
 )
-from blut_core.broker.resolve import Estimator
 from blut_core.broker.select import select_containment
 from blut_core.model.sizes import GiB, MiB, format_size
 from blut_core.run.orchestrate import prepare, start_run
 from blut_core.store.rundir import read_events
-from tests.broker import stages_mem
 from tests.broker.boxed import memory_box, run_in_box
-
-
-@attrs.define
-class _Handle:
-    pid: int | None = None
-    cgroup: str | None = None
-
-
-@attrs.define
-class _Attempt:
-    stage: Stage
-    cap: int | None
-    handle: _Handle = attrs.field(factory=_Handle)
+from tests.broker.made_up import FakeAttempt, fixed_stage, made_up_policy
 
 
 def round_trips(app: App, tmp: Path, declared: int, uses: int, box: int,
@@ -52,18 +33,16 @@ def round_trips(app: App, tmp: Path, declared: int, uses: int, box: int,
     """OOM kills before a stage declaring ``declared`` and using ``uses`` bytes runs, on a
     made-up box of ``box`` bytes; and the caps it was given."""
     store = CalibrationStore(tmp / f"calibration-{declared}-{uses}-{box}.json")
-    config = BrokerConfig(**cfg)
-    snap = Probe(mem_total=box, mem_available=box)
-    policy = MemoryPolicy(estimator=Estimator(app.registry, "memtest:liar", store, config),
-                          ledger=Ledger(tmp / "ledger.json"), config=config, probe_fn=lambda: snap)
-    stage = Stage.call("liar", stages_mem.hog, footprint=Footprint.fixed(declared))
+    policy = made_up_policy(app, box=box, store=store, recipe="memtest:liar",
+                            ledger=Ledger(tmp / "ledger.json"), **cfg)
+    stage = fixed_stage("liar", declared)
     caps: list[int] = []
     for kills in range(12):
         [launch] = policy.choose([stage], running=[])
         assert isinstance(launch, Launch) and launch.cap is not None
         caps.append(launch.cap)
         ok = launch.cap >= uses
-        policy.finished(_Attempt(stage, launch.cap),  # type: ignore[arg-type]
+        policy.finished(FakeAttempt(stage, launch.cap),  # type: ignore[arg-type]
                         StageOutcome(stage="liar", attempt=kills + 1,
                                      state=StageState.OK if ok else StageState.FAILED,
                                      classification=Classification.OK if ok else Classification.OOM,

@@ -10,41 +10,22 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
 import pytest
 
 from blut_core import (
     App,
-    BrokerConfig,
-    CalibrationStore,
     Classification,
-    Footprint,
     Launch,
     Ledger,
     MemoryPolicy,
     Probe,
-    Stage,
     StageOutcome,
     StageState,
 )
 from blut_core.broker.ledger import LEASE_LABEL, Transaction
-from blut_core.broker.resolve import Estimator
 from blut_core.model.sizes import GiB, MiB
 from blut_core.run import policy as policy_module
-from tests.broker import stages_mem
-
-
-@attrs.define
-class FakeHandle:
-    pid: int | None = None
-    cgroup: str | None = None
-
-
-@attrs.define
-class FakeAttempt:
-    stage: Stage
-    cap: int | None
-    handle: FakeHandle = attrs.field(factory=FakeHandle)
+from tests.broker.made_up import FakeAttempt, FakeHandle, fixed_stage, made_up_policy
 
 
 class CountingLedger(Ledger):
@@ -61,18 +42,11 @@ class CountingLedger(Ledger):
 
 def _policy(app: App, path: Path, box: int, *, floor: int = GiB,
             max_parallel: int = 4) -> tuple[MemoryPolicy, CountingLedger]:
-    config = BrokerConfig(floor=floor)
-    snap = Probe(mem_total=box, mem_available=box)
     ledger = CountingLedger(path)
-    policy = MemoryPolicy(estimator=Estimator(app.registry, "memtest:x",
-                                              CalibrationStore(None), config),
-                          ledger=ledger, config=config, probe_fn=lambda: snap,
-                          max_parallel=max_parallel)
-    return policy, ledger
+    return made_up_policy(app, box=box, ledger=ledger, floor=floor, max_parallel=max_parallel), ledger
 
 
-def _stage(name: str, memory: str) -> Stage:
-    return Stage.call(name, stages_mem.hog, footprint=Footprint.fixed(memory))
+_stage = fixed_stage
 
 
 def _ok(name: str) -> StageOutcome:
@@ -163,12 +137,9 @@ def test_memory_another_process_took_is_not_given_out_from_the_lease(app: App,
     """The lease skips the lock, not the probe: a small stage that no longer fits what is
     free on the machine is decided under the lock, against the machine, and waits."""
     path = tmp_path / "ledger.json"
-    config = BrokerConfig(floor=GiB)
     snaps = [Probe(mem_total=16 * GiB, mem_available=16 * GiB)]
-    policy = MemoryPolicy(estimator=Estimator(app.registry, "memtest:x", CalibrationStore(None),
-                                              config),
-                          ledger=Ledger(path), config=config, probe_fn=lambda: snaps[-1],
-                          max_parallel=4)
+    policy = made_up_policy(app, ledger=Ledger(path), probe_fn=lambda: snaps[-1], max_parallel=4,
+                            floor=GiB)
     (first,) = policy.choose([_stage("s0", "300M")], [])
     assert _booked(path)[LEASE_LABEL] > 600 * MiB
     snaps.append(Probe(mem_total=16 * GiB, mem_available=GiB + 200 * MiB))  # someone else ate it

@@ -5,54 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from blut_core import (
     App,
-    BrokerConfig,
     CalibrationKey,
     CalibrationStore,
     Classification,
-    Footprint,
     Launch,
     Ledger,
     MemoryPolicy,
-    Probe,
     Refusal,
-    Stage,
     StageOutcome,
     StageState,
 )
-from blut_core.broker.resolve import Estimator
 from blut_core.model.sizes import GiB, MiB
-from tests.broker import stages_mem
+from tests.broker.made_up import FakeAttempt, FakeHandle, fixed_stage, made_up_policy
 
 
 def _policy(app: App, tmp_path: Path, box: int, available: int, max_parallel: int = 64,
             **cfg: Any) -> MemoryPolicy:
-    store = CalibrationStore(tmp_path / "calibration.json")
-    config = BrokerConfig(**cfg)
-    snap = Probe(mem_total=box, mem_available=available)
-    return MemoryPolicy(estimator=Estimator(app.registry, "memtest:x", store, config),
-                        ledger=Ledger(tmp_path / "ledger.json"), config=config,
-                        probe_fn=lambda: snap, max_parallel=max_parallel)
+    return made_up_policy(app, box=box, available=available, max_parallel=max_parallel,
+                          store=CalibrationStore(tmp_path / "calibration.json"),
+                          ledger=Ledger(tmp_path / "ledger.json"), **cfg)
 
 
-def _stage(name: str, memory: str) -> Stage:
-    return Stage.call(name, stages_mem.hog, footprint=Footprint.fixed(memory))
-
-
-@attrs.define
-class FakeHandle:
-    pid: int | None = None
-    cgroup: str | None = None
-
-
-@attrs.define
-class FakeAttempt:
-    stage: Stage
-    cap: int | None
-    handle: FakeHandle = attrs.field(factory=FakeHandle)
+_stage = fixed_stage
 
 
 def test_books_until_the_box_is_full_then_waits(app: App, tmp_path: Path) -> None:
@@ -63,7 +39,7 @@ def test_books_until_the_box_is_full_then_waits(app: App, tmp_path: Path) -> Non
     assert all(isinstance(d, Launch) and d.cap and d.cap > 3 * GiB for d in first)
     assert policy.next_check() is not None
     assert policy.choose(stages[2:], running=["busy"]) == []  # type: ignore[list-item]
-    policy.finished(FakeAttempt(stages[0], first[0].cap),  # type: ignore[arg-type]
+    policy.finished(FakeAttempt(stages[0], first[0].cap),  # type: ignore[arg-type, union-attr]
                     StageOutcome(stage="s0", attempt=1, state=StageState.OK,
                                  classification=Classification.OK))
     again = policy.choose(stages[2:], running=["busy"])  # type: ignore[list-item]
@@ -118,7 +94,7 @@ def test_oom_escalates_then_refuses_with_one_message(app: App, tmp_path: Path) -
             break
         caps.append(d.cap)
         policy.finished(FakeAttempt(stage, d.cap), oom)  # type: ignore[arg-type]
-    assert caps[0] == 350 * MiB and caps == sorted(caps) and len(set(caps)) == len(caps)
+    assert caps[0] == 350 * MiB and caps == sorted(caps) and len(set(caps)) == len(caps)  # type: ignore[type-var]
     assert caps[-1] == 824 * MiB                          # the ceiling: box − floor
     assert isinstance(d, Refusal)
     assert "'grow'" in d.reason and "824.0 MiB" in d.reason and "1.0 GiB box" in d.reason
