@@ -200,12 +200,15 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
               options: ExecOptions | None = None,
               policy: SchedulingPolicy | None = None,
               no_calibration: bool = False,
-              progress: ProgressSink | None = None) -> RunSummary:
+              progress: ProgressSink | None = None,
+              broker: Broker | None = None) -> RunSummary:
     """Create the run directory, run the plan, and return the summary.
 
     Without an explicit ``policy`` the memory broker schedules the run: every declaration
     is checked and a stage that can never fit this box refuses the whole run
-    (:class:`AdmissionRefused`, exit 3) before anything is written or started.
+    (:class:`AdmissionRefused`, exit 3) before anything is written or started. A ``broker``
+    the caller already built (``blut run`` probes its containment to warn) is used as it is;
+    its ``no_calibration`` then rules, not this function's.
     """
     from blut_core.run.service import Broker
 
@@ -216,7 +219,8 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     if hits is not None:
         return _up_to_date(app, prepared, launcher, hits, options=options, progress=progress,
                            sinks=sinks)
-    broker = Broker(app, no_calibration=no_calibration)
+    if broker is None:
+        broker = Broker(app, no_calibration=no_calibration)
     check_paths(app, broker, stages=len(prepared.plan))  # a bad place stops here too
     the_launcher = make_launcher(app, launcher, broker.selection.containment)
     plan = prepared.plan

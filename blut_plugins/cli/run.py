@@ -19,7 +19,7 @@ from blut_core import hookimpl
 from blut_core.cli import complete_recipes, json_option, recipe_options
 
 if TYPE_CHECKING:
-    from blut_core import App
+    from blut_core import App, Broker
 
 
 def positive_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -69,9 +69,9 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
     options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast, deadline=deadline,
                           jobs=jobs if jobs is not None else app.settings.jobs)
-    warn_if_uncapped(app)
+    broker = warn_if_uncapped(app, no_calibration=no_calibration)
     summary = start_run(app, prepared, launcher=launcher, options=options,
-                        no_calibration=no_calibration,
+                        no_calibration=no_calibration, broker=broker,
                         progress=sink_for(sys.stdout.isatty(), enabled=progress))
     if report:
         write_report(app, summary.run_dir)
@@ -94,13 +94,19 @@ def write_report(app: App, run_dir: Path) -> None:
     click.echo(f"report {target}", err=True)
 
 
-def warn_if_uncapped(app: App) -> None:
-    """A loud warning on stderr when no memory containment is usable on this machine."""
+def warn_if_uncapped(app: App, *, no_calibration: bool = False) -> Broker:
+    """A loud warning on stderr when no memory containment is usable on this machine.
+
+    Returns the broker whose containment it probed, for the run to use: the selection is
+    built once per run, not once for this warning and again for the run.
+    """
     from blut_core import Broker
 
-    warning = Broker(app).selection.warning
+    broker = Broker(app, no_calibration=no_calibration)
+    warning = broker.selection.warning
     if warning:
         click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
+    return broker
 
 
 @hookimpl
