@@ -6,13 +6,10 @@ parent cgroup (``BLUT_CGROUP_PARENT``) and counts the ``blut-*`` cages left in i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +18,9 @@ import pytest
 from blut_core import App
 from blut_core.broker.select import select_containment
 from blut_core.store.rundir import read_events
+from tests.support.cgroups import cages, private_parent
 from tests.support.cli import blut_argv, blut_env, run_blut, start_blut
+from tests.support.procs import alive, wait_for
 
 pytestmark = pytest.mark.cgroup
 
@@ -42,47 +41,8 @@ def parent(version: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
     base = cgroup_base(version)
     assert base is not None
-    path = Path(base, f"cleanup-test-{os.getpid()}-{os.urandom(3).hex()}")
-    path.mkdir()
-    if version == 2:
-        (path / "cgroup.subtree_control").write_text("+memory")
-    monkeypatch.setenv("BLUT_CGROUP_PARENT", str(path))
-    try:
+    with private_parent(base, "cleanup-test", version, monkeypatch) as path:
         yield path
-    finally:
-        for child in path.glob("blut-*"):  # what a failed test left: not for the next one
-            for pid in (child / "cgroup.procs").read_text().split():
-                with contextlib.suppress(OSError):
-                    os.kill(int(pid), signal.SIGKILL)
-            _rmdir(child)
-        _rmdir(path)
-
-
-def _rmdir(path: Path) -> None:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def _cages(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith("blut-"))
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.parametrize("forkserver", ["1", "0"], ids=["workers", "subprocesses"])
@@ -94,8 +54,8 @@ def test_kill_9_then_resume_leaves_no_cgroup(parent: Path, tmp_path: Path, forks
     env = {"BLUT_FORKSERVER": forkserver, "BLUT_TEST_JOURNAL": str(journal)}
     proc = start_blut("run", "testbook:resumable", "--no-progress", home=home, tmp=tmp_path, **env)
     resume = [*blut_argv(), "resume", "--no-progress"]
-    _wait_for(lambda: journal.exists() and "step2" in journal.read_text())
-    assert any(".train." in name for name in _cages(parent))  # its stage is caged, running
+    wait_for(lambda: journal.exists() and "step2" in journal.read_text(), timeout=60)
+    assert any(".train." in name for name in cages(parent))  # its stage is caged, running
     proc.kill()
     proc.wait(timeout=10)
     [run_dir] = [p for p in (home / "runs").iterdir() if not p.name.startswith(".")]
@@ -105,18 +65,10 @@ def test_kill_9_then_resume_leaves_no_cgroup(parent: Path, tmp_path: Path, forks
     r = subprocess.run([*resume, run_dir.name], capture_output=True, text=True,
                        env=blut_env(home, tmp_path, **env), timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert not _alive(orphan)
-    assert _cages(parent) == []
+    assert not alive(orphan)
+    assert cages(parent) == []
     listed = json.loads(run_blut("runs", "list", "--json", home=home, tmp=tmp_path).stdout)
     assert listed[0]["state"] == "ok"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _dead_process() -> tuple[int, int]:
@@ -154,6 +106,6 @@ def test_the_sweep_removes_dead_makers_empty_cages_at_once_and_nothing_else(pare
     finally:
         sleeper.kill()
         sleeper.wait()
-    _wait_for(lambda: not (dead_busy / "cgroup.procs").read_text().split(), timeout=5)
+    wait_for(lambda: not (dead_busy / "cgroup.procs").read_text().split(), timeout=5)
     assert sweep_stale(str(parent)) == [str(dead_busy)]
     mine.rmdir()

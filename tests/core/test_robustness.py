@@ -17,23 +17,7 @@ from blut_core import ExecOptions
 from blut_core.run.orchestrate import prepare, start_run
 from blut_core.store.rundir import read_events
 from tests.support.cli import run_blut, start_blut
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+from tests.support.procs import alive, wait_for
 
 
 def _events(run_dir: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -94,9 +78,9 @@ def test_prune_summary_says_what_and_why(tmp_path: Path) -> None:
 def test_cancel_kills_every_stage_process(tmp_path: Path, how: str) -> None:
     home, pids = tmp_path / "h", tmp_path / "pids"
     proc = start_blut("run", "testbook:long", home=home, tmp=tmp_path, BLUT_TEST_PIDS=str(pids))
-    _wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 4)
+    wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 4)
     seen = [int(p) for p in pids.read_text().split()]
-    assert all(_alive(p) for p in seen)
+    assert all(alive(p) for p in seen)
     run_dir = _run_dir(home)
     if how == "sigterm":
         proc.send_signal(signal.SIGTERM)
@@ -105,7 +89,7 @@ def test_cancel_kills_every_stage_process(tmp_path: Path, how: str) -> None:
         assert r.returncode == 0 and f"{run_dir.name}: cancelled" in r.stdout, r.stderr
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    _wait_for(lambda: not any(_alive(p) for p in seen), timeout=10)
+    wait_for(lambda: not any(alive(p) for p in seen), timeout=10)
     states = {e["stage"]: e["state"] for e in _events(run_dir) if e["event"] == "stage_finished"}
     assert states == {"quick": "ok", "slow1": "cancelled", "slow2": "cancelled"}
     listed = json.loads(run_blut("runs", "list", "--json", home=home, tmp=tmp_path).stdout)
@@ -116,7 +100,7 @@ def test_killed_driver_shows_interrupted_then_resumes(tmp_path: Path) -> None:
     home, journal = tmp_path / "h", tmp_path / "journal"
     proc = start_blut("run", "testbook:resumable", home=home, tmp=tmp_path,
                       BLUT_TEST_JOURNAL=str(journal))
-    _wait_for(lambda: journal.exists() and "step3" in journal.read_text())
+    wait_for(lambda: journal.exists() and "step3" in journal.read_text())
     run_dir = _run_dir(home)
     started = [e for e in _events(run_dir) if e["event"] == "stage_started" and e["stage"] == "train"]
     stage_pid = started[0]["pid"]
@@ -126,7 +110,7 @@ def test_killed_driver_shows_interrupted_then_resumes(tmp_path: Path) -> None:
     assert listed[0]["state"] == "interrupted"
     r = run_blut("resume", run_dir.name, home=home, tmp=tmp_path, BLUT_TEST_JOURNAL=str(journal))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert not _alive(stage_pid)  # the orphan was killed before the stage ran again
+    assert not alive(stage_pid)  # the orphan was killed before the stage ran again
     lines = journal.read_text().split()
     assert lines.count("first") == 1           # finished before the kill: not re-run
     assert lines.count("train") == 2           # interrupted: ran again

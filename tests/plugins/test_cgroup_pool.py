@@ -7,7 +7,6 @@ OOM-kill count it had reached: a stage in it reports its own peak and its own OO
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from blut_core.model.sizes import MiB
+from tests.support.cgroups import cages, private_parent
+from tests.support.procs import alive
 
 pytestmark = pytest.mark.cgroup
 
@@ -45,37 +46,9 @@ def parent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     base = cgroup_base(1)
     if base is None or check_cgroup_base(cgroup_layout(1), base) is not None:
         pytest.skip(f"cgroup v1 is not usable here: {base and check_cgroup_base(cgroup_layout(1), base)}")
-    path = Path(base, f"pool-test-{os.getpid()}-{os.urandom(3).hex()}")
-    path.mkdir()
-    monkeypatch.setenv("BLUT_CGROUP_PARENT", str(path))
     monkeypatch.setenv("BLUT_CGROUP_POOL", "1")
-    try:
+    with private_parent(base, "pool-test", 1, monkeypatch) as path:
         yield path
-    finally:
-        for child in path.glob("blut-*"):
-            for pid in (child / "cgroup.procs").read_text().split():
-                with contextlib.suppress(OSError):
-                    os.kill(int(pid), signal.SIGKILL)
-            _rmdir(child)
-        _rmdir(path)
-
-
-def _rmdir(path: Path) -> None:
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def _cages(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if p.name.startswith("blut-"))
 
 
 def _run(cage, script: str, *args: str) -> int:  # type: ignore[no-untyped-def]
@@ -132,19 +105,19 @@ def test_a_recycled_cage_reports_the_next_attempts_own_peak(parent: Path) -> Non
     inode = os.stat(first.cgroup).st_ino
     first.recycle()
     assert not os.path.exists(first.cgroup)  # the finished attempt's name is gone at once
-    [pooled] = _cages(parent)
+    [pooled] = cages(parent)
     assert "-pool-" in pooled
 
     second = containment.cage("run.small.1", 1024 * MiB)
     assert second.cgroup is not None and ".small.1-" in second.cgroup
     assert os.stat(second.cgroup).st_ino == inode  # the same cgroup, renamed: no mkdir
-    assert _cages(parent) == [Path(second.cgroup).name]
+    assert cages(parent) == [Path(second.cgroup).name]
     assert _run(second, _FILL, str(40 * MiB)) == 0
     small = second.peak_bytes()
     assert small is not None and 40 * MiB <= small < 100 * MiB, small  # not the first's 200 MiB
     second.recycle()
     containment.close()
-    assert _cages(parent) == []
+    assert cages(parent) == []
 
 
 def test_an_oom_kill_in_a_recycled_cage_is_counted_for_its_attempt_alone(parent: Path) -> None:
@@ -175,7 +148,7 @@ def test_an_oom_kill_in_a_recycled_cage_is_counted_for_its_attempt_alone(parent:
     assert _oom_count(again.cgroup) > before
     again.recycle()
     containment.close()
-    assert _cages(parent) == []
+    assert cages(parent) == []
 
 
 def test_a_recycled_cage_takes_each_attempts_cap(parent: Path) -> None:
@@ -198,7 +171,7 @@ def test_a_recycled_cage_takes_each_attempts_cap(parent: Path) -> None:
     assert limits(unlimited.cgroup)[0] > 1 << 60
     unlimited.recycle()
     containment.close()
-    assert _cages(parent) == []
+    assert cages(parent) == []
 
 
 def test_a_cage_left_busy_or_full_of_page_cache_is_not_recycled(parent: Path, tmp_path: Path) -> None:
@@ -216,13 +189,13 @@ def test_a_cage_left_busy_or_full_of_page_cache_is_not_recycled(parent: Path, tm
         time.sleep(0.01)
     busy.recycle()  # what is left in it is killed first
     assert sleeper.wait(timeout=10) == -signal.SIGKILL
-    [pooled] = _cages(parent)
+    [pooled] = cages(parent)
     assert "-pool-" in pooled
 
     cached = containment.cage("run.cached.1", 1024 * MiB)
     assert _run(cached, _WRITE, str(64 * MiB), str(tmp_path / "out.bin")) == 0
     cached.recycle()  # its cache would count against the next stage: removed, not kept
-    assert _cages(parent) == []
+    assert cages(parent) == []
     containment.close()
 
 
@@ -255,20 +228,12 @@ def test_a_cage_still_charged_for_a_reused_workers_memory_is_not_recycled(parent
         cage.kill()  # empty: the worker left it, its 8 MiB did not
         assert cage.peak_bytes() is not None
         cage.recycle()  # the next stage's peak and cap would count the worker's memory
-        assert _cages(parent) == []
-        assert _alive(worker.pid)
+        assert cages(parent) == []
+        assert alive(worker.pid)
     finally:
         worker.kill()
         worker.wait()
     containment.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def test_a_killed_drivers_pool_is_swept(parent: Path) -> None:
@@ -280,12 +245,12 @@ c.cage("run.a.1", 64 << 20).recycle()
 os.kill(os.getpid(), 9)
 """], env=os.environ, capture_output=True, text=True, timeout=60)
     assert maker.returncode == -signal.SIGKILL, maker.stderr
-    [pooled] = _cages(parent)
+    [pooled] = cages(parent)
     assert "-pool-" in pooled
     from blut_plugins.cgroup.cage import sweep_stale
 
     assert sweep_stale(str(parent)) == [str(parent / pooled)]
-    assert _cages(parent) == []
+    assert cages(parent) == []
 
 
 def test_pooling_can_be_turned_off(parent: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -294,4 +259,4 @@ def test_pooling_can_be_turned_off(parent: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("BLUT_CGROUP_POOL", "0")
     containment = CgroupContainment(1)
     containment.cage("run.a.1", 64 * MiB).recycle()
-    assert _cages(parent) == []
+    assert cages(parent) == []

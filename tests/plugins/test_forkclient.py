@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.procs import alive
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -36,14 +38,8 @@ def test_a_used_server_ends_its_workers_when_closed(tmp_path: Path) -> None:
     client.close()
     assert client.proc.poll() is not None
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in [pid, *spares]) and time.monotonic() < deadline:
+    while any(alive(p) for p in [pid, *spares]) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not any(_alive(p) for p in [pid, *spares])
+    assert not any(alive(p) for p in [pid, *spares])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
