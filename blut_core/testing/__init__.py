@@ -12,6 +12,8 @@ stage)``. The contract suites a plugin's tests subclass are in
 - :mod:`.fixtures`: the fixtures and :func:`make_app`;
 - :mod:`.running`: running a recipe, and a stage's measured peak against its declaration;
 - :mod:`.distributions`: choosing entry points, and making a distribution look installed;
+- :mod:`.imports`: which modules blut commands import (:func:`imports_of_commands`), to keep a
+  cookbook's heavy imports out of listing and checking its recipes;
 - :mod:`.contracts`: containment, footprint model and lineage sink suites;
 - :mod:`.book`: the small cookbook the contract suites run.
 """
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from blut_core.testing.distributions import installed_distribution as installed_distribution
     from blut_core.testing.distributions import named_entry_points as named_entry_points
     from blut_core.testing.fixtures import make_app as make_app
+    from blut_core.testing.imports import CommandImports as CommandImports
+    from blut_core.testing.imports import imports_of_commands as imports_of_commands
     from blut_core.testing.running import PeakCheck as PeakCheck
     from blut_core.testing.running import RunRecipe as RunRecipe
     from blut_core.testing.running import assert_peak_within_declaration as assert_peak_within_declaration
@@ -41,6 +45,7 @@ _WHERE = {
     "installed_distribution": "testing.distributions",
     "named_entry_points": "testing.distributions",
     "make_app": "testing.fixtures",
+    "CommandImports": "testing.imports", "imports_of_commands": "testing.imports",
     "PeakCheck": "testing.running", "RunRecipe": "testing.running",
     "assert_peak_within_declaration": "testing.running", "declared_peaks": "testing.running",
 }

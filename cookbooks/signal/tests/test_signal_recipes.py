@@ -22,6 +22,7 @@ from blut_cookbook_signal.sweep import (
 )
 
 from blut_core import App, ConfigError, Plan, Stage, StageState
+from blut_core.testing import imports_of_commands
 
 GiB = 1 << 30
 
@@ -40,34 +41,15 @@ def test_the_cookbook_registers_both_recipes(app: App) -> None:
     assert (ref.qualname, ref.recipe.build, ref.distribution) == ("signal:sweep", build,
                                                                   "blut-cookbook-signal")
 
-_NO_NUMPY = """
-import sys
-from blut_core.cli import main
-for argv in {argvs!r}:
-    try:
-        main(argv)
-    except SystemExit as exc:
-        print("exit", exc.code, file=sys.stderr)
-print("numpy" in sys.modules)
-"""
-
 
 def test_listing_showing_and_checking_the_recipes_imports_no_numpy(tmp_path: Path) -> None:
     """Every blut command loads this cookbook: registering, showing and checking its recipes'
     params must not cost numpy (tens of MB and ~0.1 s)."""
-    import os
-    import subprocess
-    import sys
-
     argvs = [["recipes", "list"], ["recipes", "show", "signal:tiny", "--json"],
              ["run", "signal:tiny", "-p", "train_fraction=2", "--no-progress"]]
-    env = {**os.environ, "BLUT_HOME": str(tmp_path), "BLUT_NO_STALE_CHECK": "1"}
-    r = subprocess.run([sys.executable, "-c", _NO_NUMPY.format(argvs=argvs)], capture_output=True,
-                       text=True, env=env)
-    assert r.returncode == 0, r.stderr
-    assert r.stderr.count("exit 0") == 2 and "exit 2" in r.stderr, r.stderr  # the bad param: exit 2
-    assert r.stdout.strip().splitlines()[-1] == "False", "numpy was imported"
-
+    ran = imports_of_commands(argvs, ["numpy"], home=tmp_path)
+    assert ran.codes == [0, 0, 2], ran  # the bad param: exit 2
+    assert ran.imported == [], "numpy was imported"
 
 
 def test_the_sweep_plan(monkeypatch: pytest.MonkeyPatch) -> None:
