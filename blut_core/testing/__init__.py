@@ -11,6 +11,8 @@ stage)``. The contract suites a plugin's tests subclass are in
 
 - :mod:`.fixtures`: the fixtures and :func:`make_app`;
 - :mod:`.running`: running a recipe, and a stage's measured peak against its declaration;
+- :mod:`.box`: a memory cgroup to run ``blut`` in as on a small machine (:func:`memory_box`,
+  :func:`in_box`, :func:`oom_kills`);
 - :mod:`.distributions`: choosing entry points, and making a distribution look installed;
 - :mod:`.imports`: which modules blut commands import (:func:`imports_of_commands`), to keep a
   cookbook's heavy imports out of listing and checking its recipes;
@@ -25,6 +27,9 @@ from typing import TYPE_CHECKING
 from blut_core._lazy import exports
 
 if TYPE_CHECKING:
+    from blut_core.testing.box import in_box as in_box
+    from blut_core.testing.box import memory_box as memory_box
+    from blut_core.testing.box import oom_kills as oom_kills
     from blut_core.testing.distributions import COOKBOOK_GROUP as COOKBOOK_GROUP
     from blut_core.testing.distributions import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
     from blut_core.testing.distributions import builtin_entry_points as builtin_entry_points
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
     from blut_core.testing.running import declared_peaks as declared_peaks
 
 _WHERE = {
+    "in_box": "testing.box", "memory_box": "testing.box", "oom_kills": "testing.box",
     "COOKBOOK_GROUP": "testing.distributions", "ENTRY_POINT_GROUP": "testing.distributions",
     "builtin_entry_points": "testing.distributions", "entry_points_of": "testing.distributions",
     "installed_distribution": "testing.distributions",

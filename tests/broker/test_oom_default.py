@@ -18,8 +18,9 @@ from blut_core.model.sizes import MiB
 from blut_core.run.attempt import Attempt, memory_failure, retry_wait
 from blut_core.run.orchestrate import prepare, start_run
 from blut_core.store.rundir import read_events
+from blut_core.testing import oom_kills
 from tests.broker import stages_mem
-from tests.broker.boxed import memory_box, oom_kills, run_in_box
+from tests.broker.boxed import memory_box, run_in_box
 
 
 @pytest.fixture
