@@ -267,8 +267,8 @@ def _unknown_hint(dotted: str) -> str:
 
 
 _PART = r"(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')"
-_HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
-_ASSIGN = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
+_HEADER = r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$"  # compiled at first use, by re
+_ASSIGN = rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*="
 
 
 def _dotted(text: str) -> str:
@@ -281,12 +281,12 @@ def key_lines(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     table = ""
     for number, line in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(line)
+        header = re.match(_HEADER, line)
         if header:
             table = _dotted(header[1])
             out.setdefault(table, number)
             continue
-        assign = _ASSIGN.match(line)
+        assign = re.match(_ASSIGN, line)
         if assign:
             key = _dotted(assign[1])
             out.setdefault(f"{table}.{key}" if table else key, number)

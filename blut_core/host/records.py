@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
     from blut_core.host.interfaces import Launcher
 
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_NAME = r"^[a-z][a-z0-9_-]*$"  # compiled at first use, by re
 
 
 def _lower_kebab(_: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not _NAME.match(value):
+    if not re.match(_NAME, value):
         raise ValueError(
             f"{attribute.name} {value!r} must be lower case letters, digits, '-' or '_'"
         )

@@ -144,8 +144,9 @@ def structure(data: Any, cls: type[T], *, where: str, hint: str | None = None) -
 
 
 # attrs validators say "'docs' must be >= 1: 0" (number bounds end in ": VALUE").
-_VALIDATOR = re.compile(r"^'(?P<field>[A-Za-z_][A-Za-z0-9_]*)' (?P<rest>.*)$", re.DOTALL)
-_BOUND = re.compile(r"^(?P<rule>must be [<>=!]+ .+): (?P<value>[^:]+)$", re.DOTALL)
+#: compiled at first use (by re), not by every import
+_VALIDATOR = r"^'(?P<field>[A-Za-z_][A-Za-z0-9_]*)' (?P<rest>.*)$"
+_BOUND = r"^(?P<rule>must be [<>=!]+ .+): (?P<value>[^:]+)$"
 
 
 def _tidy(line: str) -> str:
@@ -158,11 +159,11 @@ def _tidy(line: str) -> str:
     if not sep:
         return line
     path = path.removeprefix("$").lstrip(".")
-    named = _VALIDATOR.match(msg)
+    named = re.match(_VALIDATOR, msg, re.DOTALL)
     if named:
         path = f"{path}.{named['field']}" if path else named["field"]
         msg = named["rest"]
-        bound = _BOUND.match(msg)
+        bound = re.match(_BOUND, msg, re.DOTALL)
         if bound:
             msg = f"{bound['rule']}, got {bound['value']}"
     return f"{path}: {msg}" if path else msg

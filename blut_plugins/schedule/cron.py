@@ -33,7 +33,8 @@ from blut_plugins.schedule.model import Backend, Entry, Installed, no_control_ch
 if TYPE_CHECKING:
     from blut_core import SchedulerSpec
 
-MARKER = re.compile(r"\s# blut-schedule:([a-z0-9][a-z0-9_-]*)$")
+#: regexes are compiled at first use (by re), not by every start that registers this backend
+MARKER = r"\s# blut-schedule:([a-z0-9][a-z0-9_-]*)$"
 NICKNAMES = {"minutely": "* * * * *", "hourly": "@hourly", "daily": "@daily", "weekly": "@weekly",
              "monthly": "@monthly", "yearly": "@yearly"}
 SPECIAL = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
@@ -41,7 +42,7 @@ FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()
           ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
                             "nov", "dec")),
           ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")))
-ITEM = re.compile(r"^(\*|[0-9a-z]+(-[0-9a-z]+)?)(/[0-9]+)?$")
+ITEM = r"^(\*|[0-9a-z]+(-[0-9a-z]+)?)(/[0-9]+)?$"
 HINT = ("five cron fields (minute hour day month weekday), e.g. '*/15 * * * *' or '30 2 * * *', "
         "or one of minutely, hourly, daily, weekly, monthly, yearly")
 #: cron reads at most this many characters of a line's command
@@ -74,7 +75,7 @@ def cron_calendar(expr: str) -> str:
                           "fields, not 5)", hint=HINT)
     for field, (what, low, high, names) in zip(fields, FIELDS, strict=True):
         for item in field.split(","):
-            match = ITEM.match(item)
+            match = re.match(ITEM, item)
             ok = match is not None
             if match is not None and match[1] != "*":
                 bounds = match[1].split("-")
@@ -110,7 +111,7 @@ def render_line(entry: Entry) -> str:
 
 
 def _parse(line: str) -> Installed | None:
-    match = MARKER.search(line)
+    match = re.search(MARKER, line)
     if match is None:
         return None
     body = line[:match.start()]

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from blut_core import ConfigError
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # compiled at first use, by re
 NAME_HINT = "a schedule name is 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit"
 #: Words every backend understands, whatever its own calendar syntax.
 KEYWORDS = ("minutely", "hourly", "daily", "weekly", "monthly", "yearly")
@@ -34,7 +34,7 @@ CARRIED = ("PATH", "PYTHONPATH")
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name):
+    if not re.match(NAME, name):
         raise ConfigError(f"schedule name {name!r} is not allowed", hint=NAME_HINT)
     return name
 
@@ -145,7 +145,7 @@ class Store:
 
     def names(self) -> list[str]:
         try:
-            return sorted(p.stem for p in self.root.glob("*.json") if NAME.match(p.stem))
+            return sorted(p.stem for p in self.root.glob("*.json") if re.match(NAME, p.stem))
         except OSError:
             return []
 

@@ -27,16 +27,17 @@ if TYPE_CHECKING:
     from blut_core import SchedulerSpec
 
 PREFIX = "blut-schedule-"
-CALENDAR = re.compile(r"^[0-9A-Za-z*:/,.~ +_-]{1,200}$")
+#: regexes are compiled at first use (by re), not by every start that registers this backend
+CALENDAR = r"^[0-9A-Za-z*:/,.~ +_-]{1,200}$"
 HINT = ("a systemd calendar such as daily, hourly, 'Mon..Fri 02:00', '*-*-* 03:30:00' or "
         "'*:0/15' (see `man systemd.time`)")
-PLAIN = re.compile(r"^[A-Za-z0-9_./:@+=,-]+$")
+PLAIN = r"^[A-Za-z0-9_./:@+=,-]+$"
 
 
 def quote(arg: str) -> str:
     """One word of a unit file's ``ExecStart=``/``Environment=``, specifiers escaped."""
     text = arg.replace("%", "%%")
-    if PLAIN.match(arg):
+    if re.match(PLAIN, arg):
         return text
     text = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$")
     return f'"{text}"'
@@ -91,7 +92,7 @@ class SystemdTimers(Backend):
         text = " ".join(expr.split())
         if text.lower() in KEYWORDS:
             return text.lower()
-        if not CALENDAR.match(text):
+        if not re.match(CALENDAR, text):
             raise ConfigError(f"calendar {expr!r} has characters a systemd calendar never has",
                               hint=HINT)
         analyze = shutil.which("systemd-analyze")
