@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from importlib import metadata as md
 from pathlib import Path
 
 import pytest
 
+from blut_core import App
+from blut_core.broker.select import select_containment
 from blut_core.testing import COOKBOOK_GROUP
 
 MEMTEST = md.EntryPoint(name="memtest", value="tests.broker.memcook", group=COOKBOOK_GROUP)
@@ -27,3 +30,13 @@ def private_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def cookbook_entry_points() -> list[md.EntryPoint]:
     return [MEMTEST]
+
+
+@pytest.fixture
+def caged(app: App) -> str:
+    """The kernel-capping backend this machine offers, or a skip that says why not."""
+    sel = select_containment(app.registry, os.environ)
+    if not (sel.containment.enforces and sel.containment.kernel_evidence):
+        reasons = "; ".join(f"{b.name}: {b.reason}" for b in sel.backends if b.reason)
+        pytest.skip(f"no cgroup containment backend is usable here ({reasons})")
+    return sel.name

@@ -4,7 +4,6 @@ was not measured on."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from blut_core import (
 )
 from blut_core.broker.calibration import MEASURED, merge_peak, resolve
 from blut_core.broker.resolve import Estimator, size_bucket
-from blut_core.broker.select import select_containment
 from blut_core.model.sizes import GiB, MiB
 from blut_core.run.orchestrate import prepare, start_run
 from blut_core.store.rundir import read_events
@@ -95,14 +93,6 @@ def test_an_entry_kept_before_keys_had_scopes_only_raises_a_footprint(app: App,
     assert est.resolve(stage, {}, box=24 * GiB, floor=2 * GiB).bytes == GiB
     est.store.record_peak(CalibrationKey.of("memtest:x", "s", {}), 3 * GiB, 4 * GiB)
     assert est.resolve(stage, {}, box=24 * GiB, floor=2 * GiB).bytes == 3 * GiB
-
-
-@pytest.fixture
-def caged(app: App) -> str:
-    sel = select_containment(app.registry, os.environ)
-    if not (sel.containment.enforces and sel.containment.kernel_evidence):
-        pytest.skip("no cgroup containment backend is usable here")
-    return sel.name
 
 
 def _admitted(run_dir: Path, stage: str) -> list[dict[str, object]]:

@@ -4,7 +4,6 @@ escalated cap is clamped to the box, and a stage killed at the clamp fails in on
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from blut_core import (
     StageOutcome,
     StageState,
 )
-from blut_core.broker.select import select_containment
 from blut_core.model.sizes import GiB, MiB, format_size
 from blut_core.run.orchestrate import prepare, start_run
 from blut_core.store.rundir import read_events
@@ -89,14 +87,6 @@ def test_every_escalated_cap_is_clamped_to_what_the_box_can_give(app: App, tmp_p
     ceiling = box - BrokerConfig().floor_for(box)       # 3 GiB
     kills, caps = round_trips(app, tmp_path, 256 * MiB, ceiling, box)
     assert caps[-1] == ceiling and all(c <= ceiling for c in caps) and kills == 3
-
-
-@pytest.fixture
-def caged(app: App) -> str:
-    sel = select_containment(app.registry, os.environ)
-    if not (sel.containment.enforces and sel.containment.kernel_evidence):
-        pytest.skip("no cgroup containment backend is usable here")
-    return sel.name
 
 
 def _finished(run_dir: Path) -> list[dict[str, Any]]:

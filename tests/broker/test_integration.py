@@ -18,16 +18,6 @@ from blut_core.store.rundir import read_events
 pytestmark = pytest.mark.cgroup
 
 
-@pytest.fixture
-def caged(app: App) -> str:
-    """The kernel-capping backend this machine offers, or a skip that says why not."""
-    sel = select_containment(app.registry, os.environ)
-    if not (sel.containment.enforces and sel.containment.kernel_evidence):
-        reasons = "; ".join(f"{b.name}: {b.reason}" for b in sel.backends if b.reason)
-        pytest.skip(f"no cgroup containment backend is usable here ({reasons})")
-    return sel.name
-
-
 def _events(run_dir: Path, kind: str) -> list[dict[str, object]]:
     return [e for e in read_events(run_dir / "status.jsonl") if e["event"] == kind]
 

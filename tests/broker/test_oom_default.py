@@ -4,7 +4,6 @@ what cap the stage had, what it reached and how to declare a footprint."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 
 from blut_core import App, Classification, RetryOn, RetryPolicy, Stage, StageState
-from blut_core.broker.select import select_containment
 from blut_core.model.jobs import JobHandle, JobState, JobStatus
 from blut_core.model.sizes import MiB
 from blut_core.run.attempt import Attempt, memory_failure, retry_wait
@@ -21,14 +19,6 @@ from blut_core.store.rundir import read_events
 from blut_core.testing import oom_kills
 from tests.broker import stages_mem
 from tests.broker.boxed import memory_box, run_in_box
-
-
-@pytest.fixture
-def caged(app: App) -> str:
-    sel = select_containment(app.registry, os.environ)
-    if not (sel.containment.enforces and sel.containment.kernel_evidence):
-        pytest.skip("no cgroup containment backend is usable here")
-    return sel.name
 
 
 def _attempt(retry: RetryPolicy, number: int, cap: int = 320 * MiB, **kw: Any) -> Attempt:

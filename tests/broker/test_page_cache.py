@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
 from blut_core import App, Classification
-from blut_core.broker.select import select_containment
 from blut_core.model.sizes import MiB
 from blut_core.run.orchestrate import prepare, start_run
 from blut_core.store.rundir import read_events
@@ -55,14 +53,6 @@ def test_the_sampler_keeps_the_highest_unreclaimable_usage(tmp_path: Path) -> No
     _fake_cgroup(cg, 1, usage_bytes=60 * MiB, active=0, inactive=50 * MiB)  # freed, then cached
     time.sleep(0.05)
     assert sampler.unwatch(watch) == 90 * MiB
-
-
-@pytest.fixture
-def caged(app: App) -> str:
-    sel = select_containment(app.registry, os.environ)
-    if not (sel.containment.enforces and sel.containment.kernel_evidence):
-        pytest.skip("no cgroup containment backend is usable here")
-    return sel.name
 
 
 @pytest.mark.cgroup
