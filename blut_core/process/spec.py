@@ -42,11 +42,9 @@ def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
     where no attempt directory can be left over) the attempt directory and its context file
     are left to the launcher too: the context goes in ``Job.files``.
     """
-    if deferred:
-        adir = str(rundir.attempt_dir(stage.name, number)) + os.sep  # joined as text: a
-    else:                                                             # stage's paths cost
-        adir = str(rundir.new_attempt(stage.name, number)) + os.sep  # no Path objects
-    tmp_out, work = adir + "out.tmp", adir + "work"
+    made = rundir.attempt_dir if deferred else rundir.new_attempt
+    adir = str(made(stage.name, number)) + os.sep  # joined as text: a stage's paths cost
+    tmp_out, work = adir + "out.tmp", adir + "work"  # no Path objects
     ctx: dict[str, Any] = {
         "run_id": run_id, "stage": stage.name, "attempt": number,
         "target": stage.target, "params": dict(stage.params),

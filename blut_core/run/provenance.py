@@ -12,25 +12,17 @@ from typing import Any
 
 from blut_core._version import __version__
 
+_NO_GIT: dict[str, Any] = {"commit": None, "dirty": None, "root": None}
 
-def git_state(path: Path, seen: dict[Path, dict[str, Any]] | None = None) -> dict[str, Any]:
+
+def git_state(path: Path) -> dict[str, Any]:
     """Commit and dirty flag of the git work tree containing ``path`` (``None`` if none).
 
-    One ``git status`` per work tree: the tree's root is found by looking for ``.git``
-    upwards, and with ``seen`` (one run's provenance) a recipe that lives in blut's own
-    checkout asks git once.
+    The tree's root is found by looking for ``.git`` upwards; :func:`collect` asks git once
+    per work tree (a recipe in blut's own checkout shares blut's).
     """
-    where = path if path.is_dir() else path.parent
-    try:
-        root = _work_tree(where.resolve())
-    except OSError:
-        root = None
-    if root is None:
-        return {"commit": None, "dirty": None, "root": None}
-    seen = {} if seen is None else seen
-    if root not in seen:
-        seen[root] = _status(root)
-    return dict(seen[root])
+    root = _root_of(path)
+    return dict(_NO_GIT) if root is None else _status_of(_start_status(root), root)
 
 
 def _work_tree(where: Path) -> Path | None:
@@ -38,10 +30,6 @@ def _work_tree(where: Path) -> Path | None:
         if os.path.lexists(folder / ".git"):
             return folder
     return None
-
-
-def _status(root: Path) -> dict[str, Any]:
-    return _status_of(_start_status(root), root)
 
 
 def _start_status(root: Path) -> subprocess.Popen[str] | None:
@@ -55,7 +43,7 @@ def _start_status(root: Path) -> subprocess.Popen[str] | None:
 
 
 def _status_of(proc: subprocess.Popen[str] | None, root: Path) -> dict[str, Any]:
-    none = {"commit": None, "dirty": None, "root": None}
+    none = dict(_NO_GIT)
     if proc is None:
         return none
     try:
@@ -133,12 +121,11 @@ def collect(recipe_source: Path | None, plugins: list[dict[str, Any]]) -> dict[s
     roots = {p: _root_of(p) for p in (recipe_source, blut_src) if p is not None}
     started = {r: _start_status(r) for r in set(roots.values()) if r is not None}
     described = platform.platform()
-    none = {"commit": None, "dirty": None, "root": None}
     states = {r: _status_of(proc, r) for r, proc in started.items()}
 
     def state(path: Path) -> dict[str, Any]:
         root = roots[path]
-        return dict(none) if root is None else dict(states[root])
+        return dict(_NO_GIT) if root is None else dict(states[root])
 
     return {
         "recipe_git": state(recipe_source) if recipe_source else None,

@@ -154,7 +154,7 @@ class RunDir:
     found needs one ``mkdir`` per further attempt.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fresh: bool = False) -> None:
         self.path = path
         self.run_id = path.name
         self._stage_dirs: dict[str, Path] = {}
@@ -162,7 +162,7 @@ class RunDir:
         self._attempt_dirs: dict[tuple[str, int], Path] = {}
         self._made: set[str] = set()  # stages whose attempts/ directory exists
         #: made by this process (:meth:`create`): it holds no attempt directory it did not make
-        self.fresh = False
+        self.fresh = fresh
 
     @classmethod
     def create(cls, runs_root: Path, run_id: str) -> RunDir:
@@ -170,8 +170,7 @@ class RunDir:
         path = runs_root / run_id
         path.mkdir(parents=True)
         (path / "stages").mkdir()
-        rd = cls(path)
-        rd.fresh = True
+        rd = cls(path, fresh=True)
         rd.claim()
         return rd
 
