@@ -7,6 +7,8 @@ benchmarks/peers/requirements/ and made under /tmp/blut-bench-venvs on first use
 - W1S the same with 20 stages: the slope W1S→W1 is the marginal cost of one stage;
 - W2  a chain of 50 `true` stages, cold;
 - W3  start-up: ``doit --version``, ``python -c 'import dask, dask.delayed'``, ``blut --version``;
+- W3H ``blut --version`` and ``python -c pass`` on this machine's own interpreter (what blut
+      pays more there: its site-packages' editable installs and .pth files), for reference;
 - W4  W1 again with every output up to date (blut: every stage a cache hit; dask has none);
 - W5  200 no-op Python callables, 2-way parallel, cold (W5S: 20, for blut's Python-stage slope);
 - a one-stage ``blut run``.
@@ -15,8 +17,12 @@ Method: whole-process wall of each command, in interleaved rounds (every round r
 command once, in a shuffled order), median and min-max; CPU is user+sys from os.wait4 (the
 command and every descendant it waited for). The floors run in the same rounds. The machine's
 load is reported: load averages before and after, and the share of CPU that other processes
-used meanwhile. blut gets bytecode like the peers' wheels have (a PYTHONPYCACHEPREFIX in the
-work folder, warmed by one untimed run of every command). After the rounds, one more blut W1 run
+used meanwhile. blut is installed like the peers: a scratch venv pinned by
+requirements/blut.txt (no system site-packages) runs it, and this checkout is built as a wheel
+into the run's work folder, with the bytecode pip writes; the benchmark cookbook is a copy there
+too. If that venv or that build fails, blut runs the old way (this machine's interpreter and
+its editable install, with a PYTHONPYCACHEPREFIX in the work folder), and a line says so.
+Every command gets one untimed warm-up run. After the rounds, one more blut W1 run
 is watched (its driver's VmHWM, its stage cgroups, the ledger) and what it left behind is
 checked against what the issue demands.
 
@@ -40,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks._util import ROOT, blut_exe
+from benchmarks._util import ROOT
 from benchmarks.peers import venvs
 from benchmarks.peers.checks import check_rerun, check_w1
 from benchmarks.peers.measure import Cmd, Load, empty, run_once, timed, watched
@@ -48,36 +54,18 @@ from benchmarks.peers.measure import Cmd, Load, empty, run_once, timed, watched
 PEERS = Path(__file__).resolve().parent / "peers"
 N, SMALL, CHAIN = 200, 20, 50
 #: which command is a workload's floor in the table (the others are in the details)
-TABLE_FLOOR = {"W1": "floor", "W1S": "floor", "W2": "floor", "W3": "floor", "W4": "pyfloor",
-               "W5": "pyfloor", "W5S": "pyfloor"}
+TABLE_FLOOR = {"W1": "floor", "W1S": "floor", "W2": "floor", "W3": "floor", "W3H": "floor",
+               "W4": "pyfloor", "W5": "pyfloor", "W5S": "pyfloor"}
 TITLES = {"W1": f"W1 fan-out {N}", "W1S": f"W1S fan-out {SMALL}", "W2": f"W2 chain {CHAIN}",
-          "W3": "W3 start-up", "W4": f"W4 re-run {N}", "W5": f"W5 Python {N}",
-          "W5S": f"W5S Python {SMALL}"}
+          "W3": "W3 start-up", "W3H": "W3H start-up, machine's python", "W4": f"W4 re-run {N}",
+          "W5": f"W5 Python {N}", "W5S": f"W5S Python {SMALL}"}
+WORKLOADS = ("W1", "W1S", "W2", "W3", "W3H", "W4", "W5", "W5S")
 MIB = 1024
 
 
-def _peer_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for k in ("PYTHONPATH", "PYTHONPYCACHEPREFIX", "PB_N"):
-        env.pop(k, None)
-    return env
-
-
-def _blut_env(work: Path) -> dict[str, str]:
-    from blut_core.testing import installed_distribution
-
-    site = installed_distribution(work / "site", "blut-pbbench", "0.0",
-                                  {"blut.cookbooks": {"pbbench": "benchmarks.peers.pbbench"}})
-    env = _peer_env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update({"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
-                "PYTHONPYCACHEPREFIX": str(work / "pycache"), "BLUT_NO_STALE_CHECK": "1"})
-    return env
-
-
-def commands(work: Path, rounds: int, bins: dict[str, Path]) -> list[Cmd]:
+def commands(work: Path, rounds: int, bins: dict[str, Path], blut_run: venvs.Blut) -> list[Cmd]:
     out: list[Cmd] = []
-    penv, benv = _peer_env(), _blut_env(work)
+    penv, benv = venvs.peer_env(), blut_run.env
 
     def add(wl: str, peer: str, argv: list[str], n: int = 0, env: dict[str, str] | None = None,
             **kw: object) -> None:
@@ -94,7 +82,7 @@ def commands(work: Path, rounds: int, bins: dict[str, Path]) -> list[Cmd]:
 
     fl = bins.get("floor")
     pyfloor = str(PEERS / "pyfloor.py")
-    blut = [*blut_exe()]
+    blut = [*blut_run.argv]
     for wl, n in (("W1", N), ("W1S", SMALL)):
         add(wl, "floor", ["bash", "-c", f"seq {n} | xargs -P2 -n1 /bin/true"], n)
         if fl:
@@ -134,6 +122,10 @@ def commands(work: Path, rounds: int, bins: dict[str, Path]) -> list[Cmd]:
     add("W1S", "blut", run("fanout", SMALL), SMALL, benv)
     add("W2", "blut", run("chain", CHAIN), CHAIN, benv)
     add("W3", "blut", [*blut, "--version"], env=benv, cold=False, rounds=3 * rounds)
+    if blut_run.venv is not None:  # the same on this machine's interpreter, for reference
+        add("W3H", "floor", [sys.executable, "-c", "pass"], cold=False, rounds=3 * rounds)
+        host = venvs.host_blut(work)
+        add("W3H", "blut", [*host.argv, "--version"], env=host.env, cold=False, rounds=3 * rounds)
     add("W4", "blut", run("fanout", N), N, benv, cold=False, setup=run("fanout", N))
     add("W5", "blut", run("pycall", N), N, benv)
     add("W5S", "blut", run("pycall", SMALL), SMALL, benv)
@@ -210,10 +202,12 @@ def _mark(ok: bool | None, what: str) -> str:
 
 def table(cmds: list[Cmd], rss_kib: int | None) -> list[list[str]]:
     rows = [["workload", "floor", "doit", "dask", "blut", "blut÷doit", "blut÷dask", "target"]]
-    for wl in ("W1", "W1S", "W2", "W3", "W4", "W5", "W5S"):
+    for wl in WORKLOADS:
+        if not _get(cmds, wl, "blut"):
+            continue
         floor = _med(cmds, wl, TABLE_FLOOR[wl])
         d, k, b = _med(cmds, wl, "doit"), _med(cmds, wl, "dask"), _med(cmds, wl, "blut")
-        ok = None if wl.endswith("S") or b is None or d is None else b <= d
+        ok = None if wl.endswith(("S", "H")) or b is None or d is None else b <= d
         rows.append([TITLES[wl], _s(floor), _s(d), _s(k), _s(b), _ratio(b, d), _ratio(b, k),
                      _mark(ok, "≤ doit")])
     for wl, small, title in (("W1", "W1S", "marginal / command stage"),
@@ -244,7 +238,9 @@ def cpu_table(cmds: list[Cmd]) -> list[list[str]]:
         return statistics.median(x.cpu for x in c.samples) if c and c.samples else None
 
     rows = [["workload", "floor", "doit", "dask", "blut", "blut÷doit", "blut÷dask"]]
-    for wl in ("W1", "W1S", "W2", "W3", "W4", "W5", "W5S"):
+    for wl in WORKLOADS:
+        if not _get(cmds, wl, "blut"):
+            continue
         f, d, k, b = (cpu(wl, p) for p in (TABLE_FLOOR[wl], "doit", "dask", "blut"))
         rows.append([TITLES[wl], _s(f), _s(d), _s(k), _s(b), _ratio(b, d), _ratio(b, k)])
     for wl, small, title in (("W1", "W1S", "marginal / command stage"),
@@ -297,20 +293,19 @@ class Watched:
     checks: list[tuple[bool, str]] = field(default_factory=list)
 
 
-def watch_w1(work: Path, logs: Path) -> Watched:
+def watch_w1(work: Path, logs: Path, blut: venvs.Blut) -> Watched:
     """One more cold blut W1 run, watched while it runs, then checked."""
     folder = work / "w" / "W1-blut-watched"
     empty(folder)
-    env = dict(_blut_env(work), BLUT_HOME=str(folder / "home"),
-               BLUT_LEDGER=str(folder / "ledger.json"))
-    argv = [*blut_exe(), "run", "pbbench:fanout", "-p", f"n={N}", "--jobs", "2", "--no-progress"]
+    env = dict(blut.env, BLUT_HOME=str(folder / "home"), BLUT_LEDGER=str(folder / "ledger.json"))
+    argv = [*blut.argv, "run", "pbbench:fanout", "-p", f"n={N}", "--jobs", "2", "--no-progress"]
     code, sample, seen = watched(argv, folder, env, logs / "W1-blut-watched.stderr",
                                  folder / "ledger.json")
     if code != 0:
         return Watched(failed=f"exit {code}")
     return Watched(wall_s=sample.wall, cpu_s=sample.cpu, vmhwm_kib=seen.vmhwm_kib,
                    ru_maxrss_kib=sample.maxrss_kib, samples=seen.ticks,
-                   checks=check_w1(folder / "home", N, blut_exe(), env, seen))
+                   checks=check_w1(folder / "home", N, blut.argv, env, seen))
 
 
 def report_load(load: dict[str, Any], skipped: list[str]) -> None:
@@ -325,10 +320,9 @@ def report_load(load: dict[str, Any], skipped: list[str]) -> None:
         print(f"  skipped: {why}")
 
 
-def _versions(bins: dict[str, Path]) -> dict[str, str]:
+def _versions(bins: dict[str, Path], blut: venvs.Blut) -> dict[str, str]:
     """What is measured: blut's --version (with its commit) and the peers' pinned versions."""
-    got = subprocess.run([*blut_exe(), "--version"], capture_output=True, text=True,
-                         env=_peer_env() | {"PYTHONPATH": str(ROOT)})
+    got = subprocess.run([*blut.argv, "--version"], capture_output=True, text=True, env=blut.env)
     out = {"blut": got.stdout.strip().removeprefix("blut ") or f"? (exit {got.returncode})",
            "python": sys.version.split()[0]}
     for peer, dist in (("doit", "doit"), ("dask", "dask")):
@@ -347,6 +341,7 @@ def main() -> None:
     for peer in ("floor", "doit", "dask"):
         path, why = venvs.ensure(peer)
         if path is None:
+            why = f"{why}; its rows are skipped"
             print(f"bench_peers: {why}")
             skipped.append(why)
         else:
@@ -354,17 +349,32 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="blut-bench-peers-"))
     logs = work / "logs"
     logs.mkdir()
-    cmds = commands(work, rounds, bins)
+    blut = venvs.choose_blut(work, *venvs.ensure("blut"))
+    if blut.venv is None:
+        skipped.append("blut's scratch venv: blut ran on this machine's interpreter")
+    cmds = commands(work, rounds, bins, blut)
     print(f"bench_peers: {len(cmds)} commands, {rounds} interleaved rounds ({3 * rounds} for W3), "
           f"shuffle seed {seed}; work folder {work}")
-    print(f"bytecode: blut runs with PYTHONPYCACHEPREFIX={work / 'pycache'} and "
-          "PYTHONDONTWRITEBYTECODE unset, after one untimed warm-up run of every command (this "
-          "machine sets PYTHONDONTWRITEBYTECODE=1; an editable checkout would otherwise compile "
-          "every module in every process); the peers use the bytecode pip wrote into their venvs")
-    versions = _versions(bins)
+    if blut.venv is not None:
+        print(f"blut: {ROOT} built as a wheel and installed into {blut.site} (pip --target), run by "
+              f"the scratch venv {blut.venv} (no system site-packages; dependencies pinned by "
+              "benchmarks/peers/requirements/blut.txt); the benchmark cookbook is a copy of "
+              "benchmarks.peers.pbbench in that site, named by a dist-info there")
+        print("bytecode: what pip wrote for blut's wheel and its venv (compileall for the cookbook "
+              "copy), as the peers use what pip wrote into theirs; no PYTHONPYCACHEPREFIX; one "
+              "untimed warm-up run of every command. W3H: `blut --version` and `python -c pass` "
+              "on this machine's own interpreter (its editable installs and .pth files), the "
+              "start-up every blut process would pay more there")
+    else:
+        print(f"bytecode: blut runs with PYTHONPYCACHEPREFIX={work / 'pycache'} and "
+              "PYTHONDONTWRITEBYTECODE unset, after one untimed warm-up run of every command "
+              "(this machine sets PYTHONDONTWRITEBYTECODE=1; an editable checkout would otherwise "
+              "compile every module in every process); the peers use the bytecode pip wrote "
+              "into their venvs")
+    versions = _versions(bins, blut)
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     load = measure(cmds, logs, seed)
-    w = watch_w1(work, logs)
+    w = watch_w1(work, logs, blut)
     rows = table(cmds, w.vmhwm_kib)
     print("\n== blut vs doit and dask (threads): median whole-process wall (runs: see below)")
     show(rows)
@@ -396,7 +406,9 @@ def main() -> None:
     if out:
         Path(out).write_text(json.dumps({
             "rounds": rounds, "seed": seed, "versions": versions, "load": load, "skipped": skipped,
-            "venvs": {k: str(v.parent) for k, v in bins.items()}, "table": rows, "cpu_table": cpu_rows,
+            "venvs": {k: str(v.parent) for k, v in bins.items()}
+            | {"blut": str(blut.venv) if blut.venv else None},
+            "table": rows, "cpu_table": cpu_rows,
             "commands": [c.summary() for c in cmds], "blut_w1_watched": asdict(w),
         }, indent=2))
         print(f"  figures written to {out}")
