@@ -7,7 +7,6 @@ fingerprints, identifiers that must mean the same before and after the switch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -67,6 +66,8 @@ def canonical_json(value: Any) -> str:
 
 def digest(value: Any) -> str:
     """sha256 hex digest of ``value``'s canonical JSON (a stable identifier, not a content hash)."""
+    import hashlib  # OpenSSL's ~3 ms, paid only by a run whose stages have params
+
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
