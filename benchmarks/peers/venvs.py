@@ -75,6 +75,14 @@ def install_blut(bin_dir: Path, root: Path, site: Path) -> str:
         lines = [x for x in got.stderr.strip().splitlines() if "is ignored" not in x]
         return (f"blut: building and installing {root} as a wheel failed "
                 f"(exit {got.returncode}): {(lines or ['(no output)'])[-1][:200]}")
+    # the venv's pins may lag the checkout's dependencies: better said now than as a failed run
+    checked = subprocess.run([str(bin_dir / "python"), "-m", "pip", "check",
+                              "--disable-pip-version-check"], capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=str(site)))
+    lacking = [x for x in checked.stdout.splitlines() if x.lower().startswith("blut ")]
+    if lacking:
+        return (f"blut: the venv lacks what {root} needs ({lacking[0][:160]}); pin it in "
+                f"{pins('blut')}")
     return ""
 
 

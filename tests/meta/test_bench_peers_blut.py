@@ -36,6 +36,24 @@ def test_a_checkout_that_does_not_build_falls_back_to_the_machines_blut_saying_s
     assert "the old way" in lines[0]
 
 
+def test_a_checkout_that_needs_what_the_venv_lacks_falls_back_naming_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "src"
+    (root / "fakeblut").mkdir(parents=True)
+    (root / "fakeblut" / "__init__.py").write_text("def main() -> None:\n    pass\n")
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "blut"\nversion = "0.0"\ndependencies = ["no-such-dist-for-blut"]\n'
+        '[project.scripts]\nblut = "fakeblut:main"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["fakeblut"]\n')
+    got = venvs.choose_blut(tmp_path / "work", HERE_BIN, "", root=root)
+    assert got.venv is None
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("bench_peers: blut: the venv lacks what ")
+    assert "no-such-dist-for-blut" in line
+    assert "requirements/blut.txt" in line
+
+
 def test_a_venv_that_could_not_be_made_falls_back_with_its_reason(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     why = "blut: pip install -r blut.txt failed (is PyPI reachable?): no route"
