@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -276,7 +276,7 @@ class Executor:
         for outcome in self.readiness.blocked(self.outcomes, self.running):
             self._record(self.plan.by_name[outcome.stage], outcome)
 
-    def _ready(self) -> list[Stage]:
+    def _ready(self) -> Sequence[Stage]:
         return self.readiness.ready(self.outcomes, self.running, self.ending, self.not_before)
 
     def _start_ready(self) -> bool:
@@ -285,12 +285,11 @@ class Executor:
                 self.cancel("fail-fast: another stage failed")
             return False
         progressed = False
-        ready = self._ready()
-        # cache hits never need a slot (each stage is looked up once a run)
-        checked = self.cache_checked
-        hits = [s for s in ready if s.name not in checked and self._try_cached(s)]
+        # cache hits never need a slot (each stage is looked up once a run, when it is ready)
+        hits = [s for s in self.readiness.joined(self.outcomes) if self._try_cached(s)]
         if hits:
             return True
+        ready = self._ready()  # read by the policy only as far as it looks
         for decision in self.policy.choose(ready, list(self.running.values())):
             if isinstance(decision, Refusal):
                 self.status.append("stage_refused", stage=decision.stage.name,

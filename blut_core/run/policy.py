@@ -404,7 +404,7 @@ class MemoryPolicy:
         gap), unless it has waited longer than ``reserve_after`` seconds: then nothing after
         it is admitted until it fits, so a big stage is never starved.
         """
-        if not ready:
+        if free <= 0 or not ready:
             return []
         out: list[Launch | Refusal] = []
         now = time.monotonic()
@@ -417,8 +417,6 @@ class MemoryPolicy:
             booked = 0  # for decisions under the lock: every booking but the lease's slack
             waited = False
             for stage in ready:
-                if free <= 0:
-                    break
                 decided = None if txn is not None and not lease.slack else \
                     self._from_lease(stage, snap)
                 if decided is None:
@@ -472,6 +470,8 @@ class MemoryPolicy:
                                   knobs=dict(adm.knobs), decision=adm.decision,
                                   reason=adm.reason, waited=0.0 if since is None else now - since,
                                   detail=detail))
+                if free <= 0:  # slots full: the stages behind are not even looked at
+                    break
             if waited and txn is not None:
                 lease.resize(txn, lease.used)  # waiting: no slack held back from anyone
         return out
