@@ -25,6 +25,7 @@ once it has grown past half of it; a lookup parses only the key it asks for (see
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -65,9 +66,10 @@ class CalibrationKey:
         return cls(recipe=recipe, stage=stage, drivers=tuple(sorted(drivers.items())),
                    scope=tuple(sorted((scope or {}).items())))
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
-        """``recipe|stage|a=1,b=2`` (``|inputs=…,params=…`` with a scope): how it is stored."""
+        """``recipe|stage|a=1,b=2`` (``|inputs=…,params=…`` with a scope): how it is stored
+        (made once per key: a run looks its stages' keys up on every admission and end)."""
         text = f"{self.recipe}|{self.stage}|" + ",".join(f"{k}={v}" for k, v in self.drivers)
         if self.scope:
             text += "|" + ",".join(f"{k}={v}" for k, v in self.scope)
@@ -224,11 +226,14 @@ def _key_fields(key: CalibrationKey) -> dict[str, Any]:
             "scope": dict(key.scope)}
 
 
-def apply_update(old: Entry | None, update: Mapping[str, Any]) -> Entry:
-    """``old`` with ``update`` (from :func:`peak_update` or :func:`oom_update`) merged in."""
-    key = CalibrationKey.of(str(update["recipe"]), str(update["stage"]),
-                            {str(k): int(v) for k, v in update["drivers"].items()},
-                            {str(k): str(v) for k, v in update["scope"].items()})
+def apply_update(old: Entry | None, update: Mapping[str, Any],
+                 key: CalibrationKey | None = None) -> Entry:
+    """``old`` with ``update`` (from :func:`peak_update` or :func:`oom_update`) merged in;
+    ``key``: the update's key when the caller holds it (else it is read from the update)."""
+    if key is None:
+        key = CalibrationKey.of(str(update["recipe"]), str(update["stage"]),
+                                {str(k): int(v) for k, v in update["drivers"].items()},
+                                {str(k): str(v) for k, v in update["scope"].items()})
     if update["op"] == "oom":
         return merge_oom(old, key, int(update["cap"]), now=float(update["now"]))
     if update["op"] != "peak":
@@ -330,7 +335,7 @@ class CalibrationStore:
 
     def _update(self, key: CalibrationKey, update: dict[str, Any]) -> Entry:
         """Merge now in memory; write to the files now, or batched when ``flush_every`` > 0."""
-        entry = apply_update(self._get(key.text), update)
+        entry = apply_update(self._get(key.text), update, key)
         self._view[key.text] = entry
         if self._files is not None:
             self._pending.append((key.text, update))
