@@ -51,7 +51,13 @@ class CgroupContainment(Containment):
     def cage(self, label: str, cap_bytes: int | None) -> Cage:
         """A child cgroup capped at ``cap_bytes`` (an emptied one of the run's pool when there
         is one, renamed after ``label``); the first one of a run (a containment serves one
-        run) sweeps what killed drivers left (:func:`sweep_stale`)."""
+        run) sweeps what killed drivers left (:func:`sweep_stale`).
+
+        Without a pool the cgroup is made when first needed: by this process to start or
+        adopt a stage or to say how to join it, or by the fork-server worker that is given
+        :meth:`~blut_plugins.cgroup.cage.CgroupCage.make_spec` (it makes, caps and joins
+        it before the stage runs). Its name is this process's from the start, so a cage a
+        worker made for a killed driver is swept like any other it left."""
         base = cgroup_base(self.version)
         if base is None:
             raise LauncherError(_MISSING[self.version], hint="unset BLUT_CONTAINMENT")
@@ -60,7 +66,8 @@ class CgroupContainment(Containment):
             sweep_stale(base)
         if self._pool is not None and self._pool.closed:
             self._pool = CagePool()  # a containment used again after close() pools anew
-        return CgroupCage(base, label, cap_bytes, cgroup_layout(self.version), self._pool)
+        return CgroupCage(base, label, cap_bytes, cgroup_layout(self.version), self._pool,
+                          defer=self._pool is None)
 
     def close(self) -> None:
         """Remove the recycled cgroups kept for later attempts."""

@@ -178,11 +178,13 @@ class CgroupCage(Cage):
 
     With a ``pool`` (:mod:`blut_plugins.cgroup.pool`) the cgroup may be an empty one an
     earlier attempt of the run recycled, renamed after this attempt; :meth:`recycle` gives
-    it back when the attempt has ended.
+    it back when the attempt has ended. With ``defer`` the cgroup is made when first needed
+    (:meth:`wrap`, :meth:`adopt`, :meth:`join_spec`), or by the process given
+    :meth:`make_spec`.
     """
 
     def __init__(self, base: str, label: str, cap_bytes: int | None, layout: CgroupLayout,
-                 pool: CagePool | None = None) -> None:
+                 pool: CagePool | None = None, *, defer: bool = False) -> None:
         self.layout = layout
         self.cap = cap_bytes
         self.base = base
@@ -196,23 +198,65 @@ class CgroupCage(Cage):
         self._oom_base = 0  # the kernel's OOM-kill count when this attempt began
         self._oom_seen: int | None = None  # that count as oom_killed() last read it
         self._cached: int | None = None  # its file pages as peak_bytes() read them
+        self._made = False  # made here (or recycled): the directory is there, capped
         if pool is not None and self._reuse(pool):
+            self._made = True
             return
+        if not defer:
+            self._make()
+
+    def _make(self) -> None:
+        """Create the cgroup and write its cap (once)."""
+        if self._made:
+            return
+        self._made = True
         try:
             os.mkdir(self.path)
         except OSError as exc:
             raise LauncherError(f"cannot create cgroup {self.path}: {exc.strerror}",
                                 hint="set BLUT_CONTAINMENT to another backend") from None
         try:
-            if cap_bytes is not None:
-                self._set_cap(cap_bytes, None)
-            if layout.oom_group:
-                with contextlib.suppress(OSError):
-                    files.write_text(self._file(layout.oom_group), "1")
+            for path, value, required in self._writes():
+                try:
+                    files.write_text(path, value)
+                except OSError:
+                    if required:
+                        raise
         except OSError as exc:
             self.release()
-            raise LauncherError(f"cannot cap cgroup {self.path} at {cap_bytes} bytes: "
+            raise LauncherError(f"cannot cap cgroup {self.path} at {self.cap} bytes: "
                                 f"{exc.strerror}", hint="set BLUT_CONTAINMENT to another backend") from None
+
+    def _writes(self) -> list[tuple[str, str, bool]]:
+        """What makes a fresh cgroup this cage: (control file, value, whether it must succeed).
+
+        The memory limit first: v1 never lets it exceed the memory+swap limit, which is
+        absent without swap accounting; v2's group OOM kill where the kernel has it.
+        """
+        layout, out = self.layout, []
+        if self.cap is not None:
+            out.append((self._file(layout.limit), layout.limit_value(self.cap), True))
+            out.append((self._file(layout.swap_limit), layout.swap_value(self.cap), False))
+        if layout.oom_group:
+            out.append((self._file(layout.oom_group), "1", False))
+        return out
+
+    def make_spec(self) -> dict[str, Any]:
+        """:meth:`join_spec` for a process that makes this cage itself before it joins it.
+
+        ``make`` is the cgroup directory to create and ``write`` the control files to write
+        in it first, in order (``[path, value, required]``), as :meth:`_make` would: a fork-server
+        worker does both, then joins, before anything of its stage runs, so the driver pays
+        neither the ``mkdir`` nor the writes. A cage already made (recycled, or made for
+        :meth:`wrap`) is only joined. The spec goes to at most one process, and the cage is
+        then not used to start another (:meth:`wrap`, :meth:`adopt` would make it again);
+        until that process made it, the cage reads as an empty cgroup that is gone.
+        """
+        spec = self._spec()
+        if not self._made:
+            spec["make"] = self.path
+            spec["write"] = [list(w) for w in self._writes()]
+        return spec
 
     def _reuse(self, pool: CagePool) -> bool:
         """Take an empty cgroup from the pool as this cage; ``False``: none could be used."""
@@ -258,6 +302,7 @@ class CgroupCage(Cage):
         cgroup.procs && exec argv``): that keeps the parent's fast spawn path, which a
         Python pre-exec function would disable. Otherwise a pre-exec function joins.
         """
+        self._make()
         procs = self._file("cgroup.procs")
         if os.path.exists(_SHELL):
             return [_SHELL, "-c", 'echo $$ > "$0" && exec "$@"', procs, *argv], None
@@ -283,7 +328,11 @@ class CgroupCage(Cage):
         ``home_procs`` is where a reused worker goes back to after the stage: the cgroup
         of this process (the fork server's, which this process started).
         """
-        spec = {"cgroup_procs": self._file("cgroup.procs")}
+        self._make()
+        return self._spec()
+
+    def _spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"cgroup_procs": self._file("cgroup.procs")}
         home = own_cgroup_dir(self.layout.version)
         if home is not None:
             spec["home_procs"] = os.path.join(home, "cgroup.procs")
@@ -291,6 +340,7 @@ class CgroupCage(Cage):
 
     def adopt(self, pid: int) -> bool:
         """Move ``pid`` (a forked stage that has not started yet) into the cgroup."""
+        self._make()
         files.write_text(self._file("cgroup.procs"), str(pid))
         self._pid = pid
         self._empty = False

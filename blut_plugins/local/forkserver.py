@@ -20,11 +20,12 @@ and talks to it over a socket with JSON lines:
   without ``join``, names no spare and is answered ``{"op": "spawned", "id", "pid"}``; idle
   workers forked before the import are dropped (``{"op": "dropped", "pid"}``).
 - the worker first puts itself in the stage's memory cage (``join``: cgroup.procs,
-  rlimit), then makes the stage's directories and files, redirects its output, takes its
-  environment and runs the stage (:mod:`blut_plugins.local.request`), so nothing
-  of the stage ever runs outside its cap. A request without ``join`` (``"hold": true``) gets
-  a fresh fork that waits until the driver has caged it (``adopt``) and sends
-  ``{"op": "go", "pid"}``.
+  rlimit; with ``make`` and ``write`` it first creates the cgroup and writes its cap
+  itself, so the driver does not), then makes the stage's directories and files,
+  redirects its output, takes its environment and runs the stage
+  (:mod:`blut_plugins.local.request`), so nothing of the stage ever runs outside its cap.
+  A request without ``join`` (``"hold": true``) gets a fresh fork that waits until the
+  driver has caged it (``adopt``) and sends ``{"op": "go", "pid"}``.
 - server → driver ``{"op": "exit", "id", "pid", "returncode", "reused"}`` when a request
   ends: its worker exited (``reused`` false: it was killed, or it ended as below), or it
   finished cleanly and was *reused* — it left the stage's cgroup (``join.home_procs``),

@@ -31,6 +31,15 @@ if TYPE_CHECKING:
     from blut_plugins.local.forkclient import ForkClient
 
 
+def _join_spec(cage: Cage) -> Mapping[str, Any] | None:
+    """How a worker puts itself under ``cage``: where the cage says how a worker makes it too
+    (a cgroup's ``make_spec``), that, so the driver does not make it (a ``mkdir`` and its
+    limits) on its own path; the cage still makes itself if the stage is started here
+    instead (``wrap``, ``adopt``)."""
+    make = getattr(cage, "make_spec", None)
+    return cage.join_spec() if make is None else make()
+
+
 @attrs.define
 class _Proc:
     pid: int
@@ -77,7 +86,7 @@ class LocalLauncher(Launcher):
         cage = self._containment.cage(job.label or job.stage, job.memory_cap) \
             if self._containment else None
         try:
-            join = {} if cage is None else cage.join_spec()
+            join = {} if cage is None else _join_spec(cage)
             reuse = self._reuse and bool(join and join.get("home_procs"))
             if self._use_forks and (job.python_context or (reuse and self._idle_worker())):
                 forked = self._submit_forked(job, cage, join, reuse)

@@ -116,15 +116,23 @@ def _command(argv: list[str]) -> int:
 
 
 def write_pid(procs: str) -> None:
-    fd = os.open(procs, os.O_WRONLY)
+    write_text(procs, str(os.getpid()))
+
+
+def write_text(path: str, value: str) -> None:
+    """Write ``value`` to a cgroup control file in one ``write`` (raises ``OSError``)."""
+    fd = os.open(path, os.O_WRONLY)
     try:
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, value.encode())
     finally:
         os.close(fd)
 
 
 def _join(spec: dict[str, Any]) -> None:
-    """Put this process under its stage's cap (see ``Cage.join_spec``)."""
+    """Put this process under its stage's cap (see ``Cage.join_spec``); first make the cage
+    when the spec says how (``make``, ``write``: ``CgroupCage.make_spec``)."""
+    if spec.get("make"):
+        _make(str(spec["make"]), spec.get("write") or ())
     procs = spec.get("cgroup_procs")
     if procs:
         write_pid(str(procs))
@@ -133,3 +141,21 @@ def _join(spec: dict[str, Any]) -> None:
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
+
+
+def _make(path: str, writes: Sequence[Sequence[Any]]) -> None:
+    """Create the stage's cgroup and write its cap (``[file, value, required]`` in order),
+    while this process is still outside it; a stage whose cage cannot be made or capped does
+    not run (the driver removes what was made)."""
+    try:
+        os.mkdir(path)
+        for file, value, required in writes:
+            try:
+                write_text(str(file), str(value))
+            except OSError:
+                if required:
+                    raise
+    except OSError as exc:
+        os.write(2, f"blut: cannot make the stage's cgroup {exc.filename or path}: {exc.strerror}"
+                    f" (set BLUT_CONTAINMENT to another backend)\n".encode())
+        raise SystemExit(1) from None
