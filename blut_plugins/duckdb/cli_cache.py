@@ -5,13 +5,16 @@ Entry point ``cli-cache``. Entries live in ``$BLUT_HOME/cache/<key[:2]>/<key>/``
 ``gc`` removes least recently used entries first and never one a running run may use: one
 its status stream names, one holding an output it produced or consumed, or one used since
 it started. An entry is removed by renaming it aside first, so a concurrent lookup sees a
-whole entry or none.
+whole entry or none. ``gc`` also removes what interrupted stores and removals left behind
+(``.KEY.PID.tmp``, ``.KEY.PID.gone``, ``.gc-KEY-PID``) once the process that made it is gone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -148,11 +151,46 @@ def parse_max_size(text: str) -> int:
 
     return parse_size(text, what="--max-size")
 
+_LEFTOVER = re.compile(r"\.(?:gc-[0-9a-f]+-(\d+)|[0-9a-f]+\.(\d+)\.(?:tmp|gone))")
+
+
+def leftovers(cache_root: Path) -> list[tuple[Path, int]]:
+    """``(path, bytes)`` of what an interrupted store or removal left in the cache (a
+    temporary or renamed-aside entry) whose process is no longer running."""
+    found: list[tuple[Path, int]] = []
+    if not cache_root.is_dir():
+        return found
+    for shard in os.scandir(cache_root):
+        if not shard.is_dir(follow_symlinks=False):
+            continue
+        for e in os.scandir(shard.path):
+            m = _LEFTOVER.fullmatch(e.name)
+            if m is None or _alive(int(m.group(1) or m.group(2))):
+                continue
+            size = 0
+            for root, _, files in os.walk(e.path):
+                for f in files:
+                    try:
+                        size += os.lstat(os.path.join(root, f)).st_size
+                    except OSError:
+                        continue
+            found.append((Path(e.path), size))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < 1 << 31  # another user's process: it may still be writing
+    return True
+
+
 
 def remove_entry(entry: Entry) -> bool:
     """Rename the entry aside (atomic for readers), then delete it."""
-    import shutil
-
     aside = entry.path.with_name(f".gc-{entry.key}-{os.getpid()}")
     try:
         os.replace(entry.path, aside)
@@ -198,10 +236,16 @@ def gc_command(app: App, max_size: str, dry_run: bool, as_json: bool) -> None:
             total -= e.size
             removed.append({"key": e.key, "stage": e.stage, "size": e.size,
                             "last_used": e.last_used})
+    left = leftovers(app.settings.cache_dir)
+    if not dry_run:
+        for path, _ in left:
+            shutil.rmtree(path, ignore_errors=True)
+    left_bytes = sum(size for _, size in left)
     data = {"max_size": limit, "dry_run": dry_run,
             "before": {"entries": len(entries), "bytes": before},
             "after": {"entries": len(entries) - len(removed), "bytes": total},
-            "removed": removed, "protected": kept_for_running, "running_runs": len(running)}
+            "removed": removed, "protected": kept_for_running, "running_runs": len(running),
+            "leftovers": {"removed": len(left), "bytes": left_bytes}}
     if as_json:
         echo_json(data)
         return
@@ -209,6 +253,9 @@ def gc_command(app: App, max_size: str, dry_run: bool, as_json: bool) -> None:
     click.echo(f"{verb} {len(removed)} entr{'y' if len(removed) == 1 else 'ies'} "
                f"({human_bytes(before - total)}); cache {human_bytes(before)} → "
                f"{human_bytes(total)} (limit {human_bytes(limit)})")
+    if left:
+        click.echo(f"{verb} {len(left)} leftover{'' if len(left) == 1 else 's'} of interrupted "
+                   f"stores ({human_bytes(left_bytes)})")
     if kept_for_running:
         click.echo(f"kept {kept_for_running} entr{'y' if kept_for_running == 1 else 'ies'} "
                    f"a running run may use")

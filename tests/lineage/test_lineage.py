@@ -397,6 +397,34 @@ def test_cache_gc_is_lru_and_keeps_entries_of_a_running_run(run, invoke, blut_ho
     shutil.rmtree(live)
 
 
+def test_cache_gc_removes_what_interrupted_stores_left_once_their_process_is_gone(
+        run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+
+    run("lbook:merge")
+    kept = [p.parent for p in (blut_home / "cache").glob("*/*/meta.json")]
+    shard = kept[0].parent
+    dead = subprocess.Popen(["true"])  # a process that has exited: its pid names no process
+    dead.wait()
+    stale = shard / f".{'ab' * 32}.{dead.pid}.tmp"  # a driver killed while it stored this
+    (stale / "out").mkdir(parents=True)
+    (stale / "out" / "part.bin").write_bytes(b"x" * 1000)
+    aside = shard / f".gc-{'cd' * 32}-{dead.pid}"  # a gc killed while it removed this
+    aside.mkdir()
+    writing = shard / f".{'ef' * 32}.{os.getpid()}.tmp"  # a live process is storing this
+    writing.mkdir()
+
+    dry = as_json(invoke("cache", "gc", "--max-size", "100G", "--dry-run", "--json"))
+    assert dry["leftovers"] == {"removed": 2, "bytes": 1000} and stale.exists()
+    data = as_json(invoke("cache", "gc", "--max-size", "100G", "--json"))
+    assert data["leftovers"] == {"removed": 2, "bytes": 1000} and data["removed"] == []
+    assert not stale.exists() and not aside.exists() and writing.exists()
+    assert all((k / "meta.json").exists() for k in kept)  # entries are left alone
+    text = invoke("cache", "gc", "--max-size", "100G").output
+    assert "leftover" not in text  # nothing left to say
+    writing.rmdir()
+
 def test_runs_list_names_the_schedule_that_fired_a_run(run, invoke, blut_home) -> None:  # type: ignore[no-untyped-def]
     """A fired schedule writes ``run_scheduled`` after ``run_started``; the listings show its name."""
     summary = run("lbook:merge")
