@@ -150,9 +150,16 @@ def load_run(path: Path, status: StatusStream | Iterable[dict[str, Any]] | None 
             outcome = str(ev.get("outcome"))
             ended = ev.get("t")
             wall = ev.get("wall")
+        elif kind == "stage_admitted" and name and isinstance(ev.get("containment"), str):
+            stages.setdefault(name, {})["containment"] = ev["containment"]
         elif kind == "stage_started" and name:
             st = stages.setdefault(name, {})
             st.update(state="running", attempts=ev.get("attempt", 1))
+            for field in ("launcher", "cgroup"):  # where its latest attempt ran
+                if isinstance(ev.get(field), str):
+                    st[field] = ev[field]
+                else:
+                    st.pop(field, None)
         elif kind == "stage_skipped" and name:
             stages.setdefault(name, {}).update(state="cached", cache_key=ev.get("cache_key"),
                                                output_hash=ev.get("output_hash"))
@@ -165,6 +172,8 @@ def load_run(path: Path, status: StatusStream | Iterable[dict[str, Any]] | None 
                 if field in ev:
                     st[field] = ev[field]
             st["attempts"] = max(_count(st.get("attempts")), _count(ev.get("attempt")))
+            if isinstance(ev.get("node"), str):  # a cluster's node
+                st["node"] = ev["node"]
     if not seen_start and not status.problem:
         damage.insert(0, f"{STATUS} has no run_started event")
     if recipe == "?":

@@ -64,6 +64,13 @@ def test_run_summary_and_runs_commands(invoke) -> None:  # type: ignore[no-untyp
     shown = json.loads(invoke("runs", "show", run_id[:-1], "--json").stdout)
     assert shown["state"] == "ok" and shown["stages"]["d"]["state"] == "ok"
     assert shown["params"]["n"] == 1
+    for name, st in shown["stages"].items():  # where each stage ran, and under what cap
+        assert st["launcher"] == "local", name
+        assert st["containment"] in {"cgroup-v2", "cgroup-v1", "systemd", "rlimit", "bare"}, name
+        if st["containment"].startswith("cgroup"):
+            assert st["cgroup"].startswith("/sys/fs/cgroup/"), (name, st["cgroup"])
+    cgroups = [st["cgroup"] for st in shown["stages"].values() if "cgroup" in st]
+    assert len(set(cgroups)) == len(cgroups)  # a cgroup of its own for each stage
 
 
 def test_failed_run_exits_1_and_says_what_failed(invoke) -> None:  # type: ignore[no-untyped-def]
