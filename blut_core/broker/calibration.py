@@ -126,26 +126,31 @@ def merge_peak(old: Entry | None, key: CalibrationKey, peak: int, cap: int | Non
                inputs: int | None = None) -> Entry:
     """Fold a clean run's peak (run under ``cap``, reading ``inputs`` bytes) and duration
     into ``old``."""
-    merged = _merge_peak(old, key, peak, cap, now=now, clean_share=clean_share, inputs=inputs)
-    if seconds is None:
-        return merged
     before = old.seconds if old is not None else None
-    return attrs.evolve(merged, seconds=seconds if before is None else 0.5 * (before + seconds))
+    if seconds is not None and before is not None:
+        seconds = 0.5 * (before + seconds)
+    return _merge_peak(old, key, peak, cap, now=now, clean_share=clean_share, inputs=inputs,
+                       seconds=seconds)
 
 
 def _merge_peak(old: Entry | None, key: CalibrationKey, peak: int, cap: int | None, *,
-                now: float, clean_share: float, inputs: int | None) -> Entry:
+                now: float, clean_share: float, inputs: int | None,
+                seconds: float | None) -> Entry:
+    """The merged entry, made once; ``seconds`` is its duration (``None``: as it was)."""
     if old is None or old.source == DEFAULT:
         return _new(key, peak, MEASURED, samples=(old.samples + 1) if old else 1, updated=now,
-                    cap=cap, inputs=inputs)
+                    cap=cap, inputs=inputs, seconds=seconds)
+    kept = old.seconds if seconds is None else seconds
     if old.source == OOM_CORRECTED:
         if cap is not None and peak < clean_share * cap:  # self-heal a stale bound
             return _new(key, peak, MEASURED, samples=old.samples + 1, updated=now, cap=cap,
-                        inputs=inputs)
+                        inputs=inputs, seconds=seconds)
         return attrs.evolve(old, peak=max(old.peak, peak), samples=old.samples + 1, updated=now,
-                            fits=_most(old.fits, cap), inputs=_most(old.inputs, inputs))
+                            fits=_most(old.fits, cap), inputs=_most(old.inputs, inputs),
+                            seconds=kept)
     return attrs.evolve(old, peak=max(old.peak, peak), samples=old.samples + 1, updated=now,
-                        cap=cap if cap is not None else old.cap, inputs=_most(old.inputs, inputs))
+                        cap=cap if cap is not None else old.cap, inputs=_most(old.inputs, inputs),
+                        seconds=kept)
 
 
 def merge_oom(old: Entry | None, key: CalibrationKey, cap: int, *, now: float) -> Entry:

@@ -185,9 +185,14 @@ class Offered(Sequence["Stage"]):
                 yield got[i]
                 i += 1
                 continue
-            if self._source is None:
+            source = self._source
+            if source is None:
                 return
-            self._fill(i + 1)
+            s = next(source, None)
+            if s is None:
+                self._source = None
+                return
+            got.append(s)
 
     def __len__(self) -> int:
         self._fill()
