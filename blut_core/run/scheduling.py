@@ -57,9 +57,11 @@ class SchedulingPolicy(Protocol):
     """Decides which ready stages may start now, and at what cap. The executor does the rest."""
 
     def choose(self, ready: Sequence[Stage], running: Sequence[Attempt]) -> list[Launch | Refusal]:
-        """Of ``ready`` (in plan order), those to start now (or refuse), in start order.
+        """Of ``ready`` (in priority order), those to start now (or refuse), in start order.
 
         A stage neither launched nor refused waits; it is offered again on the next pass.
+        ``ready`` is found as it is read: read only as far as the free slots need, and a
+        turn costs the stages looked at, not every stage that is ready.
         """
         ...
 
