@@ -93,16 +93,17 @@ class Readiness:
         stage's duration is known and the plan is small, orders are also tried in
         simulation (:func:`best_order`) and the shortest schedule is used.
         """
-        rank = critical_paths(self.plan, self.policy.duration_hint)
-        ordered = sorted(self.order, key=lambda s: (-rank[s.name], -self.policy.size_hint(s)))
-        durations = {s.name: self.policy.duration_hint(s) for s in self.order}
+        durations = {s.name: self.policy.duration_hint(s) for s in self.order}  # asked once
+        sizes = {s.name: self.policy.size_hint(s) for s in self.order}
+        rank = critical_paths(self.plan, lambda s: durations[s.name] if s.name in durations
+                              else self.policy.duration_hint(s))
+        ordered = sorted(self.order, key=lambda s: (-rank[s.name], -sizes[s.name]))
         if len(ordered) <= PLAN_SEARCH_MAX_STAGES and all(
                 d is not None for d in durations.values()):
             view = self.policy.view()
             names = best_order(self.plan, [s.name for s in ordered],
                                {n: float(d or 0.0) for n, d in durations.items()},
-                               {s.name: self.policy.size_hint(s) for s in self.order},
-                               view.capacity, view.jobs or len(ordered))
+                               sizes, view.capacity, view.jobs or len(ordered))
             by_name = self.plan.by_name
             ordered = [by_name[n] for n in names]
         return ordered
