@@ -399,6 +399,10 @@ def main(argv: list[str]) -> int:
     """``python -m blut_plugins.local.forkserver FD [MODULE...]``: serve the driver on socket ``FD``."""
     sock = socket.socket(fileno=int(argv[0]))
     # Import what every stage needs, and the run's stage modules, before the first fork.
+    # hashlib: OpenSSL, which a stage's outputs are digested with; loaded here it is shared
+    # by every worker and charged to no stage's cgroup (blut_core loads it when first used).
+    import hashlib  # noqa: F401
+
     from blut_core import StageContext  # noqa: F401
     from blut_core.process import run_stage  # noqa: F401
 

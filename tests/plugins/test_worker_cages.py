@@ -155,3 +155,22 @@ def test_a_workers_stages_are_scheduled_as_any_process(parent: Path, tmp_path: P
     assert worker != server  # it ran under a worker, not the server itself
     assert policy == os.SCHED_OTHER
     assert server_policy == os.SCHED_BATCH
+
+
+def test_the_fork_server_has_openssl_before_any_stage(tmp_path: Path) -> None:
+    """A Python stage's worker has OpenSSL (hashlib) loaded before the stage joins its cage:
+    loaded by the stage, its pages would be charged to the stage (the signal cookbook's
+    stages are declared within a few hundred KiB of what they need)."""
+    from blut_plugins.local.forkclient import ForkClient
+
+    client = ForkClient(dict(os.environ))
+    try:
+        deadline = time.monotonic() + 30
+        while not client.spares and time.monotonic() < deadline:
+            client.drain()
+            time.sleep(0.01)
+        assert client.spares, "the fork server announced no idle worker"
+        maps = Path(f"/proc/{client.spares[0]}/maps").read_text()
+    finally:
+        client.close()
+    assert "libcrypto" in maps
