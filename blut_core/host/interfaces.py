@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from blut_core.model.jobs import Capacity, Job, JobHandle, JobState
+    from blut_core.model.capacity import Capacity
+    from blut_core.model.jobs import Job, JobHandle, JobState
 
 
 class Launcher(ABC):
@@ -30,7 +31,7 @@ class Launcher(ABC):
 
     A launcher that runs jobs on this machine leaves :meth:`capacity` as it is (``None``):
     the broker then admits against this box and books in its machine-wide ledger. A remote
-    launcher returns its :class:`~blut_core.model.jobs.Capacity` and overrides
+    launcher returns its :class:`~blut_core.model.capacity.Capacity` and overrides
     :meth:`poll_many` (one status query for all of a run's jobs) and :meth:`find_jobs`.
     """
 

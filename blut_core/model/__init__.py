@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from blut_core._lazy import exports
 
 if TYPE_CHECKING:
+    from blut_core.model.capacity import Capacity as Capacity
+    from blut_core.model.capacity import NodeCapacity as NodeCapacity
     from blut_core.model.convert import converter as converter
     from blut_core.model.convert import structure as structure
     from blut_core.model.convert import unstructure as unstructure
@@ -19,8 +21,6 @@ if TYPE_CHECKING:
     from blut_core.model.hashing import digest as digest
     from blut_core.model.hashing import file_hash as file_hash
     from blut_core.model.hashing import tree_hash as tree_hash
-    from blut_core.model.jobs import Capacity as Capacity
-    from blut_core.model.jobs import NodeCapacity as NodeCapacity
     from blut_core.model.jobs import PeakSource as PeakSource
     from blut_core.model.sizes import GiB as GiB
     from blut_core.model.sizes import KiB as KiB
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from blut_core.model.sizes import parse_size as parse_size
 
 _WHERE = {
-    "Capacity": "model.jobs", "NodeCapacity": "model.jobs", "PeakSource": "model.jobs",
+    "Capacity": "model.capacity", "NodeCapacity": "model.capacity", "PeakSource": "model.jobs",
     "converter": "model.convert", "structure": "model.convert", "unstructure": "model.convert",
     "canonical_json": "model.hashing", "digest": "model.hashing", "file_hash": "model.hashing",
     "tree_hash": "model.hashing",

@@ -1,8 +1,8 @@
-"""What a launcher is given and gives back: a job, its handle, its state, and its capacity.
+"""What a launcher is given and gives back: a job, its handle and its state.
 
 The same records serve every launcher. A local one runs jobs on this machine, whose memory
-the broker probes itself; a remote one (Slurm, Ray) states its :class:`Capacity`, and the
-broker admits its stages against that instead of against this box.
+the broker probes itself; a remote one (Slurm, Ray) also states its capacity
+(:mod:`blut_core.model.capacity`).
 """
 
 from __future__ import annotations
@@ -116,30 +116,3 @@ class JobState:
     @property
     def lost(self) -> bool:
         return self.status is JobStatus.LOST
-
-
-@attrs.frozen(kw_only=True)
-class NodeCapacity:
-    """One node (or pool) a remote launcher can place jobs on."""
-
-    name: str
-    memory_bytes: int
-    cpus: float
-
-
-@attrs.frozen(kw_only=True)
-class Capacity:
-    """What a remote launcher can give: where admission looks instead of this box.
-
-    ``max_job_memory`` is the largest job it accepts (a stage above it is refused before it
-    is submitted), ``max_jobs`` how many of a run's jobs may be queued or running at once.
-    """
-
-    nodes: tuple[NodeCapacity, ...]
-    max_job_memory: int
-    max_job_cpus: float
-    max_jobs: int
-
-    @property
-    def memory_bytes(self) -> int:
-        return sum(n.memory_bytes for n in self.nodes)

@@ -43,9 +43,10 @@ if TYPE_CHECKING:
     from blut_core.broker.machine import Probe
     from blut_core.host.app import App
     from blut_core.host.cookbooks import RecipeRef
-    from blut_core.model.jobs import Capacity
+    from blut_core.model.capacity import Capacity
     from blut_core.model.plan import Plan
     from blut_core.run.progress import ProgressSink
+    from blut_core.run.provenance import Gathering
     from blut_core.run.service import Broker
 
 
@@ -210,6 +211,20 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     the caller already built (``blut run`` probes its containment to warn) is used as it is;
     its ``no_calibration`` then rules, not this function's.
     """
+    from blut_core.run import provenance
+
+    # git status runs while the broker and the launcher are set up, the set-up collects it
+    gathering = provenance.start(_recipe_source(prepared))
+    try:
+        return _start(app, prepared, gathering, launcher=launcher, options=options, policy=policy,
+                      no_calibration=no_calibration, progress=progress, broker=broker)
+    finally:
+        gathering.close()
+
+
+def _start(app: App, prepared: Prepared, gathering: Gathering, *, launcher: str,
+           options: ExecOptions | None, policy: SchedulingPolicy | None, no_calibration: bool,
+           progress: ProgressSink | None, broker: Broker | None) -> RunSummary:
     from blut_core.run.service import Broker
 
     settings = app.settings
@@ -218,7 +233,7 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     hits = _all_cached(app, prepared.plan, options) if policy is None else None
     if hits is not None:
         return _up_to_date(app, prepared, launcher, hits, options=options, progress=progress,
-                           sinks=sinks)
+                           sinks=sinks, gathering=gathering)
     if broker is None:
         broker = Broker(app, no_calibration=no_calibration)
     check_paths(app, broker, stages=len(prepared.plan))  # a bad place stops here too
@@ -239,7 +254,7 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
 
             get_logger().warning("containment_bare", message=broker.selection.warning)
         cache = Cache(settings.cache_dir)
-        rundir, status, info = _set_up(app, prepared, runs_root, launcher)
+        rundir, status, info = _set_up(app, prepared, runs_root, launcher, gathering)
         app.hooks.run_started(info)
         executor = Executor(plan=plan, run=info, rundir=rundir, status=status,
                             launcher=the_launcher, cache=cache,
@@ -296,7 +311,7 @@ class _NothingRuns(Launcher):
 
 def _up_to_date(app: App, prepared: Prepared, launcher: str, hits: dict[str, CacheEntry], *,
                 options: ExecOptions | None, progress: ProgressSink | None,
-                sinks: Checked) -> RunSummary:
+                sinks: Checked, gathering: Gathering) -> RunSummary:
     """A run with every stage cached: recorded like any run (run directory, status stream,
     outputs materialised from the cache, lineage), without the machinery a stage needs —
     no memory broker, ledger or calibration, no fork server, no launcher started. The
@@ -308,7 +323,7 @@ def _up_to_date(app: App, prepared: Prepared, launcher: str, hits: dict[str, Cac
     ensure_writable(settings.cache_dir, what="cache directory")
     ensure_space(settings.runs_dir, SETUP_BYTES + STAGE_BYTES * len(prepared.plan),
                  what="a new run's set-up")
-    rundir, status, info = _set_up(app, prepared, settings.runs_dir, launcher)
+    rundir, status, info = _set_up(app, prepared, settings.runs_dir, launcher, gathering)
     app.hooks.run_started(info)
     nothing = _NothingRuns(launcher)
     executor = Executor(plan=prepared.plan, run=info, rundir=rundir, status=status,
@@ -375,7 +390,7 @@ def remote_policy(app: App, broker: Broker, capacity: Capacity, recipe: str, pla
                         probe_fn=lambda: attrs.evolve(snap, taken=time.time()), max_parallel=jobs)
 
 
-def _set_up(app: App, prepared: Prepared, runs_root: Path, launcher: str
+def _set_up(app: App, prepared: Prepared, runs_root: Path, launcher: str, gathering: Gathering
             ) -> tuple[RunDir, StatusLog, RunInfo]:
     """Create the run directory whole or not at all.
 
@@ -387,7 +402,7 @@ def _set_up(app: App, prepared: Prepared, runs_root: Path, launcher: str
     sweep_setups(runs_root)
     plan = prepared.plan
     run_id = new_run_id(prepared.ref.qualname)
-    provenance = _provenance(app, prepared, launcher)  # the slow part, before any write
+    provenance = _provenance(app, prepared, launcher, gathering)  # the slow part, before any write
     info = RunInfo(run_id=run_id, recipe=prepared.ref.qualname, run_dir=runs_root / run_id,
                    launcher=launcher, stages=tuple(s.name for s in plan.topological()))
     pause = _setup_pause()
@@ -453,17 +468,21 @@ def _cached_stages(app: App, plan: Plan, options: ExecOptions | None) -> set[str
     return {name for name, st in states.items() if st.state is CacheState.CACHED}
 
 
-def _provenance(app: App, prepared: Prepared, launcher: str) -> dict[str, Any]:
-    from blut_core.run import provenance
-
+def _recipe_source(prepared: Prepared) -> Path | None:
+    """The file that defines the recipe's plan builder (its git state is recorded)."""
     try:
         source = inspect.getsourcefile(prepared.ref.recipe.build)
     except TypeError:
         source = None
+    return Path(source) if source else None
+
+
+def _provenance(app: App, prepared: Prepared, launcher: str, gathering: Gathering
+                ) -> dict[str, Any]:
     plugins = [{"name": r.name, "distribution": r.distribution, "version": r.version,
                 "state": r.state} for r in app.pm.records]
     plugins += [{"name": f"cookbook:{r.name}", "distribution": r.distribution,
                  "version": r.version, "state": r.state} for r in app.cookbooks.records]
-    data = provenance.collect(Path(source) if source else None, plugins)
+    data = gathering.finish(plugins)
     data.update(recipe=prepared.ref.qualname, launcher=launcher, created=time.time())
     return data

@@ -113,33 +113,60 @@ def gpus() -> list[dict[str, Any]]:
     return found
 
 
+class Gathering:
+    """A run's provenance being gathered: each work tree's ``git status`` is started by
+    :func:`start` and runs while the run is set up (the broker, the launcher); :meth:`finish`
+    collects it. :meth:`close` stops what a run that ended before its set-up never collected.
+    """
+
+    def __init__(self, recipe_source: Path | None) -> None:
+        self.recipe_source = recipe_source
+        self.blut_src = Path(__file__).resolve().parent
+        self.roots = {p: _root_of(p) for p in (recipe_source, self.blut_src) if p is not None}
+        self.started = {r: _start_status(r) for r in set(self.roots.values()) if r is not None}
+
+    def finish(self, plugins: list[dict[str, Any]]) -> dict[str, Any]:
+        """Everything ``provenance.json`` records."""
+        # platform() runs `uname -p`: git status, started earlier, runs meanwhile
+        described = platform.platform()
+        states = {r: _status_of(proc, r) for r, proc in self.started.items()}
+        self.started = {}
+
+        def state(path: Path) -> dict[str, Any]:
+            root = self.roots[path]
+            return dict(_NO_GIT) if root is None else dict(states[root])
+
+        return {
+            "recipe_git": state(self.recipe_source) if self.recipe_source else None,
+            "blut_git": state(self.blut_src),
+            "blut_version": __version__,
+            "python": sys.version.split()[0],
+            "python_executable": sys.executable,
+            "platform": described,
+            "plugins": plugins,
+            "host": socket.gethostname(),
+            "cpu_model": cpu_model(),
+            "cores": os.cpu_count(),
+            "ram_bytes": total_ram(),
+            "gpus": gpus(),
+            "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
+            "argv": sys.argv,
+        }
+
+    def close(self) -> None:
+        """Stop and reap the ``git status`` of a gathering that was never finished."""
+        for proc in self.started.values():
+            if proc is not None:
+                proc.kill()
+                proc.communicate()
+        self.started = {}
+
+
+def start(recipe_source: Path | None) -> Gathering:
+    """Start gathering provenance for a recipe defined in ``recipe_source`` (``None``: unknown)."""
+    return Gathering(recipe_source)
+
+
 def collect(recipe_source: Path | None, plugins: list[dict[str, Any]]) -> dict[str, Any]:
-    """Everything ``provenance.json`` records."""
-    blut_src = Path(__file__).resolve().parent
-    # each work tree's `git status` runs while the machine is described (platform() runs
-    # `uname -p`): the two waits overlap
-    roots = {p: _root_of(p) for p in (recipe_source, blut_src) if p is not None}
-    started = {r: _start_status(r) for r in set(roots.values()) if r is not None}
-    described = platform.platform()
-    states = {r: _status_of(proc, r) for r, proc in started.items()}
-
-    def state(path: Path) -> dict[str, Any]:
-        root = roots[path]
-        return dict(_NO_GIT) if root is None else dict(states[root])
-
-    return {
-        "recipe_git": state(recipe_source) if recipe_source else None,
-        "blut_git": state(blut_src),
-        "blut_version": __version__,
-        "python": sys.version.split()[0],
-        "python_executable": sys.executable,
-        "platform": described,
-        "plugins": plugins,
-        "host": socket.gethostname(),
-        "cpu_model": cpu_model(),
-        "cores": os.cpu_count(),
-        "ram_bytes": total_ram(),
-        "gpus": gpus(),
-        "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
-        "argv": sys.argv,
-    }
+    """Everything ``provenance.json`` records, gathered now."""
+    return start(recipe_source).finish(plugins)

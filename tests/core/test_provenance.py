@@ -40,3 +40,25 @@ def test_git_state_names_commit_dirtiness_and_root(tmp_path: Path) -> None:
     assert provenance.git_state(repo / "pkg") == {"commit": _git(repo, "rev-parse", "HEAD"),
                                                   "dirty": False, "root": state["root"]}
     assert provenance.git_state(repo)["commit"] != state["commit"]
+
+
+@needs_git
+def test_git_status_started_early_is_collected_or_stopped(tmp_path: Path) -> None:
+    """A run starts its provenance's `git status` before it sets up the broker and the
+    launcher; the set-up collects it, and a run refused before its set-up stops it."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "recipe.py").write_text("x = 1\n")
+    _git(repo, "add", "recipe.py")
+    _git(repo, "commit", "-q", "-m", "first")
+    gathering = provenance.start(repo / "recipe.py")
+    data = gathering.finish([])
+    assert data["recipe_git"] == {"commit": _git(repo, "rev-parse", "HEAD"), "dirty": False,
+                                  "root": _git(repo, "rev-parse", "--show-toplevel")}
+    assert data == {**provenance.collect(repo / "recipe.py", []), "argv": data["argv"]}
+    refused = provenance.start(repo / "recipe.py")
+    running = [p for p in refused.started.values() if p is not None]
+    assert running
+    refused.close()
+    assert all(p.returncode is not None for p in running)  # reaped: no git left behind

@@ -37,6 +37,7 @@ def blut_recipes():
 #: Modules a run of a stage without params has no use for.
 NOT_FOR_A_PLAIN_RUN = [
     "hashlib",            # sha256 names params (calibration keys, lineage): no params, no sha256
+    "blut_core.model.capacity",  # what a remote launcher can give
 ]
 
 
