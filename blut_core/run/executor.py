@@ -122,6 +122,7 @@ class Executor:
                 with self.status.batch():  # a turn's events in one write, before any wait
                     self._settle_blocked()
                     started_any = self._start_ready()
+                self.outputs.write_stores()  # after the turn's starts: they run meanwhile
                 if started_any:
                     self._tick()
                 if not self.running:
@@ -156,6 +157,8 @@ class Executor:
                     self.cancel("deadline")
         except KeyboardInterrupt:
             self.cancel(self.cancel_requested or "interrupted")
+        finally:
+            self.outputs.write_stores()  # every entry is in the cache before the run ends
         self.policy.close()
         outcome = self._run_outcome()
         if self.progress is not None:

@@ -3,6 +3,11 @@
 The executor asks two questions of it — "is this stage's result cached?" and "promote what
 this attempt wrote" — and reads the logical hashes of finished stages from it, which are
 what their dependents' cache keys are made of.
+
+A promotion hashes the output at once (the hash is the stage's outcome and its dependents'
+input) but writes its cache entry later, in :meth:`Outputs.write_stores`: the executor calls
+that once a loop turn has started the stages it could, so that the dependents of a stage
+start before its entry is written, and once more before the run ends.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 
 from blut_core.model.outcome import Classification, StageOutcome, StageState
 from blut_core.model.stage import Stage
-from blut_core.store.cache import Cache, CacheEntry, identity_text, keyed
+from blut_core.store.cache import Cache, CacheEntry, PendingStore, identity_text, keyed
 from blut_core.store.rundir import RunDir
 
 
@@ -28,6 +33,7 @@ class Outputs:
         self.hashes: dict[str, str] = {}
         self._known = dict(known or {})  # entries looked up already, by key: used once
         self._identities: dict[str, str] = {}
+        self._stores: list[PendingStore] = []  # hashed outputs whose entries are not written yet
 
     def key(self, s: Stage) -> str:
         """``s``'s cache key, from its identity (encoded once a run) and its (finished)
@@ -50,10 +56,16 @@ class Outputs:
                             output_hash=entry.output_hash)
 
     def promote(self, s: Stage, tmp_out: Path, key: str | None, attempt_dir: Path) -> str:
-        """Move an attempt's outputs into place (and into the cache); their logical hash."""
+        """Move an attempt's outputs into place and hash them; their logical hash. Their
+        cache entry is written by the next :meth:`write_stores`."""
         dest = self.rundir.promote(s.name, tmp_out)
         if s.cache and key is not None:
-            output_hash = self.cache.store(key, s.name, dest).output_hash
+            pending = self.cache.prepare(key, s.name, dest)
+            if pending.copies:  # a file shared outside blut is copied at once, next to its hash
+                self.cache.write(pending)
+            else:
+                self._stores.append(pending)
+            output_hash = pending.entry.output_hash
         else:
             from blut_core.model.hashing import tree_hash
 
@@ -68,3 +80,22 @@ class Outputs:
         if used:
             shutil.rmtree(work, ignore_errors=True)
         return output_hash
+
+    def write_stores(self) -> None:
+        """Write the cache entries of the outputs promoted since the last call.
+
+        A stage's outcome is recorded by now, so an entry that cannot be written (a full
+        disk, a cache folder turned read-only) is a ``cache_not_stored`` warning and a miss
+        for the next run, never a failed stage: its output is in the run directory.
+        """
+        while self._stores:
+            pending = self._stores.pop(0)
+            try:
+                self.cache.write(pending)
+            except OSError as exc:
+                from blut_core.host.log import get_logger
+
+                get_logger().warning("cache_not_stored", stage=pending.stage,
+                                     path=str(pending.final), error=str(exc),
+                                     hint="the output is kept in the run directory; the next "
+                                          "run runs this stage again and stores it then")

@@ -42,7 +42,6 @@ from blut_core.model.hashing import (
     link_hash,
     manifest_hash,
     tree_entries,
-    tree_manifest,
 )
 
 _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
@@ -142,22 +141,36 @@ class Cache:
 
         An empty output (not even a directory in it) is an entry of ``meta.json`` alone.
         """
-        final = self.entry_path(key)
+        return self.write(self.prepare(key, stage, out))
+
+    def prepare(self, key: str, stage: str, out: Path) -> PendingStore:
+        """The first half of :meth:`store`: hash ``out`` and make its files read-only.
+
+        Nothing is written to the cache yet, but the entry (its output hash) is known, so a
+        run can go on while :meth:`write` (the second half) puts it in place.
+        """
+        entries = tree_entries(out)
+        manifest, stamps, todo = _hash_tree(entries)
+        return PendingStore(key=key, stage=stage, out=out, final=self.entry_path(key),
+                            created=time.time(), manifest=manifest, stamps=stamps, todo=todo)
+
+    def write(self, pending: PendingStore) -> CacheEntry:
+        """The second half of :meth:`store`: link the hashed output into a temporary entry
+        and rename it into place. On a full disk the entry is not stored, with a warning."""
+        key, final = pending.key, pending.final
         folder = os.path.join(self.root, key[:2])
         tmp = os.path.join(folder, f".{key}.{os.getpid()}.tmp")
-        created = time.time()
-        manifest: list[tuple[str, str, int]] = []
-        stamps: dict[str, list[int]] = {}
+        stamps = dict(pending.stamps)
         try:
-            entries = tree_entries(out)
             if folder not in self._folders:  # one makedirs per folder a run, not per entry
                 os.makedirs(folder, exist_ok=True)
                 self._folders.add(folder)
             _fresh_dir(tmp)
-            if entries:
+            if pending.todo:
                 os.mkdir(os.path.join(tmp, "out"))
-                manifest, stamps = _store_tree(entries, os.path.join(tmp, "out"))
-            meta = _meta(key, stage, manifest, stamps, created, empty=not entries)
+                _link_tree(pending.todo, os.path.join(tmp, "out"), stamps)
+            meta = _meta(key, pending.stage, pending.manifest, stamps, pending.created,
+                         empty=not pending.todo)
             fd = os.open(os.path.join(tmp, "meta.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                          0o644)
             try:
@@ -168,11 +181,10 @@ class Cache:
             shutil.rmtree(tmp, ignore_errors=True)  # no half-stored entry stays behind
             if not is_disk_full(exc):
                 raise
-            manifest = tree_manifest(out)
-            meta = _meta(key, stage, manifest, {}, created)
+            meta = _meta(key, pending.stage, pending.manifest, {}, pending.created)
             size = int(meta["size"])
-            same_disk = _device(out) == _device(self.root)
-            get_logger().warning("cache_not_stored", stage=stage, path=str(final),
+            same_disk = _device(pending.out) == _device(self.root)
+            get_logger().warning("cache_not_stored", stage=pending.stage, path=str(final),
                                  needed_bytes=len(json.dumps(meta)) + (0 if same_disk else size),
                                  free_bytes=free_bytes(self.root), error=str(exc),
                                  hint="the output is kept in the run directory; free space "
@@ -241,24 +253,54 @@ def _fresh_dir(path: str | Path) -> None:
         os.mkdir(path)
 
 
-def _store_tree(entries: list[tuple[str, os.DirEntry[str]]], dest: str,
-                ) -> tuple[list[tuple[str, str, int]], dict[str, list[int]]]:
-    """Hash a tree's ``entries`` and link them into the empty ``dest``: manifest and stamps.
+@attrs.frozen(kw_only=True)
+class PendingStore:
+    """A hashed output on its way into the cache (:meth:`Cache.prepare`, :meth:`Cache.write`).
 
-    Each regular file is made read-only before it is linked; one that is also linked from
-    outside (more than one link and still writable) is copied instead and left alone.
+    ``todo`` is what the entry's ``out/`` holds, in tree order: ``(kind, rel, source)`` with
+    kind ``dir``, ``link`` (source: the link's text), ``file`` (linked) or ``copy`` (a file
+    shared with something outside blut: copied, its stamp taken from the copy).
+    """
+
+    key: str
+    stage: str
+    out: Path
+    final: Path
+    created: float
+    manifest: list[tuple[str, str, int]]
+    stamps: dict[str, list[int]]
+    todo: list[tuple[str, str, str]]
+
+    @property
+    def entry(self) -> CacheEntry:
+        """The entry this store makes (what a lookup of it will return)."""
+        return _entry(self.key, self.final, _meta(self.key, self.stage, self.manifest, {},
+                                                  self.created))
+
+    @property
+    def copies(self) -> bool:
+        """Whether a file is shared with something outside blut (copied, not linked)."""
+        return any(kind == "copy" for kind, _, _ in self.todo)
+
+
+def _hash_tree(entries: list[tuple[str, os.DirEntry[str]]],
+               ) -> tuple[list[tuple[str, str, int]], dict[str, list[int]], list[tuple[str, str, str]]]:
+    """Hash a tree's ``entries``: its manifest, the linked files' stamps, and what to link.
+
+    Each regular file is made read-only as it is hashed; one that is also linked from outside
+    (more than one link and still writable) is to be copied instead and is left alone.
     """
     manifest: list[tuple[str, str, int]] = []
     stamps: dict[str, list[int]] = {}
+    todo: list[tuple[str, str, str]] = []
     for rel, e in entries:
-        target = os.path.join(dest, rel)
         if e.is_symlink():
             text = os.readlink(e.path)
-            os.symlink(text, target)
+            todo.append(("link", rel, text))
             manifest.append((rel, link_hash(text), 0))
             continue
         if e.is_dir(follow_symlinks=False):
-            os.mkdir(target)
+            todo.append(("dir", rel, ""))
             continue
         fd = os.open(e.path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
@@ -272,15 +314,28 @@ def _store_tree(entries: list[tuple[str, os.DirEntry[str]]], dest: str,
                     os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~_WRITE)
         finally:
             os.close(fd)
-        if shared:
-            shutil.copy2(e.path, target)
-            os.chmod(target, stat.S_IMODE(st.st_mode) & ~_WRITE)
-            st = os.stat(target)
-        else:
-            _link_or_copy(e.path, target)
+        todo.append(("copy" if shared else "file", rel, e.path))
         manifest.append((rel, sha, st.st_size))
-        stamps[rel] = [st.st_size, st.st_mtime_ns]
-    return manifest, stamps
+        if not shared:
+            stamps[rel] = [st.st_size, st.st_mtime_ns]
+    return manifest, stamps, todo
+
+
+def _link_tree(todo: list[tuple[str, str, str]], dest: str, stamps: dict[str, list[int]]) -> None:
+    """Make ``todo`` (from :func:`_hash_tree`) in the empty ``dest``; a copy's stamp is added."""
+    for kind, rel, source in todo:
+        target = os.path.join(dest, rel)
+        if kind == "link":
+            os.symlink(source, target)
+        elif kind == "dir":
+            os.mkdir(target)
+        elif kind == "file":
+            _link_or_copy(source, target)
+        else:
+            shutil.copy2(source, target)
+            os.chmod(target, stat.S_IMODE(os.stat(target).st_mode) & ~_WRITE)
+            st = os.stat(target)
+            stamps[rel] = [st.st_size, st.st_mtime_ns]
 
 
 def _check_stamps(out: Path, stamps: Any) -> None:
