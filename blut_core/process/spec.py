@@ -52,19 +52,19 @@ def prepare_attempt(rundir: RunDir, run_id: str, stage: Stage, number: int, *,
         "out_dir": tmp_out, "work_dir": work, "events": adir + "events.jsonl",
         "checkpoint_dir": str(rundir.checkpoint_dir(stage.name)), "knobs": dict(knobs),
     }
-    ctx_path = Path(adir + "context.json")
+    ctx_path = adir + "context.json"
     text = json.dumps(ctx)
     if not deferred:
-        write_bytes(ctx_path, text.encode())
+        write_bytes(Path(ctx_path), text.encode())
     python = stage.target is not None
     return Job(run_id=run_id, stage=stage.name, attempt=number,
                argv=tuple(stage_argv(stage, ctx, ctx_path)),
                env=stage_environment(stage, ctx, ctx_path, pythonpath=pythonpath),
                cwd=work, stdout=adir + "stdout.log", stderr=adir + "stderr.log",
                memory_cap=cap, label=f"{run_id}.{stage.name}.{number}",
-               python_context=str(ctx_path) if python else None,
+               python_context=ctx_path if python else None,
                python_module=str(stage.target).partition(":")[0] if python else None,
-               dirs=(tmp_out, work), files=((str(ctx_path), text),) if deferred else ())
+               dirs=(tmp_out, work), files=((ctx_path, text),) if deferred else ())
 
 
 _ENVIRON: tuple[dict[bytes, bytes], dict[str, str]] | None = None
@@ -85,14 +85,15 @@ def _environ() -> dict[str, str]:
     return dict(cached[1])
 
 
-def stage_environment(stage: Stage, ctx: Mapping[str, Any], ctx_path: Path, *,
+def stage_environment(stage: Stage, ctx: Mapping[str, Any], ctx_path: Path | str, *,
                       pythonpath: str) -> dict[str, str]:
     """The environment of a stage process (this process's, plus the contract above)."""
     env = _environ()
+    params = ctx["params"]
     env.update({
         "BLUT_CONTEXT": str(ctx_path), "BLUT_RUN_ID": str(ctx["run_id"]), "BLUT_STAGE": stage.name,
         "BLUT_ATTEMPT": str(ctx["attempt"]), "BLUT_OUT_DIR": str(ctx["out_dir"]),
-        "BLUT_EVENTS": str(ctx["events"]), "BLUT_PARAMS": json.dumps(ctx["params"]),
+        "BLUT_EVENTS": str(ctx["events"]), "BLUT_PARAMS": json.dumps(params) if params else "{}",
     })
     for name, path in ctx["inputs"].items():
         env["BLUT_INPUT_" + "".join(c if c.isalnum() else "_" for c in name).upper()] = path
@@ -102,13 +103,15 @@ def stage_environment(stage: Stage, ctx: Mapping[str, Any], ctx_path: Path, *,
     return env
 
 
-def stage_argv(stage: Stage, ctx: Mapping[str, Any], ctx_path: Path) -> list[str]:
+def stage_argv(stage: Stage, ctx: Mapping[str, Any], ctx_path: Path | str) -> list[str]:
     """The argv that starts ``stage`` (placeholders were checked by ``Plan.validate``)."""
     if stage.target is not None:
         return [sys.executable, "-m", "blut_core.process.runner", str(ctx_path)]
     fields = {"out": ctx["out_dir"], "inputs": ctx["inputs"], "params": ctx["params"],
               "attempt": ctx["attempt"], "work": ctx["work_dir"], "python": sys.executable}
     argv = stage.argv or ()
+    if not any("{" in item for item in argv):
+        return list(argv)  # nothing to fill in
     script = shell_script_index(argv)
     return [item if "{" not in item
             else render_shell(item, fields, raw=stage.raw) if i == script

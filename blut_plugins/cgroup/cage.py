@@ -441,7 +441,8 @@ class CgroupCage(Cage):
         if self._released:
             return
         self._stop_watch()
-        self.kill()
+        if not self._empty:  # (an empty cage stays so: nothing joins a cgroup on its own)
+            self.kill()
         deadline = time.monotonic() + 2.0
         while True:
             try:

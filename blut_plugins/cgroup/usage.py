@@ -105,7 +105,8 @@ class Sampler:
         w = Watch(path, version)
         with self._lock:
             self._watches.add(w)
-            self._wake.set()
+            if not self._wake.is_set():  # set while any is watched (the loop clears it when none is)
+                self._wake.set()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="blut-cage-sampler",
                                                 daemon=True)
