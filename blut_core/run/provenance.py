@@ -33,10 +33,16 @@ def _work_tree(where: Path) -> Path | None:
 
 
 def _start_status(root: Path) -> subprocess.Popen[str] | None:
-    """``git status`` of ``root``, started (it runs while the rest is gathered)."""
+    """``git status`` of ``root``, started (it runs while the rest is gathered).
+
+    Without the index lock git takes to refresh the index (``--no-optional-locks``): a run
+    never writes to the user's repository, and a status it stops (a run that ends before it
+    is done) cannot leave an ``index.lock`` behind that breaks the next git command there.
+    """
     try:
-        return subprocess.Popen(["git", "-C", str(root), "status", "--porcelain=v2", "--branch",
-                                 "--untracked-files=no"], stdin=subprocess.DEVNULL,
+        return subprocess.Popen(["git", "--no-optional-locks", "-C", str(root), "status",
+                                 "--porcelain=v2", "--branch", "--untracked-files=no"],
+                                stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     except (OSError, subprocess.SubprocessError):
         return None
