@@ -63,11 +63,12 @@ def check_w1(home: Path, n: int, blut: list[str], env: dict[str, str], seen: Wat
     else:
         stages = shown.get("stages", {})
         good = sum(1 for s in stages.values() if s.get("state") == "ok")
-        fields = sorted({k for s in stages.values() for k in s})
-        has = [f for f in fields if "contain" in f or "cgroup" in f or "cage" in f]
-        out.append((good == n, f"`blut runs show --json`: {good}/{n} stages state=ok; "
-                    + (f"containment fields: {has}" if has else
-                       "it records no containment per stage (fields: " + ", ".join(fields) + ")")))
+        shown_kinds = sorted({str(s.get("containment")) for s in stages.values()})
+        own = {str(s.get("cgroup")) for s in stages.values()
+               if str(s.get("cgroup") or "").startswith("/sys/fs/cgroup/")}
+        out.append((good == n and len(own) == n and "None" not in shown_kinds,
+                    f"`blut runs show --json`: {good}/{n} stages state=ok; containment "
+                    f"{shown_kinds}, {len(own)}/{n} with a memory cgroup of their own"))
 
     kinds = {str(e.get("containment")) for e in admitted.values()}
     cgroups = [str(e.get("cgroup") or "") for e in started.values()]
