@@ -23,6 +23,7 @@ from blut_core.errors import ConfigError
 from blut_core.host.manager import COOKBOOK_GROUP, BlutPluginManager, PluginRecord
 from blut_core.host.registry import call_registration
 from blut_core.model.recipe import CookbookSpec, Recipe
+from blut_core.model.reprs import record_repr
 
 __all__ = ["COOKBOOK_GROUP", "CookbookIndex", "RecipeRef"]
 
@@ -30,6 +31,8 @@ __all__ = ["COOKBOOK_GROUP", "CookbookIndex", "RecipeRef"]
 @attrs.frozen(kw_only=True)
 class RecipeRef:
     """A recipe with the cookbook it came from."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     cookbook: CookbookSpec
     recipe: Recipe

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -36,6 +38,8 @@ class LauncherSpec:
     ``containment`` is the memory containment chosen for this machine (``None``: none).
     """
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     name: str = attrs.field(validator=_lower_kebab)
     summary: str
     factory: Callable[..., Launcher]
@@ -51,6 +55,8 @@ class ContainmentSpec:
     rlimit 40, bare 1000) unless ``BLUT_CONTAINMENT`` names one.
     """
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     name: str = attrs.field(validator=_lower_kebab)
     summary: str
     factory: Callable[[], Any]
@@ -61,6 +67,8 @@ class ContainmentSpec:
 class FootprintModelSpec:
     """A footprint model: turns a stage's declaration and drivers into bytes."""
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     name: str = attrs.field(validator=_lower_kebab)
     summary: str
     factory: Callable[[], Any]
@@ -69,6 +77,8 @@ class FootprintModelSpec:
 @attrs.frozen(kw_only=True)
 class LineageSinkSpec:
     """A lineage sink: where finished runs are indexed (``duckdb``, ``jsonl``, a plugin's)."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     name: str = attrs.field(validator=_lower_kebab)
     summary: str
@@ -83,6 +93,8 @@ class ReportSpec:
     unless told where.
     """
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     name: str = attrs.field(validator=_lower_kebab)
     summary: str
     suffix: str
@@ -96,6 +108,8 @@ class SchedulerSpec:
     ``factory()`` returns the backend. Without ``--backend``, ``blut schedule`` uses the
     first usable one in ascending ``priority`` (systemd timers 10, cron 20).
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     name: str = attrs.field(validator=_lower_kebab)
     summary: str

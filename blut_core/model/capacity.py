@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 
 @attrs.frozen(kw_only=True)
 class NodeCapacity:
     """One node (or pool) a remote launcher can place jobs on."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     name: str
     memory_bytes: int
@@ -24,6 +28,8 @@ class Capacity:
     ``max_job_memory`` is the largest job it accepts (a stage above it is refused before it
     is submitted), ``max_jobs`` how many of a run's jobs may be queued or running at once.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     nodes: tuple[NodeCapacity, ...]
     max_job_memory: int

@@ -10,6 +10,8 @@ import enum
 import attrs
 from attrs import validators as v
 
+from blut_core.model.reprs import record_repr
+
 
 class RetryOn(enum.Enum):
     """Which failures use the error-retry budget (``max_attempts``). Deterministic errors are
@@ -43,6 +45,8 @@ class RetryPolicy:
     from the error budget); ``0`` switches it off.
     """
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     max_attempts: int = attrs.field(default=1, validator=v.ge(1))
     backoff: Backoff = attrs.field(default=Backoff.EXPONENTIAL, converter=Backoff)
     delay: float = attrs.field(default=1.0, validator=v.ge(0.0))
@@ -67,6 +71,8 @@ class Timeouts:
     ``hard``: SIGKILL of the group at once. ``stall_after``: a stage that has sent a
     heartbeat and then stays silent this long is killed as stalled.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     soft: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
     hard: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))

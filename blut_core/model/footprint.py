@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from blut_core.errors import ConfigError
+from blut_core.model.reprs import record_repr
 
 _DRIVER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODEL = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -31,6 +32,8 @@ class Knob:
 
     The driver's declared value is what the stage asks for; ``maximum`` (optional) caps it.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     minimum: int = 1
     maximum: int | None = None
@@ -86,6 +89,8 @@ class Footprint:
     ``drivers`` are the values that determine memory (workers, batch, channels…) and form
     the stage's calibration key; ``knobs`` name drivers admission may lower to fit.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     model: str = attrs.field(default="fixed", validator=_check_model)
     spec: Mapping[str, Any] = attrs.field(factory=dict)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 
 class JobStatus(enum.Enum):
     """Where a submitted job is in its life."""
@@ -42,6 +44,8 @@ class Job:
     so); ``stdout`` and ``stderr`` are file paths; ``memory_cap`` is the kernel cap in bytes
     that containment must enforce (``None``: no cap was decided).
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     run_id: str
     stage: str
@@ -76,6 +80,8 @@ class Job:
 class JobHandle:
     """What ``submit`` returns: enough to poll and cancel the job."""
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     launcher: str
     job_id: str
     pid: int | None = None
@@ -93,6 +99,8 @@ class JobState:
     guessing at an exit code; ``peak_bytes`` is the kernel's peak for the stage's cgroup
     when containment can tell, else ``None``.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     status: JobStatus
     returncode: int | None = None

@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 
 class StageState(enum.Enum):
     """How a stage ended in a run."""
@@ -39,6 +41,8 @@ class Classification(enum.Enum):
 class RunInfo:
     """A run as notification hooks see it."""
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     run_id: str
     recipe: str
     run_dir: Path
@@ -49,6 +53,8 @@ class RunInfo:
 @attrs.frozen(kw_only=True)
 class StageOutcome:
     """One finished attempt (or a cached skip) of one stage."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     stage: str
     attempt: int
@@ -78,6 +84,8 @@ class StageOutcome:
 @attrs.frozen(kw_only=True)
 class RunSummary:
     """What ``blut run`` prints at the end and what ``run_finished`` carries."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     run_id: str
     recipe: str

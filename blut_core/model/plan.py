@@ -10,6 +10,7 @@ import attrs
 
 from blut_core.errors import PlanError
 from blut_core.model.hashing import canonical_json
+from blut_core.model.reprs import record_repr
 from blut_core.model.stage import Stage
 
 _FIELDS = ("out", "work", "inputs", "params", "attempt", "python")
@@ -52,6 +53,8 @@ class Plan:
 
     Construct with :meth:`of` (which validates) or directly and call :meth:`validate`.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     stages: tuple[Stage, ...]
 

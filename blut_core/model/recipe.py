@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 if TYPE_CHECKING:
     from blut_core.model.plan import Plan
 
@@ -31,6 +33,8 @@ def _valid_name(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
 class CookbookSpec:
     """What a cookbook is called and what it is for (``blut recipes list`` shows both)."""
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     name: str = attrs.field(validator=_valid_name)
     summary: str
 
@@ -43,6 +47,8 @@ class Recipe:
     ``daily``, ``weekly``, ``monthly``, a systemd ``OnCalendar`` expression (systemd timers)
     or five cron fields (cron); ``--calendar`` overrides it.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     name: str = attrs.field(validator=_valid_name)
     summary: str

@@ -28,6 +28,7 @@ import attrs
 from blut_core.errors import PlanError
 from blut_core.model.declarations import RetryPolicy, Timeouts
 from blut_core.model.footprint import Footprint
+from blut_core.model.reprs import record_repr
 
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -53,6 +54,8 @@ def _names(inputs: Iterable[str | Stage]) -> tuple[str, ...]:
 @attrs.frozen(kw_only=True)
 class Stage:
     """One node of a plan. Build it with :meth:`call` or :meth:`command`."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     name: str = attrs.field(validator=_check_name)
     target: str | None = None            # "package.module:function" for Python stages

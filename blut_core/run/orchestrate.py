@@ -25,6 +25,7 @@ from blut_core.host.interfaces import Launcher
 from blut_core.lineage.ingest import Checked, check_sinks, ingest
 from blut_core.model.convert import apply_overrides, read_params_file, structure, unstructure
 from blut_core.model.outcome import RunInfo, RunSummary, StageState
+from blut_core.model.reprs import record_repr
 from blut_core.process.spec import prepare_launcher
 from blut_core.run.executor import ExecOptions, Executor
 from blut_core.run.scheduling import BoundedPolicy, SchedulingPolicy
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 @attrs.frozen(kw_only=True)
 class Prepared:
     """A recipe resolved, its params structured and its plan validated."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     ref: RecipeRef
     params: Any

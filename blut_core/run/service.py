@@ -23,6 +23,7 @@ from blut_core.broker.machine import Probe, probe
 from blut_core.broker.resolve import Estimator
 from blut_core.broker.select import Selection, select_containment
 from blut_core.errors import AdmissionRefused
+from blut_core.model.reprs import record_repr
 from blut_core.run.policy import MemoryPolicy, decide_stage
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ _TRUE = {"1", "true", "yes", "on"}
 @attrs.frozen(kw_only=True)
 class StageEstimate:
     """One stage through the broker: drivers → footprint → calibrated → cap → decision."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     stage: str
     model: str
