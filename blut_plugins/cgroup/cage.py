@@ -216,9 +216,9 @@ class CgroupCage(Cage):
             raise LauncherError(f"cannot create cgroup {self.path}: {exc.strerror}",
                                 hint="set BLUT_CONTAINMENT to another backend") from None
         try:
-            for path, value, required in self._writes():
+            for name, value, required in self._writes():
                 try:
-                    files.write_text(path, value)
+                    files.write_text(self._file(name), value)
                 except OSError:
                     if required:
                         raise
@@ -228,24 +228,25 @@ class CgroupCage(Cage):
                                 f"{exc.strerror}", hint="set BLUT_CONTAINMENT to another backend") from None
 
     def _writes(self) -> list[tuple[str, str, bool]]:
-        """What makes a fresh cgroup this cage: (control file, value, whether it must succeed).
+        """What makes a fresh cgroup this cage: (control file's name, value, whether it must
+        succeed).
 
         The memory limit first: v1 never lets it exceed the memory+swap limit, which is
         absent without swap accounting; v2's group OOM kill where the kernel has it.
         """
         layout, out = self.layout, []
         if self.cap is not None:
-            out.append((self._file(layout.limit), layout.limit_value(self.cap), True))
-            out.append((self._file(layout.swap_limit), layout.swap_value(self.cap), False))
+            out.append((layout.limit, layout.limit_value(self.cap), True))
+            out.append((layout.swap_limit, layout.swap_value(self.cap), False))
         if layout.oom_group:
-            out.append((self._file(layout.oom_group), "1", False))
+            out.append((layout.oom_group, "1", False))
         return out
 
     def make_spec(self) -> dict[str, Any]:
         """:meth:`join_spec` for a process that makes this cage itself before it joins it.
 
         ``make`` is the cgroup directory to create and ``write`` the control files to write
-        in it first, in order (``[path, value, required]``), as :meth:`_make` would: a fork-server
+        in it first, in order (``[name, value, required]``), as :meth:`_make` would: a fork-server
         worker does both, then joins, before anything of its stage runs, so the driver pays
         neither the ``mkdir`` nor the writes. A cage already made (recycled, or made for
         :meth:`wrap`) is only joined. The spec goes to at most one process, and the cage is

@@ -40,12 +40,6 @@ no-op stage costs well under a millisecond of its process. Module state a stage 
 seen by later stages of the same worker (as in Ray or Celery workers); ``reuse`` false in a
 request, or ``BLUT_REUSE_WORKERS=0`` for the driver, gives every stage a fresh fork.
 When the driver goes away (EOF), the server kills its workers' process groups and exits.
-
-The server and its idle workers are scheduled ``SCHED_BATCH``: a request the driver sends
-wakes the server without the server preempting the driver in the middle of its turn (on a
-box of few cores it otherwise takes the driver's CPU at every ``send``), and the server's
-hand-over to a worker does not preempt the server. A worker is back to ``SCHED_OTHER``
-before anything of its stage runs, so stages are scheduled as any process.
 """
 
 from __future__ import annotations
@@ -61,7 +55,7 @@ import sys
 from typing import IO, Any
 
 from blut_plugins.local import cages
-from blut_plugins.local.request import batch, run_request, write_pid
+from blut_plugins.local.request import run_request, write_pid
 
 SPARES = 2  # idle workers kept waiting for a request (forked ahead)
 IDLE_MAX = max(SPARES, os.cpu_count() or 1)  # idle workers kept when stages end
@@ -102,7 +96,6 @@ def _worker(requests: IO[bytes], back: int) -> None:
                 keep = False
         if keep:
             _tidy(base_logging)
-            batch(True)  # idle again (its stage ran as SCHED_OTHER: run_request)
         # the code as it was (a command killed by a signal is negative), before exiting or not
         os.write(back, (json.dumps({"id": req.get("id"), "returncode": code, "reused": keep})
                         + "\n").encode())
@@ -406,7 +399,6 @@ def main(argv: list[str]) -> int:
     from blut_core import StageContext  # noqa: F401
     from blut_core.process import run_stage  # noqa: F401
 
-    batch(True)
     server = _Server(sock)
     for module in argv[1:]:
         server.preloaded.add(module)

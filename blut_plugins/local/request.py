@@ -20,7 +20,6 @@ def run_request(req: dict[str, Any], base_env: dict[str, str]) -> int:
     """Run one request in this process and return its code (commands and hold: see _child)."""
     code = 1
     try:
-        batch(False)  # the stage is scheduled as any process (see forkserver)
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
                     signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
@@ -65,13 +64,6 @@ def run_request(req: dict[str, Any], base_env: dict[str, str]) -> int:
             sys.stderr.flush()
         signal.alarm(0)
     return code
-
-
-def batch(on: bool) -> None:
-    """Schedule this process ``SCHED_BATCH`` (``on``) or ``SCHED_OTHER`` again; where the
-    system has no such policies, nothing changes."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_BATCH if on else os.SCHED_OTHER, os.sched_param(0))
 
 
 def prepare_job(dirs: Sequence[str], files: Sequence[Sequence[str]]) -> None:
@@ -152,14 +144,14 @@ def _join(spec: dict[str, Any]) -> None:
 
 
 def _make(path: str, writes: Sequence[Sequence[Any]]) -> None:
-    """Create the stage's cgroup and write its cap (``[file, value, required]`` in order),
-    while this process is still outside it; a stage whose cage cannot be made or capped does
-    not run (the driver removes what was made)."""
+    """Create the stage's cgroup and write its cap (``[name, value, required]``: its control
+    files, in order), while this process is still outside it; a stage whose cage cannot be
+    made or capped does not run (the driver removes what was made)."""
     try:
         os.mkdir(path)
-        for file, value, required in writes:
+        for name, value, required in writes:
             try:
-                write_text(str(file), str(value))
+                write_text(f"{path}/{name}", str(value))
             except OSError:
                 if required:
                     raise

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 
 from blut_core.model.jobs import Job, JobState
@@ -132,29 +131,6 @@ def test_a_stage_whose_cgroup_cannot_be_capped_does_not_run(
     assert "cannot make the stage's cgroup" in err and "memory.limit_in_bytes" in err
     assert "Traceback" not in err
     assert list(not_cgroups.iterdir()) == []  # what the worker made is removed all the same
-
-
-def test_a_workers_stages_are_scheduled_as_any_process(parent: Path, tmp_path: Path) -> None:
-    """The fork server and its idle workers are SCHED_BATCH; the stage a worker starts is
-    not (the worker is back to SCHED_OTHER before anything of it runs)."""
-    import sys
-
-    launcher = _launcher()
-    try:
-        script = ("import os, sys; "
-                  "open('policy', 'w').write(f'{os.sched_getscheduler(0)} {os.getppid()}')")
-        job = _job(tmp_path, "policy", "", 64 * MiB)
-        handle = _idle(launcher).submit(attrs.evolve(job, argv=(sys.executable, "-c", script)))
-        state = _finish(launcher, handle)
-        server = launcher._forks.proc.pid
-        server_policy = os.sched_getscheduler(server)
-    finally:
-        launcher.close()
-    assert state.returncode == 0 and "." in handle.job_id
-    policy, worker = (int(x) for x in (tmp_path / "policy" / "work" / "policy").read_text().split())
-    assert worker != server  # it ran under a worker, not the server itself
-    assert policy == os.SCHED_OTHER
-    assert server_policy == os.SCHED_BATCH
 
 
 def test_the_fork_server_has_openssl_before_any_stage(tmp_path: Path) -> None:
