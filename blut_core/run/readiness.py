@@ -115,6 +115,8 @@ class Readiness:
     def joined(self, outcomes: Mapping[str, StageOutcome]) -> list[Stage]:
         """Stages that became ready since the last call, in priority order: each stage is
         handed out once a run (the executor looks each up in the cache once)."""
+        if not self._joined:
+            return []
         names, self._joined = self._joined, []
         names = [n for n in names if n in self._open and n not in outcomes]
         if len(names) > 1:
@@ -131,6 +133,8 @@ class Readiness:
         when it is walked: walk it before acting on what it gave.
         """
         is_open = self._open
+        if not is_open:
+            return Offered(())
         if self._sorted is None:
             if len(is_open) <= 1 and "by_priority" not in self.__dict__:
                 return Offered(self._eligible(tuple(is_open), 0, outcomes, running, ending,
