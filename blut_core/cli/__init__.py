@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from blut_core.cli.output import recipe_options as recipe_options
     from blut_core.cli.output import table as table
     from blut_core.cli.root import cli as cli
+    from blut_core.host.commands import lazy_command as lazy_command
 
 _WHERE = {
     "cli": "cli.root", "main": "cli.entry",
@@ -30,6 +31,7 @@ _WHERE = {
     "complete_stages": "cli.complete",
     "echo_json": "cli.output", "human_bytes": "cli.output", "human_seconds": "cli.output",
     "json_option": "cli.output", "recipe_options": "cli.output", "table": "cli.output",
+    "lazy_command": "host.commands",
 }
 
 __getattr__, __all__ = exports(__name__, _WHERE)

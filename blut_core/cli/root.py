@@ -25,10 +25,11 @@ class PluginGroup(click.Group):
     """Root group; sub-commands come from the registry's ``blut_commands`` records."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        # listing (help, completion) imports every command: one that fails is left out
         return sorted(_app(ctx).registry.commands)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        provided = _app(ctx).registry.commands.get(cmd_name)
+        provided = _app(ctx).registry.command(cmd_name)  # imports that command's module only
         return None if provided is None else provided.item
 
 

@@ -91,10 +91,45 @@ class Registry:
         self._pm = pm
 
     @functools.cached_property
-    def commands(self) -> Mapping[str, Provided[click.Command]]:
+    def command_names(self) -> Mapping[str, Provided[click.Command]]:
+        """What ``blut_commands`` yields, by name: a lazy command (:mod:`.commands`) is not
+        imported yet."""
         import click
 
         return collect(self._pm, "blut_commands", click.Command, lambda c: c.name or "")
+
+    @functools.cached_property
+    def commands(self) -> Mapping[str, Provided[click.Command]]:
+        """Every command, each lazy one imported; one that fails to import is left out and
+        its plugin marked failed."""
+        found: dict[str, Provided[click.Command]] = {}
+        for name in self.command_names:
+            try:
+                provided = self.command(name)
+            except PluginError:
+                if self._pm.strict:
+                    raise
+                continue
+            if provided is not None:
+                found[name] = provided
+        return found
+
+    def command(self, name: str) -> Provided[click.Command] | None:
+        """The command ``name`` (``None``: no plugin registers it), importing only its own
+        module when it is lazy; a :class:`PluginError` when that import fails."""
+        from blut_core.host.commands import LazyCommand
+
+        provided = self.command_names.get(name)
+        if provided is None or not isinstance(provided.item, LazyCommand):
+            return provided
+        try:
+            return Provided(provided.item.load(), provided.plugin)
+        except Exception as exc:
+            error = f"command {name!r} failed to load: {type(exc).__name__}: {exc}"
+            self._pm.mark_failed(provided.plugin, error)
+            raise PluginError(f"{self._pm.describe(provided.plugin)}: {error}",
+                              hint="reinstall that distribution, or disable it with "
+                                   "BLUT_DISABLE_PLUGINS") from exc
 
     @functools.cached_property
     def launchers(self) -> Mapping[str, Provided[LauncherSpec]]:

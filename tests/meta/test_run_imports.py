@@ -38,6 +38,9 @@ def blut_recipes():
 NOT_FOR_A_PLAIN_RUN = [
     "hashlib",            # sha256 names params (calibration keys, lineage): no params, no sha256
     "blut_core.model.capacity",  # what a remote launcher can give
+    # the other built-in commands' modules (registered with lazy_command)
+    *(f"blut_plugins.cli._{m}" for m in ("broker", "cancel", "config", "logs", "metrics", "plan",
+                                         "plugins", "recipes", "resume")),
 ]
 
 
