@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import heapq
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, overload
@@ -37,7 +38,10 @@ class Readiness:
         for s in order:
             for i in set(s.inputs):
                 self._dependents[i].append(s.name)
-        self._unsettled = False  # a stage failed or was pruned: its downstream needs settling
+        self._topo = {s.name: i for i, s in enumerate(order)}
+        #: (plan position, name) of the dependents of stages that failed or were pruned: the
+        #: only stages :meth:`blocked` looks at, in plan order
+        self._blocking: list[tuple[int, str]] = []
         #: stages whose inputs are all ok and that have no outcome yet: the only ones
         #: :meth:`ready` looks at, so a loop turn costs what is open, not the whole plan
         self._open = {s.name for s in order if not self._unmet[s.name]}
@@ -61,17 +65,23 @@ class Readiness:
                     if self._sorted is not None:
                         bisect.insort(self._sorted, d, lo=self._head, key=self._rank.__getitem__)
         elif failed:
-            self._unsettled = True
+            topo, blocking = self._topo, self._blocking
+            for d in self._dependents.get(name, ()):
+                heapq.heappush(blocking, (topo[d], d))
 
     def blocked(self, outcomes: Mapping[str, StageOutcome],
                 running: Collection[str]) -> Iterator[StageOutcome]:
-        """Outcomes of the stages a failed or pruned input blocks (empty unless one failed)."""
-        if not self._unsettled:
-            return
-        self._unsettled = False
-        for s in self.order:
-            if s.name in outcomes or s.name in running:
+        """Outcomes of the stages a failed or pruned input blocks, in plan order (empty unless
+        one failed). Only the failed stages' dependents are looked at; record each outcome
+        before reading the next, so that what it blocks in turn follows in the same pass."""
+        blocking, by_name = self._blocking, self._by_name
+        last = None
+        while blocking:
+            _, name = heapq.heappop(blocking)
+            if name == last or name in outcomes or name in running:
                 continue
+            last = name
+            s = by_name[name]
             bad = [i for i in s.inputs if i in outcomes and not outcomes[i].ok]
             if bad:
                 pruned = any(outcomes[i].state is StageState.PRUNED for i in bad)

@@ -1,6 +1,7 @@
 """The ready set as the executor sees it turn after turn: priority order while stages leave
-and join, backoff, the ``ending`` set, blocked branches, each stage handed out once for its
-cache look-up, and a policy that reads only the front of a long ready set."""
+and join, backoff, the ``ending`` set, branches a failed or pruned stage blocks, each stage
+handed out once for its cache look-up, and a policy that reads only the front of a long
+ready set."""
 
 from __future__ import annotations
 
@@ -46,6 +47,30 @@ def random_dag(n: int, seed: int) -> tuple[Plan, dict[str, int]]:
     return Plan.of(*made), {s.name: rng.randrange(1, 1000) for s in made}
 
 
+def pruned(name: str) -> StageOutcome:
+    return StageOutcome(stage=name, attempt=1, state=StageState.PRUNED,
+                        classification=Classification.PRUNED)
+
+
+def blocked_by_definition(order: list[Stage], outcomes: dict[str, StageOutcome],
+                          running: set[str]) -> list[StageOutcome]:
+    """Every stage in plan order with a failed or pruned input, its outcome recorded before
+    the next is looked at (what it blocks in turn is blocked in the same pass)."""
+    seen, out = dict(outcomes), []
+    for s in order:
+        bad = [i for i in s.inputs if i in seen and not seen[i].ok]
+        if s.name in seen or s.name in running or not bad:
+            continue
+        cut = any(seen[i].state is StageState.PRUNED for i in bad)
+        seen[s.name] = o = StageOutcome(
+            stage=s.name, attempt=0,
+            state=StageState.PRUNED if cut else StageState.UPSTREAM_FAILED,
+            classification=Classification.PRUNED if cut else Classification.ERROR,
+            error=f"input {bad[0]!r} {seen[bad[0]].state.value}")
+        out.append(o)
+    return out
+
+
 def expected(rd: Readiness, outcomes: dict[str, StageOutcome], running: set[str],
              ending: set[str], not_before: dict[str, float]) -> list[str]:
     """The ready set by definition: every input ok, no outcome, not running, ending or
@@ -71,9 +96,13 @@ def test_the_ready_set_keeps_priority_order_as_stages_leave_and_join() -> None:
         while len(outcomes) < len(plan.stages) and turns < 5000:
             turns += 1
             handed += [s.name for s in rd.joined(outcomes)]
-            for o in rd.blocked(outcomes, running):
+            want_blocked = blocked_by_definition(rd.order, outcomes, running)
+            got_blocked = []
+            for o in rd.blocked(outcomes, running):  # recorded as read, as the executor does
                 outcomes[o.stage] = o
                 rd.settled(o.stage, False, failed=True)
+                got_blocked.append(o)
+            assert got_blocked == want_blocked
             offered = rd.ready(outcomes, running, ending, not_before)
             want = expected(rd, outcomes, running, ending, not_before)
             front = rng.randrange(0, 4)
@@ -91,7 +120,8 @@ def test_the_ready_set_keeps_priority_order_as_stages_leave_and_join() -> None:
                 elif roll < 0.2:
                     ending.add(name)  # ended, not finished yet: offered to nobody
                 else:
-                    outcomes[name] = failed(name) if roll < 0.25 else ok(name)
+                    outcomes[name] = failed(name) if roll < 0.23 else pruned(name) \
+                        if roll < 0.26 else ok(name)
                     rd.settled(name, outcomes[name].ok, failed=not outcomes[name].ok)
                     not_before.pop(name, None)
             for name in [n for n, t in not_before.items() if t > time.time()]:
@@ -99,8 +129,7 @@ def test_the_ready_set_keeps_priority_order_as_stages_leave_and_join() -> None:
                     not_before[name] = 0.0  # its backoff is over
         assert len(outcomes) == len(plan.stages)
         assert sorted(handed) == sorted(set(handed))  # each stage handed out once
-        assert set(handed) == {n for n, o in outcomes.items() if o.state is not
-                               StageState.UPSTREAM_FAILED}
+        assert set(handed) == {n for n, o in outcomes.items() if o.attempt}  # all that ran
 
 
 def test_joined_hands_out_newly_ready_stages_in_priority_order() -> None:
