@@ -220,7 +220,9 @@ class _Server:
             if announce:
                 self.send({"op": "dropped", "pid": pid})
 
-    def spawn(self, req: dict[str, Any]) -> None:
+    def spawn(self, req: dict[str, Any], line: bytes | None = None) -> None:
+        """Hand request ``req`` to a worker (``line``: its text as the driver sent it, handed on
+        as it is instead of written again)."""
         target = req.get("preload")
         if target and str(target) not in self.preloaded:  # import it here once; forks share it
             self.preloaded.add(str(target))
@@ -249,7 +251,7 @@ class _Server:
         if req.get("reuse"):
             self.returning.add(pid)
         with contextlib.suppress(OSError):
-            os.write(worker.requests, (json.dumps(req) + "\n").encode())
+            os.write(worker.requests, (line if line is not None else json.dumps(req).encode()) + b"\n")
         if named is None:
             self.send({"op": "spawned", "id": req.get("id"), "pid": pid})
         self._fill_spares()  # ready for the next requests
@@ -341,7 +343,7 @@ class _Server:
         req = json.loads(line)
         op = req.get("op")
         if op == "spawn":
-            self.spawn(req)
+            self.spawn(req, line)
         elif op == "go":
             self.go(int(req["pid"]))
 
