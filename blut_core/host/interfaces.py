@@ -71,6 +71,10 @@ class Launcher(ABC):
         """
         return []
 
+    def expect(self, commands: int) -> None:  # noqa: B027 - optional
+        """Optional: how many command stages the run may start, told once before
+        :meth:`prepare` (a launcher may get ready differently for a few than for many)."""
+
     def prepare(self, env: Mapping[str, str], python_modules: Sequence[str]) -> None:  # noqa: B027
         """Optional: get ready before the first ``submit`` (start servers, import modules).
 

@@ -418,4 +418,5 @@ def prepare_launcher(launcher: Launcher, stages: list[Stage]) -> None:
     pythonpath = stage_pythonpath()
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
+    launcher.expect(sum(1 for s in stages if s.target is None))
     launcher.prepare(env, modules)

@@ -150,3 +150,51 @@ def test_the_fork_server_has_openssl_before_any_stage(tmp_path: Path) -> None:
     finally:
         client.close()
     assert "libcrypto" in maps
+
+
+def _fork_servers() -> list[int]:
+    import psutil
+
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if "blut_plugins.local.forkserver" in " ".join(p.cmdline()):
+                found.append(p.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_run_of_few_command_stages_starts_them_without_a_fork_server(
+        parent: Path, tmp_path: Path) -> None:
+    from blut_core.model.stage import Stage
+    from blut_core.process.spec import prepare_launcher
+    from blut_plugins.cgroup.backend import CgroupContainment
+    from blut_plugins.local.launcher import LocalLauncher
+
+    def commands(n: int) -> list[Stage]:
+        return [Stage.command(f"s{i}", ["true"]) for i in range(n)]
+
+    few = LocalLauncher(None, CgroupContainment(1))
+    try:
+        prepare_launcher(few, commands(3))
+        state = _finish(few, few.submit(_job(tmp_path, "a", _WHERE, 64 * MiB)))
+        assert state.returncode == 0
+        where, limit = (tmp_path / "a" / "work" / "out").read_text().split()
+        assert parent.name in where  # still in a cage of its own, under the cap
+        assert int(limit) == 64 * MiB
+        assert _fork_servers() == []  # a Python process's start-up these few never win back
+    finally:
+        few.close()
+    many = LocalLauncher(None, CgroupContainment(1))
+    try:
+        prepare_launcher(many, commands(LocalLauncher.FORK_SERVER_MIN_COMMANDS))
+        assert len(_fork_servers()) == 1
+    finally:
+        many.close()
+    python = LocalLauncher(None, CgroupContainment(1))
+    try:  # a Python stage needs one, however few the stages
+        prepare_launcher(python, [Stage.call("p", "tests.support.stages:emit")])
+        assert len(_fork_servers()) == 1
+    finally:
+        python.close()
