@@ -51,15 +51,18 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> None:
 def _leave(exc: SystemExit) -> NoReturn:
     """End this process with ``exc``'s code, skipping the interpreter's teardown when that is
     safe: its exit functions still run (``atexit``, ``weakref.finalize``), stdout and stderr
-    are flushed, and the teardown is skipped only when no non-daemon thread is still running
-    and no database engine (DuckDB) is loaded. Otherwise it exits as Python does."""
+    are flushed, and the teardown is skipped only when no non-daemon thread is still running,
+    no database engine (DuckDB) is loaded and no profiler or tracer (``cProfile``,
+    ``coverage``) waits to write its results after ``main`` returns. Otherwise it exits as
+    Python does."""
     import threading
 
     code = exc.code
     if code is None:
         code = 0
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
-    if not isinstance(code, int) or any(not t.daemon for t in others) or "duckdb" in sys.modules:
+    if not isinstance(code, int) or any(not t.daemon for t in others) or "duckdb" in sys.modules \
+            or sys.getprofile() is not None or sys.gettrace() is not None:
         raise exc
     import atexit
 

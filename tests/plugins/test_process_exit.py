@@ -73,3 +73,14 @@ def test_a_closed_stdout_is_not_a_crash(tmp_path: Path) -> None:
         code = proc.wait(timeout=120)
     assert "Traceback" not in err
     assert code in (0, 1, 120)  # what Python's own exit gives for a closed pipe
+
+
+def test_a_profile_of_a_blut_command_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "blut.prof"
+    env = {**blut_env(tmp_path / "home", tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "blut_core",
+                           "plugins", "list"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    import pstats
+
+    assert pstats.Stats(str(out)).total_calls > 0  # cProfile wrote it after blut's main returned
