@@ -69,9 +69,8 @@ def run_command(ctx: click.Context, recipe: str, params_file: Path | None,
     prepared = prepare(app, recipe, params_file=params_file, overrides=overrides)
     options = ExecOptions(no_cache=no_cache, fail_fast=fail_fast, deadline=deadline,
                           jobs=jobs if jobs is not None else app.settings.jobs)
-    broker = warn_if_uncapped(app, no_calibration=no_calibration)
     summary = start_run(app, prepared, launcher=launcher, options=options,
-                        no_calibration=no_calibration, broker=broker,
+                        no_calibration=no_calibration, on_broker=warn_if_uncapped,
                         progress=sink_for(sys.stdout.isatty(), enabled=progress))
     if report:
         write_report(app, summary.run_dir)
@@ -94,19 +93,12 @@ def write_report(app: App, run_dir: Path) -> None:
     click.echo(f"report {target}", err=True)
 
 
-def warn_if_uncapped(app: App, *, no_calibration: bool = False) -> Broker:
-    """A loud warning on stderr when no memory containment is usable on this machine.
-
-    Returns the broker whose containment it probed, for the run to use: the selection is
-    built once per run, not once for this warning and again for the run.
-    """
-    from blut_core import Broker
-
-    broker = Broker(app, no_calibration=no_calibration)
+def warn_if_uncapped(broker: Broker) -> None:
+    """A loud warning on stderr when no memory containment is usable on this machine (the
+    run's broker has probed it; a run with every stage cached needs none and is not told)."""
     warning = broker.selection.warning
     if warning:
         click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
-    return broker
 
 
 @hookimpl

@@ -98,6 +98,19 @@ def test_bad_input_is_one_line_exit_2(capsys, app) -> None:  # type: ignore[no-u
         assert "Traceback" not in err
 
 
+def test_run_warns_loudly_without_containment_unless_nothing_runs(
+        capsys, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("BLUT_CONTAINMENT", "bare")
+    with pytest.raises(SystemExit) as first:
+        main(["run", "diamond"], app=app)
+    assert first.value.code == 0
+    err = capsys.readouterr().err
+    assert "WARNING: " in err and "NO MEMORY CONTAINMENT" in err
+    with pytest.raises(SystemExit) as again:  # every stage cached: nothing runs, nothing to cap
+        main(["run", "diamond"], app=app)
+    assert again.value.code == 0
+    assert "NO MEMORY CONTAINMENT" not in capsys.readouterr().err
+
 def test_verbose_adds_the_traceback(capsys, app) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit):
         main(["-v", "run", "diamnod"], app=app)
