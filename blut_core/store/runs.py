@@ -10,7 +10,6 @@ last line was cut short by a killed driver is not damage (see
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
 import time
@@ -97,6 +96,8 @@ def document_problem(name: str, value: Any) -> str | None:
 
 def _stamp(run_id: str, path: Path) -> float | None:
     """When a run started, from its id (``YYYYmmdd-HHMMSS-…``, UTC) or its directory."""
+    import calendar  # (~3 ms) only a damaged run's start time needs it
+
     try:
         return float(calendar.timegm(time.strptime(run_id[:15], "%Y%m%d-%H%M%S")))
     except ValueError:
