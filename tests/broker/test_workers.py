@@ -25,6 +25,15 @@ def caged(app: App) -> str:
     return sel.name
 
 
+@pytest.fixture
+def workers_for_few_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These runs have a few command stages only; a run of many (as many as
+    ``FORK_SERVER_MIN_COMMANDS``) starts them by workers the same way."""
+    from blut_plugins.local.launcher import LocalLauncher
+
+    monkeypatch.setattr(LocalLauncher, "FORK_SERVER_MIN_COMMANDS", 0)
+
+
 def _seen(run_dir: Path, stage: str) -> dict[str, Any]:
     return json.loads((run_dir / "stages" / stage / "out" / "seen.json").read_text())  # type: ignore[no-any-return]
 
@@ -57,6 +66,7 @@ def test_reuse_can_be_turned_off(app: App, caged: str, monkeypatch: pytest.Monke
 
 
 def test_command_stages_are_started_by_reused_workers(app: App, caged: str,
+                                                      workers_for_few_commands: None,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from blut_core.store.rundir import read_events
 
@@ -97,7 +107,8 @@ def test_each_stage_logging_to_its_own_file_gets_its_own_file(
 
 
 def test_a_command_started_by_a_worker_gets_its_soft_timeout_alone(
-        app: App, caged: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        app: App, caged: str, workers_for_few_commands: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BLUT_REUSE_WORKERS", "1")
     summary = start_run(app, prepare(app, "memtest:cmdtimeouts", overrides=["tag=term"]))
     by = {o.stage: o for o in summary.stages}
