@@ -65,7 +65,7 @@ class Outputs:
                 self.cache.write(pending)
             else:
                 self._stores.append(pending)
-            output_hash = pending.entry.output_hash
+            output_hash = pending.output_hash
         else:
             from blut_core.model.hashing import tree_hash
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from blut_core.store.rundir import STATUS as STATUS
     from blut_core.store.rundir import RunDir as RunDir
     from blut_core.store.rundir import driver_alive as driver_alive
+    from blut_core.store.rundir import process_alive as process_alive
     from blut_core.store.rundir import read_events as read_events
     from blut_core.store.rundir import read_status as read_status
     from blut_core.store.rundir import tail_line as tail_line
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "STATUS": "store.rundir", "RunDir": "store.rundir", "driver_alive": "store.rundir",
+    "process_alive": "store.rundir",
     "read_events": "store.rundir", "read_status": "store.rundir", "tail_line": "store.rundir",
     "write_json_atomic": "store.rundir",
     "RunRecord": "store.runs", "find_run": "store.runs", "is_run_dir": "store.runs",

@@ -272,10 +272,9 @@ class PendingStore:
     todo: list[tuple[str, str, str]]
 
     @property
-    def entry(self) -> CacheEntry:
-        """The entry this store makes (what a lookup of it will return)."""
-        return _entry(self.key, self.final, _meta(self.key, self.stage, self.manifest, {},
-                                                  self.created))
+    def output_hash(self) -> str:
+        """The logical hash of the output (the entry's, once written)."""
+        return manifest_hash(self.manifest)
 
     @property
     def copies(self) -> bool:

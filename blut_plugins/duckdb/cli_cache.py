@@ -157,6 +157,8 @@ _LEFTOVER = re.compile(r"\.(?:gc-[0-9a-f]+-(\d+)|[0-9a-f]+\.(\d+)\.(?:tmp|gone))
 def leftovers(cache_root: Path) -> list[tuple[Path, int]]:
     """``(path, bytes)`` of what an interrupted store or removal left in the cache (a
     temporary or renamed-aside entry) whose process is no longer running."""
+    from blut_core.store import process_alive
+
     found: list[tuple[Path, int]] = []
     if not cache_root.is_dir():
         return found
@@ -165,7 +167,7 @@ def leftovers(cache_root: Path) -> list[tuple[Path, int]]:
             continue
         for e in os.scandir(shard.path):
             m = _LEFTOVER.fullmatch(e.name)
-            if m is None or _alive(int(m.group(1) or m.group(2))):
+            if m is None or process_alive(int(m.group(1) or m.group(2)), None):
                 continue
             size = 0
             for root, _, files in os.walk(e.path):
@@ -177,15 +179,6 @@ def leftovers(cache_root: Path) -> list[tuple[Path, int]]:
             found.append((Path(e.path), size))
     return found
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return pid < 1 << 31  # another user's process: it may still be writing
-    return True
 
 
 
