@@ -27,12 +27,17 @@ def _needs_cgroup_v1() -> None:
 
 
 def _memory_cgroups() -> set[str]:
-    """The memory cgroup of every thread of this process."""
+    """The memory cgroup of every thread of this process (a thread that ended meanwhile is
+    in none)."""
     found = set()
     for tid in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{tid}/cgroup") as fh:
-            found |= {line.split(":", 2)[2] for line in fh.read().splitlines()
-                      if "memory" in line.split(":")[1].split(",")}
+        try:
+            with open(f"/proc/self/task/{tid}/cgroup") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            continue
+        found |= {line.split(":", 2)[2] for line in text.splitlines()
+                  if "memory" in line.split(":")[1].split(",")}
     return found
 
 
