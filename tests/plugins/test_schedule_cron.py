@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,35 +30,59 @@ pytestmark = [pytest.mark.slow,
                                  reason="cron is not installed (Debian: apt-get install cron)")]
 
 
+def clear_of_cron_reads() -> None:
+    """Wait until the clock is well away from a minute's start.
+
+    cron reads its spool at each minute's start and, when the spool's mtime (whole seconds) is
+    the one it read last, reads nothing: an edit made in the same second as that read is
+    never seen. A crontab edited at second 3..56 of a minute is seen at the next one.
+    """
+    while not 3 <= time.localtime().tm_sec <= 56:
+        time.sleep(0.2)
+
+
 @pytest.fixture
-def cron_daemon() -> Iterator[None]:
-    """A running cron daemon: the machine's, or one started here (and stopped after)."""
+def cron_daemon() -> Iterator[Callable[[], None]]:
+    """Start a cron daemon, called once the crontab holds the lines under test.
+
+    The machine's daemon when one runs (then starting is nothing), else Debian's ``cron -f``
+    started by the call (root only) and stopped after. Started after the edit, a daemon
+    reads the edited crontab when it starts, whatever second that is in.
+    """
     running = subprocess.run(["pgrep", "-x", "cron"], capture_output=True).returncode == 0
     if running:
-        yield
+        yield lambda: None
         return
     if os.geteuid() != 0:
         pytest.skip("no cron daemon runs and only root can start one")
-    daemon = subprocess.Popen([shutil.which("cron") or "cron", "-f"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    if daemon.poll() is not None:
-        pytest.skip(f"cron -f would not start (exit code {daemon.returncode})")
+    daemons: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        daemon = subprocess.Popen([shutil.which("cron") or "cron", "-f"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        daemons.append(daemon)
+        time.sleep(0.5)
+        if daemon.poll() is not None:
+            pytest.skip(f"cron -f would not start (exit code {daemon.returncode})")
+
     try:
-        yield
+        yield start
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=30)
+        for daemon in daemons:
+            daemon.terminate()
+            daemon.wait(timeout=30)
 
 
 @pytest.mark.usefixtures("crontab")  # held first: the daemon must not fire another session's lines
-def test_cron_fires_the_schedule_and_the_run_appears(cron_daemon: None, blut_home: Path,
-                                                     tmp_path: Path) -> None:
+def test_cron_fires_the_schedule_and_the_run_appears(cron_daemon: Callable[[], None],
+                                                     blut_home: Path, tmp_path: Path) -> None:
+    clear_of_cron_reads()
     done = blut("schedule", "install", "testbook:diamond", "--calendar", "minutely",
                 "--name", "every-minute", home=blut_home, tmp=tmp_path)
     assert done.returncode == 0, done.stderr
     [line] = our_lines(current_crontab())
     assert line.startswith("* * * * * ")
+    cron_daemon()
     deadline = time.monotonic() + 150  # the next minute, and cron's own minute to notice the edit
     runs: dict[str, str] = {}
     while time.monotonic() < deadline:
