@@ -80,7 +80,7 @@ class Executor:
         self.hashes = self.outputs.hashes  # finished stages' logical output hashes
         self.running: dict[str, Attempt] = {}
         self.attempts: dict[str, int] = {}
-        self.oom_kills: dict[str, int] = {}  # per stage, this driver: retried apart from errors
+        self.oom_kills: dict[str, int] = {}  # per stage, this run: retried apart from errors
         self.not_before: dict[str, float] = {}
         self.cache_checked: set[str] = set()
         self.ending: set[str] = set()  # ended, not finished yet (see _wrap_up)
@@ -97,13 +97,16 @@ class Executor:
 
     # -- the loop ---------------------------------------------------------------------
 
-    def seed(self, outcomes: Mapping[str, StageOutcome], attempts: Mapping[str, int]) -> None:
-        """Start from a previous driver's results (``blut resume``): finished stages stay."""
+    def seed(self, outcomes: Mapping[str, StageOutcome], attempts: Mapping[str, int],
+             oom_kills: Mapping[str, int] | None = None) -> None:
+        """Start from a previous driver's results (``blut resume``): finished stages stay;
+        attempt numbers and OOM kills go on counting from where they were."""
         for name, outcome in outcomes.items():
             self._set_outcome(name, outcome)
             if outcome.output_hash:
                 self.hashes[name] = outcome.output_hash
         self.attempts.update(attempts)
+        self.oom_kills.update(oom_kills or {})
 
     def request_cancel(self, reason: str) -> None:
         """Ask the loop to cancel at its next safe point (signal handlers call this)."""

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from blut_core.errors import ConfigError
 from blut_core.model.outcome import Classification, StageOutcome, StageState
 from blut_core.store.rundir import STATUS, RunDir, StatusLog, read_events
@@ -49,11 +51,23 @@ def load_plan(path: Path) -> tuple[str, Plan]:
     return str(data.get("recipe", "?")), plan
 
 
-def previous_state(path: Path, plan: Plan) -> tuple[dict[str, StageOutcome], dict[str, int],
-                                                   dict[int, str]]:
-    """(stages to keep, attempt numbers used so far, pids of attempts that never finished)."""
+@attrs.frozen
+class PreviousState:
+    """What earlier drivers of a run left: the stages to keep, the attempt numbers used so
+    far, each stage's OOM kills among them (they do not use up its error budget, before a
+    resume or after), and the pids of attempts that never finished (pid → ``stage#N``)."""
+
+    kept: dict[str, StageOutcome]
+    attempts: dict[str, int]
+    oom_kills: dict[str, int]
+    orphans: dict[int, str]
+
+
+def previous_state(path: Path, plan: Plan) -> PreviousState:
+    """Read the status stream of run ``path`` for what a resume starts from."""
     kept: dict[str, StageOutcome] = {}
     attempts: dict[str, int] = {}
+    ooms: dict[str, int] = {}
     open_pids: dict[tuple[str, int], int] = {}
     names = {s.name for s in plan}
     for ev in read_events(path / STATUS):
@@ -68,6 +82,8 @@ def previous_state(path: Path, plan: Plan) -> tuple[dict[str, StageOutcome], dic
                 open_pids[(name, attempt)] = ev["pid"]
         elif kind in ("stage_finished", "stage_skipped"):
             open_pids.pop((name, attempt), None)
+            if ev.get("classification") == "oom":
+                ooms[name] = ooms.get(name, 0) + 1
             state = ev.get("state", "cached" if kind == "stage_skipped" else None)
             out = path / "stages" / name / "out"
             if state in ("ok", "cached") and ev.get("output_hash") and out.is_dir():
@@ -80,7 +96,7 @@ def previous_state(path: Path, plan: Plan) -> tuple[dict[str, StageOutcome], dic
             else:
                 kept.pop(name, None)
     orphans = {pid: f"{name}#{n}" for (name, n), pid in open_pids.items()}
-    return kept, attempts, orphans
+    return PreviousState(kept=kept, attempts=attempts, oom_kills=ooms, orphans=orphans)
 
 
 def _names_run(proc: Any, run_id: str) -> bool:
@@ -154,9 +170,10 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
         raise ConfigError(f"run {record.run_id} already finished ok: nothing to resume",
                           hint="start a new run with `blut run`")
     recipe, plan = load_plan(path)
-    kept, attempts, orphans = previous_state(path, plan)
+    previous = previous_state(path, plan)
+    kept = previous.kept
     sinks = check_sinks(app)
-    killed = kill_orphans(record.run_id, orphans)
+    killed = kill_orphans(record.run_id, previous.orphans)
     provenance = _read(path / "provenance.json")
     launcher_name = str(provenance.get("launcher") or "local")
     broker = Broker(app)
@@ -183,7 +200,7 @@ def resume_run(app: App, ref: str, *, options: ExecOptions | None = None,
     executor = Executor(plan=plan, run=info, rundir=rundir, status=status, launcher=launcher,
                         cache=Cache(app.settings.cache_dir), policy=policy, hooks=app.hooks,
                         options=options, progress=progress)
-    executor.seed(kept, attempts)
+    executor.seed(kept, previous.attempts, previous.oom_kills)
     try:
         return drive(app, executor, info, status, launcher, sinks=sinks)
     finally:
@@ -213,7 +230,7 @@ def cancel_run(app: App, ref: str, *, wait: float = 30.0) -> str:
         raise _refuse_damaged(record, "cancelled")
     if record.state == "interrupted":
         _, plan = load_plan(path)
-        _, _, orphans = previous_state(path, plan)
+        orphans = previous_state(path, plan).orphans
         kill_orphans(record.run_id, orphans)
         _cancel_remote_of(app, path, record.run_id)
         status = StatusLog(path / STATUS)

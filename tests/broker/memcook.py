@@ -38,6 +38,21 @@ def hog(p: HogParams) -> Plan:
 
 
 @attrs.frozen(kw_only=True)
+class ScriptParams:
+    script: str = "ok"
+    attempts: int = 2
+    oom_retries: int = 0
+
+
+def scripted(p: ScriptParams) -> Plan:
+    """One stage whose Nth attempt does the Nth word of ``p.script`` (oom, error or ok)."""
+    return Plan.of(Stage.call("scripted", stages_mem.scripted, params={"script": p.script},
+                              cache=False, footprint=Footprint.fixed("64M"),
+                              retry=RetryPolicy(max_attempts=p.attempts, delay=0.0,
+                                                retry_on=RetryOn.ANY, oom_retries=p.oom_retries)))
+
+
+@attrs.frozen(kw_only=True)
 class ForkParams:
     pid_file: str = ""
     children: int = 2
@@ -103,6 +118,8 @@ def probes(p: ChainParams) -> Plan:
 RECIPES: tuple[Recipe, ...] = (
     Recipe(name="hog", summary="Touch memory.", params=HogParams, build=hog),
     Recipe(name="forks", summary="Fork memory-holding children.", params=ForkParams, build=forks),
+    Recipe(name="scripted", summary="A stage whose attempts do as told.", params=ScriptParams,
+           build=scripted),
     Recipe(name="knobs", summary="A right-sizable stage.", params=KnobParams, build=knobs),
     Recipe(name="bad", summary="A bad declaration.", params=BadParams, build=bad),
     Recipe(name="undeclared", summary="No footprint.", params=BadParams, build=undeclared),

@@ -21,6 +21,20 @@ def hog(ctx: StageContext) -> None:
     (ctx.out_dir / "held.txt").write_text(str(len(held) * 16), encoding="utf-8")
 
 
+def scripted(ctx: StageContext) -> None:
+    """Attempt N does the Nth word of ``params["script"]``: ``oom`` (touch 4x the cap's
+    default, so a 64 MiB declaration is killed), ``error`` (raise) or ``ok``."""
+    words = str(ctx.params["script"]).split(",")
+    what = words[min(ctx.attempt, len(words)) - 1]
+    if what == "oom":
+        hog_mb = 512
+        held = [b"\x01" * CHUNK for _ in range(hog_mb * (1 << 20) // CHUNK)]
+        raise AssertionError(f"touched {len(held) * 16} MiB and was not killed")
+    if what == "error":
+        raise RuntimeError(f"attempt {ctx.attempt} fails as scripted")
+    (ctx.out_dir / "attempt.txt").write_text(str(ctx.attempt), encoding="utf-8")
+
+
 def knobbed(ctx: StageContext) -> None:
     """Record the knobs the stage was admitted with."""
     import json

@@ -123,3 +123,25 @@ def test_sixteen_undeclared_stages_finish_in_one_run_in_a_small_box(
     assert len(killed) >= 8                                 # most outgrew the default…
     assert all(s["attempts"] <= 2 for s in summary["stages"])  # …and ran on their first retry
     print(f"16 stages in a 3 GiB box: {len(killed)} OOM retries, {wall:.1f}s wall")
+
+
+def test_a_resumed_run_counts_the_oom_kills_before_it_apart_from_errors(
+        app: App, caged: str) -> None:
+    """An OOM kill before ``blut resume`` stays an OOM kill after it: it does not use up the
+    error budget of the attempts the resumed run makes (max_attempts=2 here: the first
+    attempt is killed, the run fails for want of OOM retries; after the resume, one error is
+    retried and the third attempt succeeds)."""
+    from blut_core.run.resume import resume_run
+
+    first = start_run(app, prepare(app, "memtest:scripted", overrides=[
+        "script=oom,error,ok", "attempts=2", "oom_retries=0"]), no_calibration=True)
+    assert first.outcome == "failed"
+    assert [s.classification for s in first.stages] == [Classification.OOM]
+    resumed = resume_run(app, first.run_id)
+    [stage] = resumed.stages
+    assert resumed.outcome == "ok", stage.error
+    assert stage.attempt == 3 and stage.state is StageState.OK
+    events = list(read_events(first.run_dir / "status.jsonl"))
+    finished = [(e["attempt"], e["classification"]) for e in events
+                if e["event"] == "stage_finished"]
+    assert finished == [(1, "oom"), (2, "error"), (3, "ok")]
