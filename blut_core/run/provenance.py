@@ -85,6 +85,22 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def platform_text() -> str:
+    """What :func:`platform.platform` says (``Linux-6.1.0-18-amd64-x86_64-with-glibc2.36``),
+    without the ``uname -p`` process it starts for the processor's name (~6 ms a run): the
+    system, release and machine of :func:`os.uname`, and the C library."""
+    u = os.uname()
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
+    except (ValueError, OSError):
+        libc = ""
+    name, _, version = libc.partition(" ")
+    if not version:
+        name, version = platform.libc_ver()
+    parts = [u.sysname, u.release, u.machine] + (["with", name + version] if name else [])
+    return "-".join(x.strip().replace(" ", "_") for x in parts if x.strip())
+
+
 def total_ram() -> int | None:
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
@@ -133,8 +149,7 @@ class Gathering:
 
     def finish(self, plugins: list[dict[str, Any]]) -> dict[str, Any]:
         """Everything ``provenance.json`` records."""
-        # platform() runs `uname -p`: git status, started earlier, runs meanwhile
-        described = platform.platform()
+        described = platform_text()
         states = {r: _status_of(proc, r) for r, proc in self.started.items()}
         self.started = {}
 

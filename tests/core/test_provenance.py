@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -62,3 +63,22 @@ def test_git_status_started_early_is_collected_or_stopped(tmp_path: Path) -> Non
     assert running
     refused.close()
     assert all(p.returncode is not None for p in running)  # reaped: no git left behind
+
+
+def test_the_platform_is_recorded_without_starting_a_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """platform.platform() starts `uname -p` for the processor's name; a run records the same
+    text (where that name is unknown, as on Debian) from os.uname() alone."""
+    import platform
+
+    expected = platform.platform() if platform.processor() in ("", "unknown") else None
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a process was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    monkeypatch.setattr(subprocess, "check_output", no_process)
+    text = provenance.platform_text()
+    assert text.startswith(f"{os.uname().sysname}-{os.uname().release}-{os.uname().machine}")
+    if expected is not None:
+        assert text == expected
