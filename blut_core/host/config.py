@@ -91,6 +91,9 @@ KEYS: tuple[Key, ...] = (
         help="fork Python stages from a pre-imported server"),
     Key(name="launcher.local.reuse_workers", env="BLUT_REUSE_WORKERS", kind="bool", default="true",
         help="reuse a worker that ran a stage cleanly in its own cgroup"),
+    Key(name="launcher.local.fork_driver", env="BLUT_FORKSERVER_FORK", kind="bool",
+        default="true", help="start the fork server as a fork of the driver, not a new "
+                             "interpreter"),
 )
 BY_NAME = {k.name: k for k in KEYS}
 _TRUE = {"1", "true", "yes", "on"}

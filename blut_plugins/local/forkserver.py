@@ -5,8 +5,10 @@ Python stages run in the worker itself. A command stage is started by a reused w
 ``posix_spawn`` (no copy of the worker) in the worker's process group and cgroup, and waited
 for; the driver then pays one message per command instead of a fork.
 
-The local launcher starts one fork server per run (``python -m blut_plugins.local.forkserver FD``)
-and talks to it over a socket with JSON lines:
+The local launcher starts one fork server per run — a fork of the driver that calls
+:func:`main`, or where the driver runs other threads ``python -m blut_plugins.local.forkserver
+FD`` (:class:`blut_plugins.local.forkclient.ForkClient`) — and talks to it over a socket with
+JSON lines:
 
 - server → driver ``{"op": "spare", "pid"}`` whenever a *worker* is idle: a fork of the
   server waiting on a pipe for its next request, the leader of its own session. The server

@@ -1,4 +1,5 @@
-"""The fork server's driver end: closing a server that ran nothing does not wait for its start-up."""
+"""The fork server's driver end: how the server is started (a fork of the driver, or a new
+interpreter), and closing a server that ran nothing does not wait for its start-up."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.support.procs import alive
 
@@ -43,3 +46,96 @@ def test_a_used_server_ends_its_workers_when_closed(tmp_path: Path) -> None:
     assert not any(alive(p) for p in [pid, *spares])
 
 
+
+
+def _server_cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def test_the_server_is_a_fork_of_the_driver_that_imports_from_its_pythonpath(
+        tmp_path: Path) -> None:
+    """No other thread runs: the server is a fork of this process (no new interpreter to
+    wait for), and it imports the stage modules found on the PYTHONPATH it was given."""
+    from blut_plugins.local.forkclient import ForkClient
+
+    mark = tmp_path / "imported"
+    (tmp_path / "marking_stage_module.py").write_text(
+        f"open({str(mark)!r}, 'w').write('yes')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), *sys.path])}
+    client = ForkClient(env, ["marking_stage_module"])
+    try:
+        assert _server_cmdline(client.proc.pid) == _server_cmdline(os.getpid())
+        deadline = time.monotonic() + 10
+        while not mark.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert mark.read_text() == "yes"
+        assert "marking_stage_module" not in sys.modules  # imported there, not here
+    finally:
+        client.close()
+
+
+def test_with_another_thread_running_the_server_is_a_new_interpreter(tmp_path: Path) -> None:
+    """A fork of a process with threads may inherit a lock one of them held: then the
+    server starts as ``python -m blut_plugins.local.forkserver``, and works the same."""
+    import threading
+
+    from blut_plugins.local.forkclient import ForkClient
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    try:
+        client = ForkClient(env)
+    finally:
+        stop.set()
+        thread.join()
+    try:
+        assert "blut_plugins.local.forkserver" in _server_cmdline(client.proc.pid)
+        _, request = client.spawn(cwd=str(tmp_path), env=env, stdout=str(tmp_path / "out"),
+                                  stderr=str(tmp_path / "err"), join={}, argv=["true"])
+        assert client.wait_exit(request, 30) == 0
+    finally:
+        client.close()
+
+
+def test_a_forked_server_does_not_run_the_drivers_signal_handlers(tmp_path: Path) -> None:
+    """The driver's SIGTERM handler (it cancels the run) is not the server's: a SIGTERM ends
+    the server as it would a new interpreter's, and the driver's handler never runs there."""
+    import signal
+
+    from blut_plugins.local.forkclient import ForkClient
+
+    ran = tmp_path / "handler-ran"
+
+    def handler(signum: int, frame: object) -> None:
+        ran.write_text(str(os.getpid()))
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+        client = ForkClient(env)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    try:
+        client.drain()
+        deadline = time.monotonic() + 10
+        while not client.spares and time.monotonic() < deadline:  # it is serving
+            client._read(0.05)
+        os.kill(client.proc.pid, signal.SIGTERM)
+        assert client.proc.wait(timeout=10) == -signal.SIGTERM
+        assert not ran.exists()
+    finally:
+        client.close()
+
+
+def test_blut_forkserver_fork_0_starts_the_server_as_a_new_interpreter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from blut_plugins.local.forkclient import ForkClient
+
+    monkeypatch.setenv("BLUT_FORKSERVER_FORK", "0")
+    client = ForkClient({**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])})
+    try:
+        assert "blut_plugins.local.forkserver" in _server_cmdline(client.proc.pid)
+    finally:
+        client.close()
