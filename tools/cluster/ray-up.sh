@@ -58,7 +58,8 @@ T_PIP=$(now)
 
 PORT=${BLUT_RAY_PORT:-6390}
 (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && die "port $PORT on 127.0.0.1 is in use (set BLUT_RAY_PORT)"
-TOTAL=$(awk '/^MemTotal:/ { print $2 * 1024 }' /proc/meminfo)
+# kB read by awk, bytes by the shell: mawk prints a product past 2^31 as 2.52761e+10
+TOTAL=$(( $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 1024 ))
 if [ "$NODES" = 1 ]; then CPUS=${BLUT_RAY_CPUS:-$(nproc)}; else CPUS=${BLUT_RAY_CPUS:-1}; fi
 MEMORY=${BLUT_RAY_MEMORY:-$((TOTAL * 6 / 10 / NODES))}
 OBJECT_STORE=${BLUT_RAY_OBJECT_STORE:-$((512 * 1024 * 1024))}

@@ -76,3 +76,32 @@ def test_settings_are_frozen() -> None:
         s.address = "auto"  # type: ignore[misc]
     with pytest.raises(TypeError):
         s.runtime_env["pip"] = ["x"]  # type: ignore[index]
+
+
+def test_a_cluster_address_where_nothing_listens_stops_the_run_at_once() -> None:
+    """`ray.init` waits about two minutes for a GCS that is not there; the launcher says in
+    one line, within seconds, that nothing answers at the address, naming it."""
+    pytest.importorskip("ray", reason="ray is not installed")
+    import socket
+
+    from blut_launcher_ray.launcher import RayLauncher
+
+    from blut_core import LauncherError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = RayLauncher(RaySettings(address=f"127.0.0.1:{port}"))
+    with pytest.raises(LauncherError) as caught:
+        launcher.prepare({}, [])
+    assert caught.value.message == f"ray: nothing answers at 127.0.0.1:{port} (Connection refused)"
+    assert "RAY_ADDRESS" in (caught.value.hint or "")
+
+
+def test_the_head_endpoint_of_each_address_form() -> None:
+    from blut_launcher_ray.settings import head_endpoint
+
+    assert head_endpoint("10.0.0.5:6379") == ("10.0.0.5", 6379)
+    assert head_endpoint("ray://head.example:10001") == ("head.example", 10001)
+    assert head_endpoint("auto") is None and head_endpoint("local") is None
+    assert head_endpoint(None) is None and head_endpoint("no port") is None

@@ -24,7 +24,7 @@ from blut_core import Job, JobHandle, JobState, JobStatus, Launcher, LauncherErr
 from blut_core.model import Capacity, NodeCapacity, PeakSource
 from blut_core.process import read_record
 from blut_launcher_ray.classify import Kind, classify_task_error
-from blut_launcher_ray.settings import RaySettings
+from blut_launcher_ray.settings import RaySettings, head_endpoint
 from blut_launcher_ray.sizes import SizeError, infeasible_reason, task_size
 from blut_launcher_ray.task import run_attempt
 
@@ -61,6 +61,7 @@ class RayLauncher(Launcher):
                 raise LauncherError("ray: the ray package is not installed",
                                     hint="pip install blut-launcher-ray") from None
             if not ray.is_initialized():
+                _check_reachable(self.settings.address or os.environ.get("RAY_ADDRESS"))
                 try:
                     ray.init(**self.settings.init_kwargs())
                 except Exception as exc:
@@ -225,3 +226,24 @@ def from_record(record: Mapping[str, Any]) -> JobState:
                     node=str(record.get("node") or ""), started_at=record.get("started_at"),
                     detail=str(record.get("error") or ""))
 
+
+
+#: seconds a cluster's head gets to accept a connection before the run stops
+CONNECT_TIMEOUT = 5.0
+
+
+def _check_reachable(address: str | None) -> None:
+    """Stop at once, in one line, when nothing accepts connections at the cluster's address:
+    ``ray.init`` would wait about two minutes for its GCS before saying so."""
+    endpoint = head_endpoint(address)
+    if endpoint is None:
+        return
+    import socket
+
+    try:
+        socket.create_connection(endpoint, timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__.replace("Error", " error").lower() or str(exc)
+        raise LauncherError(f"ray: nothing answers at {address} ({why})",
+                            hint="start the cluster (ray start --head), or set RAY_ADDRESS or "
+                                 "[launcher.ray] address to where its head listens") from None

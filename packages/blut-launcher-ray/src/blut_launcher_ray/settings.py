@@ -40,6 +40,19 @@ def check_address(address: str) -> None:
         raise ValueError(f"must be auto, local, HOST:PORT or ray://HOST:PORT (got {address!r})")
 
 
+def head_endpoint(address: str | None) -> tuple[str, int] | None:
+    """The ``(host, port)`` a ``HOST:PORT`` or ``ray://HOST:PORT`` address names (``None``
+    for ``auto``, ``local``, nothing, or an address :func:`check_address` refuses)."""
+    if address is None:
+        return None
+    try:
+        check_address(address)
+    except ValueError:
+        return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    return (host.strip("[]"), int(port)) if sep and address not in ("auto", "local") else None
+
+
 def _check_address(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
     if value is None:
         return
