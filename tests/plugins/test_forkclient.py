@@ -49,29 +49,46 @@ def test_a_used_server_ends_its_workers_when_closed(tmp_path: Path) -> None:
 
 
 def _server_cmdline(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    """The server's command line, once it has one (it reads empty while the exec runs)."""
+    deadline = time.monotonic() + 10
+    while not (text := Path(f"/proc/{pid}/cmdline").read_bytes()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return text.decode().split("\0")
+
+
+_FORKED = """
+import os, sys, time
+from pathlib import Path
+from blut_plugins.local.forkclient import ForkClient
+tmp = Path(sys.argv[1])
+mark = tmp / "imported"
+(tmp / "marking_stage_module.py").write_text(f"open({str(mark)!r}, 'w').write('yes')\\n")
+env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), *sys.path])}
+client = ForkClient(env, ["marking_stage_module"])
+try:
+    cmdline = lambda pid: Path(f"/proc/{pid}/cmdline").read_bytes()
+    print("fork" if cmdline(client.proc.pid) == cmdline(os.getpid()) else "new interpreter")
+    deadline = time.monotonic() + 10
+    while not mark.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print(mark.read_text() if mark.exists() else "not imported")
+    print("here" if "marking_stage_module" in sys.modules else "not here")
+finally:
+    client.close()
+"""
 
 
 def test_the_server_is_a_fork_of_the_driver_that_imports_from_its_pythonpath(
         tmp_path: Path) -> None:
-    """No other thread runs: the server is a fork of this process (no new interpreter to
-    wait for), and it imports the stage modules found on the PYTHONPATH it was given."""
-    from blut_plugins.local.forkclient import ForkClient
+    """No other thread runs: the server is a fork of the driver (no new interpreter to wait
+    for), and it imports the stage modules found on the PYTHONPATH it was given. (A driver
+    of its own: this test process may have threads other tests left.)"""
+    import subprocess
 
-    mark = tmp_path / "imported"
-    (tmp_path / "marking_stage_module.py").write_text(
-        f"open({str(mark)!r}, 'w').write('yes')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), *sys.path])}
-    client = ForkClient(env, ["marking_stage_module"])
-    try:
-        assert _server_cmdline(client.proc.pid) == _server_cmdline(os.getpid())
-        deadline = time.monotonic() + 10
-        while not mark.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert mark.read_text() == "yes"
-        assert "marking_stage_module" not in sys.modules  # imported there, not here
-    finally:
-        client.close()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", _FORKED, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert done.stdout.split("\n")[:3] == ["fork", "yes", "not here"], done.stderr
 
 
 def test_with_another_thread_running_the_server_is_a_new_interpreter(tmp_path: Path) -> None:
@@ -99,34 +116,38 @@ def test_with_another_thread_running_the_server_is_a_new_interpreter(tmp_path: P
         client.close()
 
 
+_SIGNALLED = """
+import os, signal, sys, time
+from pathlib import Path
+from blut_plugins.local.forkclient import ForkClient
+ran = Path(sys.argv[1]) / "handler-ran"
+signal.signal(signal.SIGTERM, lambda *_: ran.write_text(str(os.getpid())))
+client = ForkClient(dict(os.environ))
+try:
+    cmdline = lambda pid: Path(f"/proc/{pid}/cmdline").read_bytes()
+    print("fork" if cmdline(client.proc.pid) == cmdline(os.getpid()) else "new interpreter")
+    deadline = time.monotonic() + 10
+    while not client.spares and time.monotonic() < deadline:  # it is serving
+        client._read(0.05)
+    os.kill(client.proc.pid, signal.SIGTERM)
+    print(client.proc.wait(timeout=10))
+    print("handler ran" if ran.exists() else "handler did not run")
+finally:
+    client.close()
+"""
+
+
 def test_a_forked_server_does_not_run_the_drivers_signal_handlers(tmp_path: Path) -> None:
     """The driver's SIGTERM handler (it cancels the run) is not the server's: a SIGTERM ends
     the server as it would a new interpreter's, and the driver's handler never runs there."""
     import signal
+    import subprocess
 
-    from blut_plugins.local.forkclient import ForkClient
-
-    ran = tmp_path / "handler-ran"
-
-    def handler(signum: int, frame: object) -> None:
-        ran.write_text(str(os.getpid()))
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
-        client = ForkClient(env)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    try:
-        client.drain()
-        deadline = time.monotonic() + 10
-        while not client.spares and time.monotonic() < deadline:  # it is serving
-            client._read(0.05)
-        os.kill(client.proc.pid, signal.SIGTERM)
-        assert client.proc.wait(timeout=10) == -signal.SIGTERM
-        assert not ran.exists()
-    finally:
-        client.close()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", _SIGNALLED, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.stdout.split("\n")[:3] == ["fork", str(-signal.SIGTERM), "handler did not run"], \
+        done.stderr
 
 
 def test_blut_forkserver_fork_0_starts_the_server_as_a_new_interpreter(

@@ -80,22 +80,30 @@ def test_settings_are_frozen() -> None:
 
 def test_a_cluster_address_where_nothing_listens_stops_the_run_at_once() -> None:
     """`ray.init` waits about two minutes for a GCS that is not there; the launcher says in
-    one line, within seconds, that nothing answers at the address, naming it."""
+    one line, within seconds, that nothing answers at the address, naming it. (In a process
+    of its own: this one may be connected to the test cluster already.)"""
     pytest.importorskip("ray", reason="ray is not installed")
     import socket
-
-    from blut_launcher_ray.launcher import RayLauncher
-
-    from blut_core import LauncherError
+    import subprocess
+    import sys
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    launcher = RayLauncher(RaySettings(address=f"127.0.0.1:{port}"))
-    with pytest.raises(LauncherError) as caught:
-        launcher.prepare({}, [])
-    assert caught.value.message == f"ray: nothing answers at 127.0.0.1:{port} (Connection refused)"
-    assert "RAY_ADDRESS" in (caught.value.hint or "")
+    code = ("from blut_core import LauncherError\n"
+            "from blut_launcher_ray.launcher import RayLauncher\n"
+            "from blut_launcher_ray.settings import RaySettings\n"
+            f"launcher = RayLauncher(RaySettings(address='127.0.0.1:{port}'))\n"
+            "try:\n"
+            "    launcher.prepare({}, [])\n"
+            "except LauncherError as exc:\n"
+            "    print(exc.message)\n"
+            "    print(exc.hint)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    message, hint = [*done.stdout.splitlines(), "", ""][:2]
+    assert message == f"ray: nothing answers at 127.0.0.1:{port} (Connection refused)", done.stderr
+    assert "RAY_ADDRESS" in hint
 
 
 def test_the_head_endpoint_of_each_address_form() -> None:
