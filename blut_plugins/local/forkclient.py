@@ -15,6 +15,18 @@ from typing import Any
 
 _CHUNK = 65536  # bytes read from the server at once
 _FALSE = {"0", "false", "no", "off"}
+#: the most a driver may hold resident and be forked into the fork server (``blut run``
+#: holds ~25 MiB; a program calling ``start_run`` may hold far more)
+FORK_MAX_RESIDENT = 256 << 20
+
+
+def _resident() -> int:
+    """This process's resident bytes."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return FORK_MAX_RESIDENT + 1  # unknown: not forked
 
 
 class ForkClient:
@@ -23,18 +35,21 @@ class ForkClient:
     def __init__(self, env: dict[str, str], preload: Sequence[str] = ()) -> None:
         """Start the server with environment ``env``, importing the stage modules ``preload``.
 
-        The server is a fork of the driver when the driver runs no other thread (a fork is
-        up in ~2 ms, with blut and the recipe's modules already imported; a new interpreter
-        takes ~60 ms, which the run's first stage waits for), else a new interpreter
-        (``python -m blut_plugins.local.forkserver``): a fork of a process with threads may
-        inherit a lock another thread held.
+        The server is a fork of the driver when the driver runs no other thread and holds
+        at most :data:`FORK_MAX_RESIDENT` bytes (a fork is up in ~2 ms, with blut and the
+        recipe's modules already imported; a new interpreter takes ~60 ms, which the run's
+        first stage waits for), else a new interpreter (``python -m
+        blut_plugins.local.forkserver``): a fork of a process with threads may inherit a
+        lock another thread held, and a fork of a big one (a notebook that calls
+        ``start_run``) would keep every page the driver later frees or changes alive in the
+        server, as its own copy.
         """
         import threading
 
         mine, theirs = socket.socketpair()
         self.sock = mine
         self.proc: _Server | Any
-        if threading.active_count() == 1 and \
+        if threading.active_count() == 1 and _resident() <= FORK_MAX_RESIDENT and \
                 os.environ.get("BLUT_FORKSERVER_FORK", "1").strip().lower() not in _FALSE:
             self.proc = _fork_server(mine, theirs, env, preload)
         else:

@@ -160,3 +160,18 @@ def test_blut_forkserver_fork_0_starts_the_server_as_a_new_interpreter(
         assert "blut_plugins.local.forkserver" in _server_cmdline(client.proc.pid)
     finally:
         client.close()
+
+
+def test_a_driver_holding_much_memory_starts_the_server_as_a_new_interpreter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fork of a big driver would keep, in the server, a copy of every page the driver
+    later frees or changes: above FORK_MAX_RESIDENT the server is a new interpreter."""
+    from blut_plugins.local import forkclient
+
+    monkeypatch.setattr(forkclient, "FORK_MAX_RESIDENT", 1 << 20)  # this process holds more
+    client = forkclient.ForkClient({**os.environ,
+                                    "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])})
+    try:
+        assert "blut_plugins.local.forkserver" in _server_cmdline(client.proc.pid)
+    finally:
+        client.close()
