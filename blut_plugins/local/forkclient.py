@@ -11,7 +11,10 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import subprocess
 
 _CHUNK = 65536  # bytes read from the server at once
 _FALSE = {"0", "false", "no", "off"}
@@ -48,7 +51,7 @@ class ForkClient:
 
         mine, theirs = socket.socketpair()
         self.sock = mine
-        self.proc: _Server | Any
+        self.proc: _Server | subprocess.Popen[bytes]
         if threading.active_count() == 1 and _resident() <= FORK_MAX_RESIDENT and \
                 os.environ.get("BLUT_FORKSERVER_FORK", "1").strip().lower() not in _FALSE:
             self.proc = _fork_server(mine, theirs, env, preload)
