@@ -227,7 +227,6 @@ def from_record(record: Mapping[str, Any]) -> JobState:
                     detail=str(record.get("error") or ""))
 
 
-
 #: seconds a cluster's head gets to accept a connection before the run stops
 CONNECT_TIMEOUT = 5.0
 
