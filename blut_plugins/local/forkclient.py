@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     import subprocess
 
 _CHUNK = 65536  # bytes read from the server at once
-_FALSE = {"0", "false", "no", "off"}
 #: the most a driver may hold resident and be forked into the fork server (``blut run``
 #: holds ~25 MiB; a program calling ``start_run`` may hold far more)
 FORK_MAX_RESIDENT = 256 << 20
@@ -35,10 +34,12 @@ def _resident() -> int:
 class ForkClient:
     """The driver's end: start the server, spawn stages, learn how they ended."""
 
-    def __init__(self, env: dict[str, str], preload: Sequence[str] = ()) -> None:
+    def __init__(self, env: dict[str, str], preload: Sequence[str] = (), *,
+                 fork: bool = True) -> None:
         """Start the server with environment ``env``, importing the stage modules ``preload``.
 
-        The server is a fork of the driver when the driver runs no other thread and holds
+        The server is a fork of the driver when ``fork`` allows (``BLUT_FORKSERVER_FORK``,
+        read by the launcher), the driver runs no other thread and holds
         at most :data:`FORK_MAX_RESIDENT` bytes (a fork is up in ~2 ms, with blut and the
         recipe's modules already imported; a new interpreter takes ~60 ms, which the run's
         first stage waits for), else a new interpreter (``python -m
@@ -52,8 +53,7 @@ class ForkClient:
         mine, theirs = socket.socketpair()
         self.sock = mine
         self.proc: _Server | subprocess.Popen[bytes]
-        if threading.active_count() == 1 and _resident() <= FORK_MAX_RESIDENT and \
-                os.environ.get("BLUT_FORKSERVER_FORK", "1").strip().lower() not in _FALSE:
+        if fork and threading.active_count() == 1 and _resident() <= FORK_MAX_RESIDENT:
             self.proc = _fork_server(mine, theirs, env, preload)
         else:
             import subprocess

@@ -67,6 +67,7 @@ class LocalLauncher(Launcher):
         self._forks: ForkClient | None = None
         self._use_forks = os.environ.get("BLUT_FORKSERVER", "1") != "0"
         self._reuse = os.environ.get("BLUT_REUSE_WORKERS", "1") != "0"
+        self._fork_driver = os.environ.get("BLUT_FORKSERVER_FORK", "1") != "0"
         self._commands: int | None = None  # the run's command stages (None: not told)
 
     def expect(self, commands: int) -> None:
@@ -89,7 +90,7 @@ class LocalLauncher(Launcher):
         if self._forks is None:
             from blut_plugins.local.forkclient import ForkClient
 
-            self._forks = ForkClient(dict(env), modules)
+            self._forks = ForkClient(dict(env), modules, fork=self._fork_driver)
         return self._forks
 
     def submit(self, job: Job) -> JobHandle:

@@ -152,14 +152,17 @@ def test_a_forked_server_does_not_run_the_drivers_signal_handlers(tmp_path: Path
 
 def test_blut_forkserver_fork_0_starts_the_server_as_a_new_interpreter(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from blut_plugins.local.forkclient import ForkClient
+    from blut_plugins.local.launcher import LocalLauncher
 
     monkeypatch.setenv("BLUT_FORKSERVER_FORK", "0")
-    client = ForkClient({**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])})
+    launcher = LocalLauncher()
+    launcher.prepare({**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])},
+                     ["json"])  # a run with a Python stage starts its server here
     try:
-        assert "blut_plugins.local.forkserver" in _server_cmdline(client.proc.pid)
+        assert launcher._forks is not None
+        assert "blut_plugins.local.forkserver" in _server_cmdline(launcher._forks.proc.pid)
     finally:
-        client.close()
+        launcher.close()
 
 
 def test_a_driver_holding_much_memory_starts_the_server_as_a_new_interpreter(
