@@ -205,15 +205,13 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
               policy: SchedulingPolicy | None = None,
               no_calibration: bool = False,
               progress: ProgressSink | None = None,
-              broker: Broker | None = None,
               on_broker: Callable[[Broker], None] | None = None) -> RunSummary:
     """Create the run directory, run the plan, and return the summary.
 
     Without an explicit ``policy`` the memory broker schedules the run: every declaration
     is checked and a stage that can never fit this box refuses the whole run
-    (:class:`AdmissionRefused`, exit 3) before anything is written or started. A ``broker``
-    the caller already built is used as it is; its ``no_calibration`` then rules, not this
-    function's. ``on_broker`` is called with the run's broker once it is built, before
+    (:class:`AdmissionRefused`, exit 3) before anything is written or started.
+    ``on_broker`` is called with the run's broker once it is built, before
     anything runs (``blut run`` warns there when no memory containment is usable); a run
     with every stage cached builds none, and does not call it.
     """
@@ -223,7 +221,7 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
     gathering = provenance.start(_recipe_source(prepared))
     try:
         return _start(app, prepared, gathering, launcher=launcher, options=options, policy=policy,
-                      no_calibration=no_calibration, progress=progress, broker=broker,
+                      no_calibration=no_calibration, progress=progress,
                       on_broker=on_broker)
     finally:
         gathering.close()
@@ -231,7 +229,7 @@ def start_run(app: App, prepared: Prepared, *, launcher: str = "local",
 
 def _start(app: App, prepared: Prepared, gathering: Gathering, *, launcher: str,
            options: ExecOptions | None, policy: SchedulingPolicy | None, no_calibration: bool,
-           progress: ProgressSink | None, broker: Broker | None,
+           progress: ProgressSink | None,
            on_broker: Callable[[Broker], None] | None) -> RunSummary:
     from blut_core.run.service import Broker
 
@@ -242,8 +240,7 @@ def _start(app: App, prepared: Prepared, gathering: Gathering, *, launcher: str,
     if hits is not None:
         return _up_to_date(app, prepared, launcher, hits, options=options, progress=progress,
                            sinks=sinks, gathering=gathering)
-    if broker is None:
-        broker = Broker(app, no_calibration=no_calibration)
+    broker = Broker(app, no_calibration=no_calibration)
     if on_broker is not None:
         on_broker(broker)
     check_paths(app, broker, stages=len(prepared.plan))  # a bad place stops here too

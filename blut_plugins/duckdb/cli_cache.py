@@ -180,8 +180,6 @@ def leftovers(cache_root: Path) -> list[tuple[Path, int]]:
     return found
 
 
-
-
 def remove_entry(entry: Entry) -> bool:
     """Rename the entry aside (atomic for readers), then delete it."""
     aside = entry.path.with_name(f".gc-{entry.key}-{os.getpid()}")

@@ -111,6 +111,7 @@ def test_run_warns_loudly_without_containment_unless_nothing_runs(
     assert again.value.code == 0
     assert "NO MEMORY CONTAINMENT" not in capsys.readouterr().err
 
+
 def test_verbose_adds_the_traceback(capsys, app) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit):
         main(["-v", "run", "diamnod"], app=app)
