@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import json
 import os
@@ -10,6 +11,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     import subprocess
 
 _CHUNK = 65536  # bytes read from the server at once
+_FDS_SPACE = socket.CMSG_SPACE(8 * 4)  # room for the descriptors that come with one message
 #: the most a driver may hold resident and be forked into the fork server (``blut run``
 #: holds ~25 MiB; a program calling ``start_run`` may hold far more)
 FORK_MAX_RESIDENT = 256 << 20
@@ -29,6 +32,20 @@ def _resident() -> int:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return FORK_MAX_RESIDENT + 1  # unknown: not forked
+
+
+class _Chan:
+    """A worker the driver talks to directly: its request pipe and its back channel."""
+
+    __slots__ = ("back", "buf", "pid", "request", "requests", "reuse")
+
+    def __init__(self, pid: int, requests: int, back: int) -> None:
+        self.pid = pid
+        self.requests = requests  # write end of its request pipe (-1: closed)
+        self.back = back          # read end of its back channel, non-blocking (-1: closed)
+        self.buf = b""
+        self.request: int | None = None  # the request it runs
+        self.reuse = False  # it may be idle again after it
 
 
 class ForkClient:
@@ -50,6 +67,8 @@ class ForkClient:
         """
         import threading
 
+        from blut_plugins.local.forkserver import SPARES
+
         mine, theirs = socket.socketpair()
         self.sock = mine
         self.proc: _Server | subprocess.Popen[bytes]
@@ -66,50 +85,162 @@ class ForkClient:
         self.buf = b""
         self.exits: dict[int, tuple[int, bool]] = {}  # request id -> (return code, reused)
         self._next = 0
-        self.spares: list[int] = []  # the server's idle workers, not yet used or dropped
+        self.spares: list[int] = []  # idle workers, most recently idle last
+        self._workers: dict[int, _Chan] = {}  # pid -> every worker the driver holds
+        self._busy: dict[int, _Chan] = {}  # back channel -> a worker running a request
+        self._fds: deque[int] = deque()  # descriptors received, not yet taken by a "spare"
+        self._pending = SPARES  # workers asked of the server, not announced yet
         self.preloaded: set[str] = set(preload)
         self.base_env = dict(env)  # the server's environment: requests send differences
-        self._full = False  # the last read filled its buffer
+        self._full = False  # the last read filled its buffer, or stopped at descriptors
         self.used = False  # a request was sent
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
+    def filenos(self) -> list[int]:
+        """What to wait on for the next notice: the server's socket and every busy worker's
+        back channel."""
+        return [self.sock.fileno(), *self._busy]
 
     def _send(self, msg: dict[str, Any]) -> None:
         self.sock.sendall((json.dumps(msg) + "\n").encode())
 
     def _read(self, timeout: float | None) -> list[dict[str, Any]]:
-        """Messages that arrive within ``timeout`` (``None``: wait for at least one).
+        """Messages that arrive within ``timeout`` (``None``: wait for at least one), from
+        the server and from busy workers.
 
-        The socket stays blocking: a look without waiting is one ``recv`` with
+        The socket stays blocking: a look at it alone without waiting is one ``recv`` with
         ``MSG_DONTWAIT``, not a switch of the socket's mode and back.
         """
-        if timeout is not None and timeout > 0:
-            ready, _, _ = select.select([self.sock], [], [], timeout)
+        self._full = False
+        sockfd = self.sock.fileno()
+        if self._busy or (timeout is not None and timeout > 0):
+            ready, _, _ = select.select(self.filenos(), [], [],
+                                        None if timeout is None else max(0.0, timeout))
             if not ready:
                 return []
-        try:
-            data = self.sock.recv(_CHUNK, 0 if timeout is None else socket.MSG_DONTWAIT)
+            flags = int(socket.MSG_DONTWAIT)
+        else:
+            ready = [sockfd]
+            flags = 0 if timeout is None else int(socket.MSG_DONTWAIT)
+        out: list[dict[str, Any]] = []
+        for fd in ready:
+            chan = self._busy.get(fd)
+            if chan is not None:
+                out += self._from_worker(chan)
+        if sockfd in ready:
+            out += self._from_server(flags)
+        return out
+
+    def _from_server(self, flags: int) -> list[dict[str, Any]]:
+        try:  # (socket.recv_fds of Python 3.11 drops its flags)
+            data, ancdata, _, _ = self.sock.recvmsg(_CHUNK, _FDS_SPACE,
+                                                    flags | socket.MSG_CMSG_CLOEXEC)
         except (BlockingIOError, InterruptedError):
             return []
+        fds = [fd for level, kind, raw in ancdata
+               if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+               for fd in array.array("i", raw[:len(raw) - len(raw) % 4])]
+        self._fds.extend(fds)
         if not data:
             raise ConnectionError("the fork server stopped")
-        self._full = len(data) == _CHUNK  # more may be waiting already
+        # a read stops after a message with descriptors: more may be waiting already
+        self._full = len(data) == _CHUNK or bool(fds)
         self.buf += data
         out = []
         while b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
             msg = json.loads(line)
-            op, pid = msg.get("op"), msg.get("pid")
+            op = msg.get("op")
             if op == "exit" and msg.get("id") is not None:
-                self.exits.setdefault(int(msg["id"]), (int(msg["returncode"]),
-                                                       bool(msg.get("reused"))))
+                self.exits.setdefault(int(msg["id"]), (int(msg["returncode"]), False))
             elif op == "spare":
-                self.spares.append(int(pid))
-            elif op in ("spawned", "dropped") and pid in self.spares:
-                self.spares.remove(int(pid))
+                self._pending = max(0, self._pending - 1)
+                requests, back = self._fds.popleft(), self._fds.popleft()
+                os.set_blocking(back, False)
+                chan = _Chan(int(msg["pid"]), requests, back)
+                self._workers[chan.pid] = chan
+                self.spares.append(chan.pid)
+            elif op == "died":
+                out += self._died(int(msg["pid"]), int(msg["returncode"]))
             out.append(msg)
         return out
+
+    def _from_worker(self, chan: _Chan) -> list[dict[str, Any]]:
+        """What worker ``chan`` said of its request (it ended), if anything yet."""
+        try:
+            data = os.read(chan.back, _CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return []
+        if not data:  # it exited without a word: the server's "died" tells how
+            self._busy.pop(chan.back, None)
+            os.close(chan.back)
+            chan.back = -1
+            return []
+        chan.buf += data
+        out = []
+        while b"\n" in chan.buf:
+            line, chan.buf = chan.buf.split(b"\n", 1)
+            done = json.loads(line)
+            ident, code, reused = int(done["id"]), int(done["returncode"]), bool(done["reused"])
+            self._ended(chan, ident, code, reused)
+            out.append({"op": "exit", "id": ident, "pid": chan.pid, "returncode": code,
+                        "reused": reused})
+        return out
+
+    def _ended(self, chan: _Chan, ident: int, code: int, reused: bool) -> None:
+        """Request ``ident`` of worker ``chan`` ended: the worker is idle again, or gone."""
+        self.exits.setdefault(ident, (code, reused))
+        self._busy.pop(chan.back, None)
+        chan.request = None
+        if reused and chan.requests >= 0:
+            from blut_plugins.local.forkserver import IDLE_MAX
+
+            if len(self.spares) < IDLE_MAX:
+                self.spares.append(chan.pid)
+            else:
+                self._retire(chan)
+        else:
+            self._retire(chan)
+        self._top_up()
+
+    def _died(self, pid: int, code: int) -> list[dict[str, Any]]:
+        """The server reaped worker ``pid``: what it said last comes first, else ``code`` is
+        its request's."""
+        chan = self._workers.get(pid)
+        if chan is None:
+            return []
+        out = self._from_worker(chan) if chan.request is not None and chan.back >= 0 else []
+        if chan.request is not None:  # killed mid-request: it never said
+            ident = chan.request
+            self._ended(chan, ident, code, False)
+            out.append({"op": "exit", "id": ident, "pid": pid, "returncode": code,
+                        "reused": False})
+        self._retire(chan)
+        self._top_up()
+        return out
+
+    def _retire(self, chan: _Chan) -> None:
+        """Let go of a worker: closing its pipe makes it exit if it is idle."""
+        self._workers.pop(chan.pid, None)
+        self._busy.pop(chan.back, None)
+        if chan.pid in self.spares:
+            self.spares.remove(chan.pid)
+        for fd in (chan.requests, chan.back):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        chan.requests = chan.back = -1
+
+    def _top_up(self) -> None:
+        """Ask the server for forks while fewer than ``SPARES`` workers are idle or will be
+        (busy ones that may be reused)."""
+        from blut_plugins.local.forkserver import SPARES
+
+        returning = sum(1 for c in self._busy.values() if c.reuse)
+        want = SPARES - len(self.spares) - returning - self._pending
+        if want > 0:
+            self._pending += want
+            with contextlib.suppress(OSError):  # the server is gone: the next read says so
+                self._send({"op": "fork", "n": want})
 
     def spawn(self, *, cwd: str, env: dict[str, str], stdout: str, stderr: str,
               join: dict[str, Any] | None, context: str | None = None,
@@ -121,8 +252,8 @@ class ForkClient:
 
         With ``join`` the worker puts itself under its cap and runs at once; without, a
         fresh fork waits for :meth:`go` (the caller puts it under its cap first). When the
-        stage's module is already in the server, the request goes to an announced idle
-        worker and this returns without waiting for an answer. With ``reuse`` the worker
+        stage's module is already in the server, the request goes to an idle worker
+        and this returns without waiting for an answer. With ``reuse`` the worker
         may serve later requests after this one ends cleanly. ``dirs`` are made by the
         worker, in its cage, before it changes to ``cwd``, and then ``files`` (path, text)
         are written, before the stage's logs are opened.
@@ -133,30 +264,52 @@ class ForkClient:
         self._next += 1
         self.used = True
         ident = self._next
-        request = {"op": "spawn", "id": ident, "context": context,
+        request = {"id": ident, "context": context,
                    "argv": None if argv is None else list(argv), "cwd": cwd, "env": changes,
                    "stdout": stdout, "stderr": stderr, "preload": preload, "join": join,
                    "hold": join is None, "reuse": reuse,
                    "dirs": list(dirs), "files": [list(f) for f in files]}
         if not self.spares:
             self.drain()
-        if join is not None and (preload is None or preload in self.preloaded) and self.spares:
-            pid = self.spares.pop()  # the most recently idle: its memory is warmest
-            self._send({**request, "spare": pid})
-            return pid, ident
+        if join is not None and (preload is None or preload in self.preloaded):
+            line = (json.dumps(request) + "\n").encode()
+            while self.spares:
+                chan = self._workers[self.spares.pop()]  # the most recently idle: warmest
+                if self._hand(chan, line):
+                    chan.request, chan.reuse = ident, reuse
+                    self._busy[chan.back] = chan
+                    self._top_up()
+                    return chan.pid, ident
+        stale = bool(preload) and preload not in self.preloaded
         if preload:
             self.preloaded.add(preload)
-        self._send(request)
+        self._send({"op": "spawn", **request})
+        if stale:  # forked before the server imports the module: fresh forks will have it
+            for pid in list(self.spares):
+                self._retire(self._workers[pid])
+            self._top_up()
         while True:
             for msg in self._read(None):
                 if msg.get("op") == "spawned" and msg.get("id") == ident:
                     return int(msg["pid"]), ident
 
+    def _hand(self, chan: _Chan, line: bytes) -> bool:
+        """Write request ``line`` to idle worker ``chan``; False if it is gone (killed while
+        idle: the server's "died" follows)."""
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(chan.requests, view):]
+        except OSError:
+            self._retire(chan)
+            return False
+        return True
+
     def go(self, pid: int) -> None:
         self._send({"op": "go", "pid": pid})
 
     def drain(self) -> None:
-        """Take in notices that have arrived, without waiting (one ``recv`` unless a full one)."""
+        """Take in notices that have arrived, without waiting."""
         while self._read(0.0) and self._full:
             pass
 
@@ -173,13 +326,18 @@ class ForkClient:
         return self.exits[ident][0]
 
     def close(self) -> None:
-        """Stop the server: it reads end-of-file, ends its idle workers and exits.
+        """Stop the server: it reads end-of-file, ends its workers and exits.
 
         A server that never ran a stage is killed instead of waited for: it may still be
         importing (a run whose few command stages all started before it was up would wait
         for its start-up to end); its idle workers, if any, see their request pipe close and
         exit, in no stage's cgroup.
         """
+        for chan in list(self._workers.values()):
+            self._retire(chan)
+        while self._fds:
+            with contextlib.suppress(OSError):
+                os.close(self._fds.popleft())
         with contextlib.suppress(OSError):
             self.sock.close()
         if not self.used:

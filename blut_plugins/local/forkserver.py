@@ -7,41 +7,50 @@ for; the driver then pays one message per command instead of a fork.
 
 The local launcher starts one fork server per run — a fork of the driver that calls
 :func:`main`, or where the driver runs other threads ``python -m blut_plugins.local.forkserver
-FD`` (:class:`blut_plugins.local.forkclient.ForkClient`) — and talks to it over a socket with
-JSON lines:
+FD`` (:class:`blut_plugins.local.forkclient.ForkClient`). The server only makes and reaps
+workers; the driver talks to each worker directly, so a stage's start and end cross one pipe,
+not two and a wake-up of the server. Over the server's socket, JSON lines:
 
-- server → driver ``{"op": "spare", "pid"}`` whenever a *worker* is idle: a fork of the
-  server waiting on a pipe for its next request, the leader of its own session. The server
-  keeps ``SPARES`` of them, so that stages started in a burst do not wait for forks either.
-- driver → server ``{"op": "spawn", "id", "spare": PID, "context" | "argv", "dirs", "files",
-  "cwd", "env", "stdout", "stderr", "join", "reuse"}``: the server hands the request to that worker
-  and, if fewer than ``SPARES`` remain idle, forks another. ``env`` holds only what differs
-  from the server's own environment (``None``: unset). The driver knew the pid beforehand,
-  so it waits neither for a fork nor for an answer: a spawn costs it one message.
-- a request that must import a new stage module into the server first (``preload``), or
-  without ``join``, names no spare and is answered ``{"op": "spawned", "id", "pid"}``; idle
-  workers forked before the import are dropped (``{"op": "dropped", "pid"}``).
+- server → driver ``{"op": "spare", "pid"}`` with two file descriptors (``SCM_RIGHTS``): a new
+  *worker*, a fork of the server that waits on a pipe for its next request and is the leader
+  of its own session; the descriptors are the write end of that pipe and the read end of the
+  worker's back channel. The server keeps no end of either: the driver owns the worker from
+  then on. It forks ``SPARES`` at start, and more when the driver asks, ``{"op": "fork",
+  "n"}`` (the driver keeps ``SPARES`` idle or about to be, so that stages started in a burst
+  do not wait for forks).
+- driver → worker, on its pipe: ``{"id", "context" | "argv", "dirs", "files", "cwd", "env",
+  "stdout", "stderr", "join", "reuse"}``; ``env`` holds only what differs from the server's
+  own environment (``None``: unset). The driver knew the pid beforehand, so it waits neither
+  for a fork nor for an answer: a spawn costs it one write.
+- worker → driver, on its back channel: ``{"id", "returncode", "reused"}`` when the request
+  ends: the code as it was (a command killed by a signal is negative); ``reused`` true: it
+  finished cleanly and is idle again — it left the stage's cgroup (``join.home_procs``),
+  reset its environment, working directory, output and signal handlers — else it exits.
+  A worker is reused only after a stage that returned 0, left no thread behind, grew the
+  worker by less than ``REUSE_MAX_GROWTH`` bytes and was not its ``REUSE_MAX_STAGES``-th.
+- server → driver ``{"op": "died", "pid", "returncode"}`` when a worker exited; a worker
+  killed mid-stage (its cap, a timeout, a cancel) never wrote its end, and this is how the
+  driver learns its code. A worker the driver no longer wants it retires by closing its pipe.
+- driver → server ``{"op": "spawn", "id", ...}`` (the request as above) for a request that
+  must import a new stage module into the server first (``preload``; the driver retires the
+  workers forked before the import), or without ``join`` (``"hold": true``): a fresh fork of
+  the server runs it once, answered ``{"op": "spawned", "id", "pid"}`` and, when it exits,
+  ``{"op": "exit", "id", "pid", "returncode"}``. A held fork waits until the driver has
+  caged it (``adopt``) and sends ``{"op": "go", "pid"}``.
 - the worker first puts itself in the stage's memory cage (``join``: cgroup.procs,
   rlimit; with ``make`` and ``write`` it first creates the cgroup and writes its cap
   itself, so the driver does not), then makes the stage's directories and files,
   redirects its output, takes its environment and runs the stage
   (:mod:`blut_plugins.local.request`), so nothing of the stage ever runs outside its cap.
-  A request without ``join`` (``"hold": true``) gets a fresh fork that waits until the
-  driver has caged it (``adopt``) and sends ``{"op": "go", "pid"}``.
-- server → driver ``{"op": "exit", "id", "pid", "returncode", "reused"}`` when a request
-  ends: its worker exited (``reused`` false: it was killed, or it ended as below), or it
-  finished cleanly and was *reused* — it left the stage's cgroup (``join.home_procs``),
-  reset its environment, working directory, output and signal handlers, and is idle again
-  (announced anew as a spare). A worker is reused only after a stage that returned 0, left
-  no thread behind, grew the worker by less than ``REUSE_MAX_GROWTH`` bytes and was not its
-  ``REUSE_MAX_STAGES``-th; otherwise it exits.
+  It notes the cage it joined in a page it shares with the server (:class:`_Worker`).
 
 Workers are forks of the server: modules the server has imported (blut's runner, and each
 stage module after its first use) are shared, and a reused worker pays no fork at all; so a
 no-op stage costs well under a millisecond of its process. Module state a stage changes is
 seen by later stages of the same worker (as in Ray or Celery workers); ``reuse`` false in a
 request, or ``BLUT_REUSE_WORKERS=0`` for the driver, gives every stage a fresh fork.
-When the driver goes away (EOF), the server kills its workers' process groups and exits.
+When the driver goes away (EOF), the server kills its workers' process groups, removes the
+cages they had joined, and exits.
 """
 
 from __future__ import annotations
@@ -49,20 +58,23 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import mmap
 import os
 import selectors
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from typing import IO, Any
 
 from blut_plugins.local import cages
 from blut_plugins.local.request import run_request, write_pid
 
-SPARES = 2  # idle workers kept waiting for a request (forked ahead)
-IDLE_MAX = max(SPARES, os.cpu_count() or 1)  # idle workers kept when stages end
+SPARES = 2  # idle workers the driver keeps waiting for a request (forked ahead)
+IDLE_MAX = max(SPARES, os.cpu_count() or 1)  # idle workers the driver keeps when stages end
 REUSE_MAX_STAGES = 1000  # stages one worker runs before it is replaced by a fresh fork
 REUSE_MAX_GROWTH = 64 << 20  # resident bytes a worker may gain over its life and stay
+_SLOT = 4096  # bytes of the page a worker notes its cage in
 
 
 def _rss() -> int:
@@ -70,7 +82,13 @@ def _rss() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _worker(requests: IO[bytes], back: int) -> None:
+def _note(slot: mmap.mmap, cage: str | None) -> None:
+    """Note in ``slot`` the cgroup directory this worker is in (``None``: none)."""
+    data = (cage or "").encode()[:_SLOT - 1] + b"\0"
+    slot[:len(data)] = data
+
+
+def _worker(requests: IO[bytes], back: int, slot: mmap.mmap) -> None:
     """An idle fork: run each request it is handed, reused while it stays clean; never returns."""
     base_env = dict(os.environ)
     base_logging = _logging_state()
@@ -79,9 +97,10 @@ def _worker(requests: IO[bytes], back: int) -> None:
     done = 0
     while True:
         line = requests.readline()
-        if not line:  # dropped or retired by the server, or the server is gone
+        if not line:  # retired by the driver, or the driver is gone
             os._exit(0)
         req = json.loads(line)
+        _note(slot, cages.joined(req))  # before it joins: the server can always find it
         code = run_request(req, base_env)
         if os.getpid() != me:  # a process the stage forked returned here: it is not a worker
             os._exit(code if 0 <= code < 256 else 1)
@@ -94,13 +113,15 @@ def _worker(requests: IO[bytes], back: int) -> None:
         if keep:
             try:
                 write_pid(str(home))  # out of the stage's cgroup: its cage can be removed
+                _note(slot, None)
             except OSError:
                 keep = False
         if keep:
             _tidy(base_logging)
         # the code as it was (a command killed by a signal is negative), before exiting or not
-        os.write(back, (json.dumps({"id": req.get("id"), "returncode": code, "reused": keep})
-                        + "\n").encode())
+        with contextlib.suppress(OSError):  # the driver is gone: the next read ends it
+            os.write(back, (json.dumps({"id": req.get("id"), "returncode": code, "reused": keep})
+                            + "\n").encode())
         if not keep:
             os._exit(code if 0 <= code < 256 else 1)
 
@@ -140,22 +161,34 @@ def _tidy(baseline: tuple[list[Any], int] | None) -> None:
 
 
 def _child(go_fd: int, req: dict[str, Any]) -> None:
-    """A fork for one held request: wait for "go", run it, exit; never returns."""
+    """A fork for one request: wait for "go" (``go_fd``, a held one), run it, exit; never
+    returns. A command killed by a signal ends it by that signal, so that its parent reads
+    the same code a worker would have said."""
     if go_fd >= 0:
         if os.read(go_fd, 1) != b"g":  # the driver died before saying go
             os._exit(1)
         os.close(go_fd)
-    os._exit(run_request(req, dict(os.environ)))
+    code = run_request(req, dict(os.environ))
+    if code < 0:
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
+    os._exit(code if 0 <= code < 256 else 1)
 
 
 class _Worker:
-    def __init__(self, pid: int, requests: int, back: int) -> None:
+    """A worker as the server knows it: its pid, and the page it notes its cage in."""
+
+    def __init__(self, pid: int, slot: mmap.mmap) -> None:
         self.pid = pid
-        self.requests = requests  # write end of its request pipe
-        self.back = back          # read end of its back channel
-        self.buf = b""
-        self.request: int | None = None  # id of the request it runs
-        self.cage: str | None = None  # the cgroup it joined for it (see cages.kill)
+        self.slot = slot
+
+    def cage(self) -> str | None:
+        """The cgroup directory it joined last and has not left."""
+        with contextlib.suppress(ValueError):
+            text = self.slot[:_SLOT].split(b"\0", 1)[0]
+            return text.decode() or None
+        return None
 
 
 class _Server:
@@ -164,25 +197,24 @@ class _Server:
         self.buf = b""
         self.sel = selectors.DefaultSelector()
         self.waiting: dict[int, int] = {}   # pid -> write end of its go pipe (held forks)
-        self.held: dict[int, int | None] = {}  # pid -> request id (held forks)
+        self.once: dict[int, tuple[int | None, str | None]] = {}  # pid -> (request id, cage)
         self.workers: dict[int, _Worker] = {}
-        self.idle: list[int] = []  # workers waiting for a request, most recently idle last
-        self.returning: set[int] = set()  # busy workers that will be idle again if all goes well
         self.preloaded: set[str] = set()  # stage modules asked for (the driver keeps the same)
 
-    def send(self, msg: dict[str, Any]) -> None:
+    def send(self, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
+        data = (json.dumps(msg) + "\n").encode()
         with contextlib.suppress(OSError):  # the driver is gone: shutdown follows
-            self.sock.sendall((json.dumps(msg) + "\n").encode())
+            if fds:  # the descriptors travel with the message's first byte
+                sent = socket.send_fds(self.sock, [data], list(fds))
+                data = data[sent:]
+            if data:
+                self.sock.sendall(data)
 
-    def _fill_spares(self) -> None:
-        """Fork workers until ``SPARES`` are idle or will be (busy ones that will be reused)."""
-        while len(self.idle) + len(self.returning) < SPARES:
-            self._fork_worker()
-
-    def _fork_worker(self) -> None:
-        """Fork a worker that waits for its request, so the next spawn costs no fork."""
+    def fork_worker(self) -> None:
+        """Fork a worker that waits for its request and hand the driver its two pipe ends."""
         r, w = os.pipe()
         back_r, back_w = os.pipe()
+        slot = mmap.mmap(-1, _SLOT)  # shared with the fork
         gc.freeze()  # forks never scan (and so never copy) the server's objects
         pid = os.fork()
         if pid == 0:
@@ -191,84 +223,43 @@ class _Server:
                 os.close(back_r)
                 self._close_inherited()
                 os.setsid()  # a kill of its process group reaches it from its announcement on
-                _worker(os.fdopen(r, "rb"), back_w)
+                _worker(os.fdopen(r, "rb"), back_w, slot)
             finally:
                 os._exit(1)
         os.close(r)
         os.close(back_w)
-        self.workers[pid] = _Worker(pid, w, back_r)
-        self.sel.register(back_r, selectors.EVENT_READ, pid)
-        self.idle.append(pid)
-        self.send({"op": "spare", "pid": pid})
+        self.workers[pid] = _Worker(pid, slot)
+        self.send({"op": "spare", "pid": pid}, fds=(w, back_r))
+        os.close(w)  # the driver's now: when it goes, the worker reads end-of-file
+        os.close(back_r)
 
     def _close_inherited(self) -> None:
-        """In a new fork: close the server's ends of everything (else a worker never sees EOF)."""
+        """In a new fork: close the server's ends of everything (else a fork never sees EOF)."""
         self.sock.close()
-        for other in self.workers.values():
-            for fd in (other.requests, other.back):
-                if fd >= 0:
-                    os.close(fd)
         for fd in self.waiting.values():
             os.close(fd)
 
-    def _retire(self, pid: int, *, announce: bool) -> None:
-        """Close the worker's request pipe: it reads end-of-file and exits."""
-        worker = self.workers.get(pid)
-        if worker is not None and worker.requests >= 0:
-            os.close(worker.requests)
-            worker.requests = -1
-        if pid in self.idle:
-            self.idle.remove(pid)
-            if announce:
-                self.send({"op": "dropped", "pid": pid})
-
-    def spawn(self, req: dict[str, Any], line: bytes | None = None) -> None:
-        """Hand request ``req`` to a worker (``line``: its text as the driver sent it, handed on
-        as it is instead of written again)."""
+    def spawn(self, req: dict[str, Any]) -> None:
+        """Run request ``req`` once in a fresh fork, after importing its stage module here."""
         target = req.get("preload")
         if target and str(target) not in self.preloaded:  # import it here once; forks share it
             self.preloaded.add(str(target))
             if str(target) not in sys.modules:
                 with contextlib.suppress(Exception):
                     __import__(str(target))
-                for pid in list(self.idle):  # forked before the module was here
-                    self._retire(pid, announce=True)
-        named = req.get("spare")
-        if named is not None and named not in self.idle:
-            # the driver's view of the idle workers is wrong (a bug): fail this stage, loudly
-            with contextlib.suppress(OSError), open(req["stderr"], "a", encoding="utf-8") as fh:
-                fh.write(f"blut: fork server has no idle worker {named}\n")
-            self.send({"op": "exit", "id": req.get("id"), "pid": named, "returncode": 1,
-                       "reused": False})
-            return
-        if req.get("hold"):
-            self._spawn_held(req)
-            return
-        if not self.idle:
-            self._fork_worker()
-        pid = named if named is not None else self.idle[-1]
-        self.idle.remove(pid)
-        worker = self.workers[pid]
-        worker.request, worker.cage = req.get("id"), cages.joined(req)
-        if req.get("reuse"):
-            self.returning.add(pid)
-        with contextlib.suppress(OSError):
-            os.write(worker.requests, (line if line is not None else json.dumps(req).encode()) + b"\n")
-        if named is None:
-            self.send({"op": "spawned", "id": req.get("id"), "pid": pid})
-        self._fill_spares()  # ready for the next requests
-
-    def _spawn_held(self, req: dict[str, Any]) -> None:
-        r, w = os.pipe()
+        held = bool(req.get("hold"))
+        r, w = os.pipe() if held else (-1, -1)
         pid = os.fork()
         if pid == 0:
-            os.close(w)
+            if w >= 0:
+                os.close(w)
             self._close_inherited()
             os.setsid()
             _child(r, req)
-        os.close(r)
-        self.waiting[pid] = w
-        self.held[pid] = req.get("id")
+        if held:
+            os.close(r)
+            self.waiting[pid] = w
+        self.once[pid] = (req.get("id"), cages.joined(req))
         self.send({"op": "spawned", "id": req.get("id"), "pid": pid})
 
     def go(self, pid: int) -> None:
@@ -277,37 +268,6 @@ class _Server:
             with contextlib.suppress(OSError):
                 os.write(w, b"g")
             os.close(w)
-
-    def finished(self, pid: int) -> None:
-        """A worker's back channel spoke: its request ended; it is idle again, or exiting."""
-        worker = self.workers.get(pid)
-        if worker is None:
-            return
-        try:
-            data = os.read(worker.back, 65536)
-        except OSError:
-            data = b""
-        if not data:  # it exited: reap() reports it
-            self.sel.unregister(worker.back)
-            os.close(worker.back)
-            worker.back = -1
-            return
-        worker.buf += data
-        while b"\n" in worker.buf:
-            line, worker.buf = worker.buf.split(b"\n", 1)
-            done = json.loads(line)
-            worker.request = worker.cage = None  # reported here, not when reaped; the driver reaps
-            self.returning.discard(pid)
-            reused = bool(done.get("reused"))
-            self.send({"op": "exit", "id": done.get("id"), "pid": pid,
-                       "returncode": int(done["returncode"]), "reused": reused})
-            if not reused:
-                continue  # it exits
-            if len(self.idle) < IDLE_MAX and worker.requests >= 0:
-                self.idle.append(pid)
-                self.send({"op": "spare", "pid": pid})
-            else:
-                self._retire(pid, announce=False)
 
     def reap(self) -> None:
         while True:
@@ -321,41 +281,33 @@ class _Server:
             w = self.waiting.pop(pid, None)
             if w is not None:
                 os.close(w)
-            request = self.held.pop(pid, None)
-            self.returning.discard(pid)
-            if pid in self.workers and self.workers[pid].back >= 0:
-                self.finished(pid)  # what it said before it exited comes first
-            worker = self.workers.pop(pid, None)
-            if worker is not None:
-                request = worker.request
-                if worker.back >= 0:
-                    self.sel.unregister(worker.back)
-                    os.close(worker.back)
-                if worker.requests >= 0:
-                    os.close(worker.requests)
-                if pid in self.idle:  # an idle worker died (killed from outside)
-                    self.idle.remove(pid)
-                    self.send({"op": "dropped", "pid": pid})
-            if request is not None:
+            if pid in self.once:
+                request, _ = self.once.pop(pid)
                 self.send({"op": "exit", "id": request, "pid": pid, "returncode": code,
                            "reused": False})
-        self._fill_spares()
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                worker.slot.close()
+                self.send({"op": "died", "pid": pid, "returncode": code})
 
     def handle(self, line: bytes) -> None:
         req = json.loads(line)
         op = req.get("op")
-        if op == "spawn":
-            self.spawn(req, line)
+        if op == "fork":
+            for _ in range(max(0, int(req.get("n") or 1))):
+                self.fork_worker()
+        elif op == "spawn":
+            self.spawn(req)
         elif op == "go":
             self.go(int(req["pid"]))
 
     def shutdown(self) -> None:
-        for pid in list(self.idle):
-            self._retire(pid, announce=False)
         for pid in list(self.waiting):
             self.go(pid)
-        cages.kill(groups=[*self.workers, *self.held], reap=self.reap,
-                   cages=[w.cage for w in self.workers.values() if w.cage])
+        joined = [w.cage() for w in self.workers.values()]
+        joined += [cage for _, cage in self.once.values()]
+        cages.kill(groups=[*self.workers, *self.once], reap=self.reap,
+                   cages=[c for c in joined if c])
 
     def serve(self) -> None:
         rfd, wfd = os.pipe()
@@ -365,7 +317,8 @@ class _Server:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
         self.sel.register(self.sock, selectors.EVENT_READ, "sock")
         self.sel.register(rfd, selectors.EVENT_READ, "signal")
-        self._fill_spares()  # the first requests cost no fork either
+        for _ in range(SPARES):  # the first requests cost no fork either
+            self.fork_worker()
         try:
             while True:
                 for key, _ in self.sel.select():
@@ -373,9 +326,6 @@ class _Server:
                         with contextlib.suppress(BlockingIOError):
                             os.read(rfd, 512)
                         self.reap()
-                        continue
-                    if isinstance(key.data, int):
-                        self.finished(key.data)
                         continue
                     try:
                         data = self.sock.recv(65536)
@@ -390,7 +340,6 @@ class _Server:
                 self.reap()
         finally:
             self.shutdown()
-
 
 def main(argv: list[str]) -> int:
     """``python -m blut_plugins.local.forkserver FD [MODULE...]``: serve the driver on socket ``FD``."""

@@ -298,20 +298,21 @@ class LocalLauncher(Launcher):
             else:
                 super().wait(handles, timeout)
                 return
-        if workers and self._forks is not None:
-            fds.append(self._forks.fileno())
         while True:
+            notices: list[int] = []
             if workers and self._forks is not None:
                 self._forks.drain()
                 if any(r in self._forks.exits for r in workers):
                     return
+                notices = self._forks.filenos()
             left = deadline - time.monotonic()
             if left <= 0:
                 return
+            ready: list[int] = []
             with contextlib.suppress(InterruptedError):
-                ready, _, _ = select.select(fds, [], [], left)
-            if not ready or any(fd != fds[-1] or not workers for fd in ready):
-                return  # a pidfd, or the timeout; else only the server spoke: look again
+                ready, _, _ = select.select(fds + notices, [], [], left)
+            if not ready or any(fd in fds for fd in ready):
+                return  # a pidfd, or the timeout; else a worker or the server spoke: look again
 
     def close(self) -> None:
         for proc in self._procs.values():

@@ -7,10 +7,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.procs import alive
+
+if TYPE_CHECKING:
+    from blut_plugins.local.forkclient import ForkClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -176,5 +180,68 @@ def test_a_driver_holding_much_memory_starts_the_server_as_a_new_interpreter(
                                     "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])})
     try:
         assert "blut_plugins.local.forkserver" in _server_cmdline(client.proc.pid)
+    finally:
+        client.close()
+
+
+def _with_spares(client: ForkClient, n: int) -> list[int]:
+    deadline = time.monotonic() + 30
+    while len(client.spares) < n and time.monotonic() < deadline:
+        client.drain()
+        time.sleep(0.01)
+    assert len(client.spares) >= n, "the fork server announced too few idle workers"
+    return list(client.spares)
+
+
+def test_a_worker_killed_mid_stage_reports_the_signal_and_a_dead_idle_one_is_passed_over(
+        tmp_path: Path) -> None:
+    """The driver talks to workers directly: a worker killed while its stage runs never
+    says how it ended, so the server's word is its code (-9, not a hang); an idle worker
+    killed from outside is dropped, and the next stage goes to one that lives."""
+    import signal
+
+    from blut_plugins.local.forkclient import ForkClient
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    client = ForkClient(env)
+    try:
+        idle = _with_spares(client, 2)
+        os.kill(idle[-1], signal.SIGKILL)  # the one a spawn would take first
+        deadline = time.monotonic() + 10
+        while alive(idle[-1]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid, request = client.spawn(cwd=str(tmp_path), env=env, stdout=str(tmp_path / "out"),
+                                    stderr=str(tmp_path / "err"), join={}, reuse=True,
+                                    argv=["sleep", "30"])
+        assert pid != idle[-1]
+        time.sleep(0.2)
+        os.killpg(pid, signal.SIGKILL)
+        assert client.wait_exit(request, 10) == -signal.SIGKILL
+        # a command that ends by a signal while its worker lives: the worker's own word
+        _, second = client.spawn(cwd=str(tmp_path), env=env, stdout=str(tmp_path / "out2"),
+                                    stderr=str(tmp_path / "err2"), join={}, reuse=True,
+                                    argv=["sh", "-c", "kill -TERM $$"])
+        assert client.wait_exit(second, 10) == -signal.SIGTERM
+        assert client.exits[second] == (-signal.SIGTERM, False)  # not reused after a failure
+        _with_spares(client, 2)  # and the server forked workers in the place of the dead
+    finally:
+        client.close()
+
+
+def test_a_worker_with_no_cgroup_to_leave_is_not_kept_after_its_stage(tmp_path: Path) -> None:
+    """Reuse needs a cgroup the worker can leave (``home_procs``): else what the stage left
+    behind could not be killed apart from the worker, so the worker exits."""
+    from blut_plugins.local.forkclient import ForkClient
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    client = ForkClient(env)
+    try:
+        _with_spares(client, 2)
+        pid, request = client.spawn(cwd=str(tmp_path), env=env, stdout=str(tmp_path / "o"),
+                                    stderr=str(tmp_path / "e"), join={}, reuse=True,
+                                    argv=["true"])
+        assert client.wait_exit(request, 10) == 0
+        assert client.exits[request] == (0, False)
+        assert pid not in client.spares
     finally:
         client.close()
