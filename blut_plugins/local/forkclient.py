@@ -273,6 +273,11 @@ class ForkClient:
             self.drain()
         if join is not None and (preload is None or preload in self.preloaded):
             line = (json.dumps(request) + "\n").encode()
+            while not self.spares:  # all busy: a worker forked for it (it sets up outside the cage)
+                if not self._pending:
+                    self._pending += 1
+                    self._send({"op": "fork", "n": 1})
+                self._read(None)
             while self.spares:
                 chan = self._workers[self.spares.pop()]  # the most recently idle: warmest
                 if self._hand(chan, line):

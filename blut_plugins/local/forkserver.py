@@ -249,6 +249,7 @@ class _Server:
                     __import__(str(target))
         held = bool(req.get("hold"))
         r, w = os.pipe() if held else (-1, -1)
+        gc.freeze()  # as for a worker: the stage's cage is charged no copy of the server's pages
         pid = os.fork()
         if pid == 0:
             if w >= 0:
