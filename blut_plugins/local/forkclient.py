@@ -67,8 +67,9 @@ class ForkClient:
         """
         import threading
 
-        from blut_plugins.local.forkserver import SPARES
+        from blut_plugins.local.forkserver import IDLE_MAX, SPARES
 
+        self._spares_kept, self._idle_max = SPARES, IDLE_MAX
         mine, theirs = socket.socketpair()
         self.sock = mine
         self.proc: _Server | subprocess.Popen[bytes]
@@ -191,13 +192,8 @@ class ForkClient:
         self.exits.setdefault(ident, (code, reused))
         self._busy.pop(chan.back, None)
         chan.request = None
-        if reused and chan.requests >= 0:
-            from blut_plugins.local.forkserver import IDLE_MAX
-
-            if len(self.spares) < IDLE_MAX:
-                self.spares.append(chan.pid)
-            else:
-                self._retire(chan)
+        if reused and chan.requests >= 0 and len(self.spares) < self._idle_max:
+            self.spares.append(chan.pid)
         else:
             self._retire(chan)
         self._top_up()
@@ -209,13 +205,13 @@ class ForkClient:
         if chan is None:
             return []
         out = self._from_worker(chan) if chan.request is not None and chan.back >= 0 else []
-        if chan.request is not None:  # killed mid-request: it never said
-            ident = chan.request
-            self._ended(chan, ident, code, False)
-            out.append({"op": "exit", "id": ident, "pid": pid, "returncode": code,
-                        "reused": False})
-        self._retire(chan)
-        self._top_up()
+        if chan.request is None:  # idle, or it said how its request ended (then it is let go)
+            self._retire(chan)
+            self._top_up()
+            return out
+        ident = chan.request  # killed mid-request: it never said
+        self._ended(chan, ident, code, False)  # lets it go and asks for another
+        out.append({"op": "exit", "id": ident, "pid": pid, "returncode": code, "reused": False})
         return out
 
     def _retire(self, chan: _Chan) -> None:
@@ -233,10 +229,8 @@ class ForkClient:
     def _top_up(self) -> None:
         """Ask the server for forks while fewer than ``SPARES`` workers are idle or will be
         (busy ones that may be reused)."""
-        from blut_plugins.local.forkserver import SPARES
-
         returning = sum(1 for c in self._busy.values() if c.reuse)
-        want = SPARES - len(self.spares) - returning - self._pending
+        want = self._spares_kept - len(self.spares) - returning - self._pending
         if want > 0:
             self._pending += want
             with contextlib.suppress(OSError):  # the server is gone: the next read says so
