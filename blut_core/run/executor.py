@@ -368,12 +368,14 @@ class Executor:
     # -- following ---------------------------------------------------------------------
 
     def _follow(self, attempt: Attempt, state: JobState | None = None) -> JobState | None:
-        """Take in the attempt's reports; its final state once its process has ended."""
-        self._drain_events(attempt)
-        state = state or self.launcher.poll(attempt.handle)
-        if not state.done:
-            attempt.observe(state, time.monotonic())
-            return None
+        """Take in the attempt's reports; its final state once its process has ended (read
+        after it ended: every report is in by then, so an ended one is read once)."""
+        if state is None or not state.done:
+            self._drain_events(attempt)
+            state = state or self.launcher.poll(attempt.handle)
+            if not state.done:
+                attempt.observe(state, time.monotonic())
+                return None
         self._drain_events(attempt)
         self.running.pop(attempt.stage.name, None)
         return state

@@ -292,8 +292,9 @@ def _all_cached(app: App, plan: Plan, options: ExecOptions | None) -> dict[str, 
     if (options is not None and options.no_cache) or not all(s.cache for s in plan.topological()):
         return None
     entries: dict[str, CacheEntry] = {}
-    states = cache_states(plan, Cache(app.settings.cache_dir), entries=entries)
-    if any(st.state is not CacheState.CACHED for st in states.values()):
+    states = cache_states(plan, Cache(app.settings.cache_dir), entries=entries, until_miss=True)
+    if len(states) < len(plan) or any(st.state is not CacheState.CACHED
+                                      for st in states.values()):
         return None
     return entries
 

@@ -26,9 +26,11 @@ class StagePlanState:
 
 
 def cache_states(plan: Plan, cache: Cache, *, no_cache: bool = False,
-                 entries: dict[str, CacheEntry] | None = None) -> dict[str, StagePlanState]:
+                 entries: dict[str, CacheEntry] | None = None,
+                 until_miss: bool = False) -> dict[str, StagePlanState]:
     """Predict, in dependency order, which stages a run would skip (the entries found go
-    into ``entries``, by cache key, when given)."""
+    into ``entries``, by cache key, when given). With ``until_miss``, stop at the first
+    stage that would run: the states so far and that one's (whether all are cached)."""
     out: dict[str, StagePlanState] = {}
     for stage in plan.topological():
         hashes: dict[str, str] = {}
@@ -52,4 +54,6 @@ def cache_states(plan: Plan, cache: Cache, *, no_cache: bool = False,
             state = CacheState.WILL_RUN if stage.cache else CacheState.UNCACHED
             out[stage.name] = StagePlanState(stage=stage.name, state=state, cache_key=key,
                                              output_hash=None)
+            if until_miss:
+                break
     return out

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 from blut_core.errors import DiskFull, is_disk_full
 
 STATUS = "status.jsonl"
+#: one encoder for every event line (``json.dumps(..., default=str)`` builds one a call)
+_ENCODE = json.JSONEncoder(default=str).encode
 
 
 class StatusLog:
@@ -59,7 +61,7 @@ class StatusLog:
         full disk the stream is left as it was (a line written in part is cut off again)
         and :class:`DiskFull` is raised."""
         record = {"event": event, "t": round(time.time(), 6), **fields}
-        line = (json.dumps(record, default=str) + "\n").encode()
+        line = (_ENCODE(record) + "\n").encode()
         if self._buffer is not None:
             self._buffer.append(line)
         else:

@@ -245,3 +245,39 @@ def test_a_worker_with_no_cgroup_to_leave_is_not_kept_after_its_stage(tmp_path: 
         assert pid not in client.spares
     finally:
         client.close()
+
+
+def test_a_command_is_found_on_path_as_posix_spawnp_finds_it(tmp_path: Path) -> None:
+    """A worker looks a command up in PATH itself (an ``access`` per folder, not a failed
+    ``execve``) and must find what ``posix_spawnp`` would: not a file it cannot execute, nor
+    a folder of that name, but the first executable file after them; a name found nowhere
+    still fails as before (127, "cannot start")."""
+    from blut_plugins.local.forkclient import ForkClient
+
+    plain, folder, tool = tmp_path / "plain", tmp_path / "folder", tmp_path / "tool"
+    for d in (plain, folder, tool):
+        d.mkdir()
+    (plain / "blut-probe").write_text("#!/bin/sh\necho plain\n")  # not executable
+    (folder / "blut-probe").mkdir()
+    script = tool / "blut-probe"
+    script.write_text("#!/bin/sh\necho found \"$1\"\n")
+    script.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    stage_env = {"PATH": os.pathsep.join([str(plain), str(folder), str(tool),
+                                          os.environ.get("PATH", os.defpath)])}
+    client = ForkClient(env)
+    try:
+        _with_spares(client, 1)
+        out, err = tmp_path / "out", tmp_path / "err"
+        _, request = client.spawn(cwd=str(tmp_path), env=stage_env, stdout=str(out),
+                                  stderr=str(err), join={}, reuse=False,
+                                  argv=["blut-probe", "it"])
+        assert client.wait_exit(request, 10) == 0, err.read_text()
+        assert out.read_text() == "found it\n"
+        _, missing = client.spawn(cwd=str(tmp_path), env={"PATH": str(plain)},
+                                  stdout=str(tmp_path / "o2"), stderr=str(err), join={},
+                                  reuse=False, argv=["blut-no-such-program"])
+        assert client.wait_exit(missing, 10) == 127
+        assert "cannot start 'blut-no-such-program'" in err.read_text()
+    finally:
+        client.close()
