@@ -42,8 +42,11 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> None:
     if argv is not None or app is not None:  # in-process (tests, embedding): a plain SystemExit
         run(args, app)
         return
+    import gc
+
+    gc.disable()  # until the App is built: see root.run
     try:
-        run(args, app)
+        run(args, app, gc_paused=True)
     except SystemExit as exc:
         _leave(exc)
 

@@ -84,3 +84,15 @@ def test_a_profile_of_a_blut_command_is_written(tmp_path: Path) -> None:
     import pstats
 
     assert pstats.Stats(str(out)).total_calls > 0  # cProfile wrote it after blut's main returned
+
+
+def test_the_garbage_collector_is_back_on_once_start_up_is_over(tmp_path: Path) -> None:
+    """The console script turns the cyclic collector off while it imports and loads plugins
+    (collections that find nothing); every command then runs with it on again, and with
+    start-up's objects frozen out of its way."""
+    prelude = ("import atexit, gc\n"
+               "atexit.register(lambda: print('gc-on', gc.isenabled(), gc.get_freeze_count() > 0,"
+               " flush=True))")
+    done = _blut_after(prelude, "runs", "list", home=tmp_path / "home", tmp=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "gc-on True True" in done.stdout
