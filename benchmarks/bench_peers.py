@@ -49,7 +49,7 @@ from typing import Any
 from benchmarks._util import ROOT
 from benchmarks.peers import venvs
 from benchmarks.peers.checks import check_rerun, check_w1
-from benchmarks.peers.measure import Cmd, Load, empty, run_once, timed, watched
+from benchmarks.peers.measure import Cmd, Load, empty, file_system, run_once, timed, watched
 
 PEERS = Path(__file__).resolve().parent / "peers"
 N, SMALL, CHAIN = 200, 20, 50
@@ -308,7 +308,7 @@ def watch_w1(work: Path, logs: Path, blut: venvs.Blut) -> Watched:
                    checks=check_w1(folder / "home", N, blut.argv, env, seen))
 
 
-def report_load(load: dict[str, Any], skipped: list[str]) -> None:
+def report_load(load: dict[str, Any], skipped: list[str], work: Path) -> None:
     print(f"\n== machine load during the rounds ({load['seconds']:.0f} s, {os.cpu_count()} CPUs)")
     before, after = (" ".join(f"{x:.2f}" for x in load[k]) for k in ("loadavg_before", "loadavg_after"))
     print(f"  load average (1, 5, 15 min) before {before}, after {after}; other "
@@ -318,6 +318,7 @@ def report_load(load: dict[str, Any], skipped: list[str]) -> None:
         print(f"  {load['stopped']}")
     for why in skipped:
         print(f"  skipped: {why}")
+    print(f"  {file_system(work)}")
 
 
 def _versions(bins: dict[str, Path], blut: venvs.Blut) -> dict[str, str]:
@@ -400,7 +401,7 @@ def main() -> None:
         w.checks.append(check_rerun(w4.workdir / "home", N))
     for ok, what in w.checks:
         print(f"  [{'ok' if ok else 'NO'}] {what}")
-    report_load(load, skipped)
+    report_load(load, skipped, work)
     print(f"  whole bench_peers: {time.monotonic() - t0:.0f} s")
     out = os.environ.get("BLUT_BENCH_JSON")
     if out:

@@ -195,3 +195,42 @@ def _memory_cgroup(pid: int) -> Path | None:
         if "memory" in controllers.split(","):
             return Path("/sys/fs/cgroup/memory") / path.lstrip("/")
     return None
+
+
+def file_system(path: Path) -> str:
+    """What the file system under ``path`` is, in one line, and whether it is ext4 without a
+    journal (read from /proc: the mount table and jbd2's list of journals).
+
+    There, making an inode skips every inode of its group deleted in the last minute or so
+    (ext4's ``recently_deleted``, reading their inode table blocks), so a run that makes files
+    right after thousands were deleted pays for each of them: the bench empties a command's
+    work folder before each of its cold runs, and blut makes some ten files and folders a
+    stage (attempt, logs, context, output, cache entry) where the peers make next to none.
+    """
+    best: tuple[str, str, str, str] | None = None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+            for line in fh:
+                left, _, right = line.partition(" - ")
+                fields, tail = left.split(), right.split()
+                if len(fields) < 6 or len(tail) < 2:
+                    continue
+                point = fields[4].replace("\\040", " ")
+                inside = str(path) == point or str(path).startswith(point.rstrip("/") + "/")
+                if inside and (best is None or len(point) > len(best[0])):
+                    best = (point, tail[0], tail[1], fields[5] + "," + (tail[2] if len(tail) > 2 else ""))
+    except OSError:
+        return "file system: unknown (no /proc/self/mountinfo)"
+    if best is None:
+        return "file system: unknown"
+    point, kind, source, options = best
+    text = f"file system of the work folder: {kind} on {source} (mounted at {point})"
+    if kind == "ext4":
+        journals = os.listdir("/proc/fs/jbd2") if os.path.isdir("/proc/fs/jbd2") else []
+        device = os.path.basename(source)
+        if not any(j.rsplit("-", 1)[0] == device for j in journals) and "lazytime" not in options:
+            text += (", with no journal: an inode made there skips those of its group deleted"
+                     " in the last minute or so, so runs just after many files were deleted are"
+                     " slower for a tool that makes files (blut: some ten a stage; the peers:"
+                     " next to none)")
+    return text
