@@ -49,7 +49,7 @@ from typing import Any
 from benchmarks._util import ROOT
 from benchmarks.peers import venvs
 from benchmarks.peers.checks import check_rerun, check_w1
-from benchmarks.peers.measure import Cmd, Load, empty, file_system, run_once, timed, watched
+from benchmarks.peers.measure import Cmd, Load, empty, file_system, run_once, take_out_trash, timed, watched
 
 PEERS = Path(__file__).resolve().parent / "peers"
 N, SMALL, CHAIN = 200, 20, 50
@@ -372,10 +372,14 @@ def main() -> None:
               "(this machine sets PYTHONDONTWRITEBYTECODE=1; an editable checkout would otherwise "
               "compile every module in every process); the peers use the bytecode pip wrote "
               "into their venvs")
+    print("cold runs: each starts in a new empty work folder; the last run's folder is moved "
+          "aside and deleted after all rounds, not just before the next run (see the file "
+          "system line at the end)")
     versions = _versions(bins, blut)
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     load = measure(cmds, logs, seed)
     w = watch_w1(work, logs, blut)
+    take_out_trash(work)
     rows = table(cmds, w.vmhwm_kib)
     print("\n== blut vs doit and dask (threads): median whole-process wall (runs: see below)")
     show(rows)

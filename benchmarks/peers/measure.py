@@ -58,9 +58,27 @@ class Cmd:
                 "walls_s": walls}
 
 
+#: where :func:`empty` moves what a work folder held, beside it, until :func:`take_out_trash`
+TRASH = ".trash"
+
+
 def empty(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
+    """Make ``folder`` a new empty folder for a cold run. What it held is moved aside (into
+    :data:`TRASH` beside it) rather than deleted: :func:`take_out_trash` deletes it all once
+    the rounds are over. Deleting thousands of files just before a run slows the files the
+    run makes on some file systems (ext4 without a journal: :func:`file_system`), and that
+    slowdown is the harness's doing, not the command's."""
+    if folder.exists():
+        trash = folder.parent / TRASH
+        trash.mkdir(exist_ok=True)
+        os.rename(folder, trash / f"{folder.name}.{time.monotonic_ns()}")
     folder.mkdir(parents=True)
+
+
+def take_out_trash(root: Path) -> None:
+    """Delete what :func:`empty` moved aside anywhere under ``root``."""
+    for trash in sorted(root.rglob(TRASH)):
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def spawn(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
