@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from blut_core.model.footprint import Knob
+from blut_core.model.reprs import record_repr
 from blut_core.model.sizes import format_size
 
 ADMIT, RIGHT_SIZE, WAIT, REFUSE = "admit", "right_size", "wait", "refuse"
@@ -24,6 +25,8 @@ ADMIT, RIGHT_SIZE, WAIT, REFUSE = "admit", "right_size", "wait", "refuse"
 @attrs.frozen(kw_only=True)
 class Budget:
     """The numbers one decision is made against, in bytes."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     box: int          # the most the box can ever give (RAM, or blut's cgroup limit)
     available: int    # free now (MemAvailable, and the cgroup's room)
@@ -44,6 +47,8 @@ class Budget:
 @attrs.frozen(kw_only=True)
 class Admission:
     """A decision for one stage: what it was admitted at, or why not."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     decision: str
     footprint: int

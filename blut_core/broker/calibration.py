@@ -38,6 +38,7 @@ import attrs
 from blut_core.broker.caljournal import FOLD_BYTES, CalibrationFiles, Corrupt, MustFold, NotSaved, key_line
 from blut_core.errors import ConfigError
 from blut_core.host.log import get_logger
+from blut_core.model.reprs import record_repr
 from blut_core.store.rundir import ensure_file_writable
 
 DEFAULT, MEASURED, OOM_CORRECTED = "default", "measured", "oom_corrected"
@@ -54,6 +55,8 @@ class CalibrationKey:
     ``scope`` is set only for a stage that declares no driver: ``params`` (a digest of its
     params) and ``inputs`` (the size bucket of the bytes it reads).
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     recipe: str
     stage: str
@@ -83,6 +86,8 @@ class Entry:
     ``fits``: the cap a clean run finished under since the last OOM kill (the bound then
     stops escalating); ``inputs``: the most bytes a clean run of this key read.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     recipe: str
     stage: str
@@ -173,6 +178,8 @@ class Resolved:
     ``source``: ``model`` (no calibration), ``default`` (the stage declared nothing),
     ``measured`` or ``oom_corrected``; ``exhausted``: an OOM bound already at the ceiling.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     bytes: int
     source: str

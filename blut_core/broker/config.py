@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import attrs
 
 from blut_core.errors import ConfigError
+from blut_core.model.reprs import record_repr
 from blut_core.model.sizes import GiB, MiB, parse_fraction, parse_size
 
 #: Footprint of a stage that declares none (``blut plan`` flags such stages).
@@ -45,6 +46,8 @@ def default_floor(box: int) -> int:
 @attrs.frozen(kw_only=True)
 class BrokerConfig:
     """Admission and calibration settings (``None`` fields: scale with the box)."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     floor: int | None = None
     floor_share: float | None = None

@@ -47,6 +47,7 @@ import attrs
 
 from blut_core.broker import cgroups
 from blut_core.errors import ConfigError, DiskFull, is_disk_full
+from blut_core.model.reprs import record_repr
 from blut_core.store.rundir import ensure_file_writable, ensure_space
 
 COMPACT_SLACK = 4096  # padding bytes tolerated before the file is rewritten at its size
@@ -91,6 +92,8 @@ def _own_start() -> int | None:
 @attrs.frozen(kw_only=True)
 class Booking:
     """Memory promised to one running (or starting) stage."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     id: str
     bytes: int

@@ -13,6 +13,7 @@ import time
 import attrs
 
 from blut_core.broker import cgroups
+from blut_core.model.reprs import record_repr
 
 _MEMINFO_KEYS = {"MemTotal", "MemAvailable", "SwapTotal", "SwapFree"}
 
@@ -25,6 +26,8 @@ class Probe:
     ``available`` is what it can use now (MemAvailable, and the cgroup's room).
     ``mem_total == 0`` means the probe could not read ``/proc/meminfo``.
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     mem_total: int
     mem_available: int

@@ -14,6 +14,7 @@ import attrs
 
 from blut_core.errors import ConfigError
 from blut_core.host.interfaces import Containment
+from blut_core.model.reprs import record_repr
 
 if TYPE_CHECKING:
     from blut_core.host.registry import Registry
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 @attrs.frozen(kw_only=True)
 class Backend:
     """One installed backend and, when probed, why it cannot be used (``None``: usable)."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     name: str
     priority: int
@@ -39,6 +42,8 @@ class Backend:
 @attrs.frozen(kw_only=True)
 class Selection:
     """The containment a run uses, and what was learnt choosing it."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     containment: Containment
     forced: bool

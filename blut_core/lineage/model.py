@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 Row = dict[str, Any]
 
 COLUMNS: Mapping[str, tuple[tuple[str, str], ...]] = {
@@ -67,6 +69,8 @@ TABLES: tuple[str, ...] = tuple(COLUMNS)
 @attrs.frozen(kw_only=True)
 class RunLineage:
     """Everything lineage knows about one run, as rows per table (see :data:`COLUMNS`)."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     run: Row
     plugins: tuple[Row, ...] = ()

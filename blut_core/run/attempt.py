@@ -15,6 +15,7 @@ import attrs
 from blut_core.errors import DiskFull, is_disk_full
 from blut_core.model.jobs import JobHandle, JobState, JobStatus
 from blut_core.model.outcome import Classification
+from blut_core.model.reprs import record_repr
 from blut_core.model.sizes import GiB, MiB, format_size
 from blut_core.model.stage import Stage
 from blut_core.store.rundir import tail_line, write_bytes
@@ -26,6 +27,8 @@ _SHELL_CANNOT_RUN = (126, 127)  # "not executable", "not found": retrying cannot
 @attrs.define
 class Attempt:
     """A stage attempt the executor is following."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     stage: Stage
     number: int
@@ -138,6 +141,8 @@ def deadlines(attempt: Attempt) -> list[float]:
 class Breach:
     """A time limit a running attempt has reached: kill it as ``kill``, or, with ``kill``
     ``None``, send it the soft timeout's SIGTERM."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     kill: Classification | None
     message: str = ""

@@ -21,6 +21,7 @@ from blut_core.host.log import get_logger
 from blut_core.model.jobs import JobHandle, JobState, JobStatus, PeakSource
 from blut_core.model.outcome import Classification, RunInfo, RunSummary, StageOutcome, StageState
 from blut_core.model.plan import Plan
+from blut_core.model.reprs import record_repr
 from blut_core.model.stage import Stage
 from blut_core.process.spec import jsonable, prepare_attempt, read_events_from, stage_pythonpath
 from blut_core.run.attempt import (
@@ -43,6 +44,8 @@ from blut_core.store.rundir import RunDir, StatusLog
 @attrs.frozen(kw_only=True)
 class ExecOptions:
     """Switches of one run."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     no_cache: bool = False
     fail_fast: bool = False

@@ -7,6 +7,7 @@ import enum
 import attrs
 
 from blut_core.model.plan import Plan
+from blut_core.model.reprs import record_repr
 from blut_core.store.cache import Cache, CacheEntry, cache_key
 
 
@@ -19,6 +20,8 @@ class CacheState(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class StagePlanState:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     stage: str
     state: CacheState
     cache_key: str | None

@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from blut_core.model.reprs import record_repr
 from blut_core.model.sizes import format_size as human_bytes
 from blut_core.model.sizes import human_seconds
 from blut_core.run.stage_history import StageHistory
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 @attrs.frozen(kw_only=True)
 class StageView:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     name: str
     state: str                 # pending, waiting, running, retrying, ok, cached, failed, pruned...
     elapsed: float | None = None
@@ -54,6 +57,8 @@ class StageView:
 
 @attrs.frozen(kw_only=True)
 class Snapshot:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     run_id: str
     stages: tuple[StageView, ...]
     booked: int | None = None       # bytes this run has booked

@@ -22,6 +22,7 @@ import attrs
 
 from blut_core.errors import ConfigError
 from blut_core.model.outcome import Classification, StageOutcome, StageState
+from blut_core.model.reprs import record_repr
 from blut_core.store.rundir import STATUS, RunDir, StatusLog, read_events
 from blut_core.store.runs import RunRecord, find_run, load_run
 
@@ -56,6 +57,8 @@ class PreviousState:
     """What earlier drivers of a run left: the stages to keep, the attempt numbers used so
     far, each stage's OOM kills among them (they do not use up its error budget, before a
     resume or after), and the pids of attempts that never finished (pid → ``stage#N``)."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     kept: dict[str, StageOutcome]
     attempts: dict[str, int]

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 if TYPE_CHECKING:
     from blut_core.model.outcome import StageOutcome
     from blut_core.model.plan import Plan
@@ -35,6 +37,8 @@ class Launch:
     is what was booked; ``decision`` is ``admit`` or ``right_size``; ``reason`` says why.
     """
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     stage: Stage
     cap: int | None = None
     footprint: int | None = None
@@ -48,6 +52,8 @@ class Launch:
 @attrs.frozen(kw_only=True)
 class Refusal:
     """A policy's decision that ``stage`` can never run here (e.g. larger than the box)."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     stage: Stage
     reason: str
@@ -98,6 +104,8 @@ class SchedulingPolicy(Protocol):
 class BookedRun:
     """Memory one blut process (a run) has booked in the machine-wide ledger."""
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     pid: int
     command: str                  # what the process runs, e.g. ``blut run cook:train``
     bytes: int                    # booked
@@ -109,6 +117,8 @@ class BookedRun:
 @attrs.frozen(kw_only=True)
 class PolicyView:
     """A scheduling policy's state, for live progress and for planning the order."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     waiting: Mapping[str, str] = attrs.field(factory=dict)   # stage -> why it waits
     booked: int | None = None
@@ -123,6 +133,8 @@ class PolicyView:
 @attrs.define
 class BoundedPolicy:
     """At most ``max_parallel`` stages at once, in priority order, uncapped."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     max_parallel: int = 1
 

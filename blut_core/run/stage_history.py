@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from blut_core.model.reprs import record_repr
 from blut_core.model.sizes import format_size as human_bytes
 from blut_core.model.sizes import human_seconds
 
@@ -31,6 +32,8 @@ _ENDS = {"timeout": "a timeout", "stalled": "a stall (no heartbeat)", "lost": "a
 
 @attrs.define
 class _Stage:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     admitted: Mapping[str, Any] = attrs.field(factory=dict)   # the last stage_admitted
     attempt: int = 0
     cap: int | None = None

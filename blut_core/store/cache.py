@@ -43,6 +43,7 @@ from blut_core.model.hashing import (
     manifest_hash,
     tree_entries,
 )
+from blut_core.model.reprs import record_repr
 
 _WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
@@ -70,6 +71,8 @@ def keyed(identity: str, input_hashes: Mapping[str, str]) -> str:
 
 @attrs.frozen(kw_only=True)
 class CacheEntry:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     key: str
     path: Path
     output_hash: str
@@ -264,6 +267,8 @@ class PendingStore:
     kind ``dir``, ``link`` (source: the link's text), ``file`` (linked) or ``copy`` (a file
     shared with something outside blut: copied, its stamp taken from the copy).
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     key: str
     stage: str

@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from blut_core.errors import ConfigError
+from blut_core.model.reprs import record_repr
 from blut_core.store.rundir import STATUS, StatusStream, driver_alive, read_status
 
 #: The JSON documents every run directory holds, besides its status stream.
@@ -31,6 +32,8 @@ _NAMED = 5
 @attrs.frozen(kw_only=True)
 class RunRecord:
     """What ``blut runs list`` and ``blut runs show`` print for one run."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     run_id: str
     recipe: str

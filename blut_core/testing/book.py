@@ -17,6 +17,7 @@ import attrs
 
 from blut_core.host.manager import COOKBOOK_GROUP
 from blut_core.host.markers import hookimpl
+from blut_core.model.reprs import record_repr
 
 if TYPE_CHECKING:
     from blut_core.model.plan import Plan
@@ -28,6 +29,8 @@ ENTRY_POINT = md.EntryPoint(name="contract", value="blut_core.testing.book", gro
 
 @attrs.frozen(kw_only=True)
 class DiamondParams:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     n: int = attrs.field(default=50, validator=attrs.validators.ge(1),
                          metadata={"help": "Numbers to make."})
     label: str = attrs.field(default="contract", metadata={"help": "Written into every output."})

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 _SCRIPT = """
 import json, sys
 from blut_core.cli import main
@@ -38,6 +40,8 @@ with open(sys.argv[3], "w") as fh:
 class CommandImports:
     """How each command ended (its exit code; ``None`` where it returned, or exited, with none)
     and which of the modules asked about were imported once they had all run."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     codes: list[int | None]
     imported: list[str]

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 if TYPE_CHECKING:
     from blut_core.host.app import App
     from blut_core.model.outcome import RunSummary
@@ -62,6 +64,8 @@ class PeakCheck:
     the containment reports none); ``footprint_bytes`` is what admission booked (the
     calibrated value when one was known).
     """
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     stage: str
     attempt: int

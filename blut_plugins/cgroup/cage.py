@@ -26,6 +26,7 @@ import attrs
 from blut_core import Cage, LauncherError
 from blut_core.broker import process_start
 from blut_core.host import get_logger
+from blut_core.model.reprs import record_repr
 from blut_plugins.cgroup import files, usage
 from blut_plugins.cgroup.pool import MAX_CACHE, MAX_LEFT, CagePool, Idle, remove_empty
 
@@ -36,6 +37,8 @@ _SHELL = "/bin/sh"
 @attrs.frozen(kw_only=True)
 class CgroupLayout:
     """The control files of one cgroup version."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     version: int
     limit: str

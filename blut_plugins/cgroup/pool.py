@@ -39,6 +39,8 @@ import time
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 SIZE = 8  # empty cgroups kept at most (a run needs about as many as it runs stages at once)
 #: bytes an ended attempt may leave charged to its cgroup besides page cache and be recycled:
 #: the kernel charges memory in batches of 64 pages a CPU, so a cgroup's usage is that noisy
@@ -50,6 +52,8 @@ MAX_CACHE = 4 << 20  # bytes of page cache it may leave
 @attrs.define
 class Idle:
     """A pooled empty cgroup: its directory, the cap it holds, its OOM-kill count so far."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     path: str
     cap: int | None

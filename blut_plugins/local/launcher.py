@@ -25,6 +25,7 @@ from blut_core import (
     Launcher,
     LauncherError,
 )
+from blut_core.model.reprs import record_repr
 from blut_plugins.local.request import prepare_job
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def _join_spec(cage: Cage) -> Mapping[str, Any] | None:
 
 @attrs.define
 class _Proc:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     pid: int
     popen: subprocess.Popen[bytes] | None
     cage: Cage | None

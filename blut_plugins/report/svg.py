@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 
 from blut_core import format_size
+from blut_core.model.reprs import record_repr
 
 
 def esc(text: object) -> str:
@@ -53,6 +54,8 @@ def size_tick(n: float) -> str:
 @attrs.frozen
 class Scale:
     """A linear map from data ``[lo, hi]`` to pixels ``[a, b]``."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     lo: float
     hi: float

@@ -14,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 #: How an attempt ended, as the Gantt chart colours it.
 OUTCOMES = ("ok", "oom", "retried", "pruned", "cached", "failed", "cancelled", "running")
 
@@ -21,6 +23,8 @@ OUTCOMES = ("ok", "oom", "retried", "pruned", "cached", "failed", "cancelled", "
 @attrs.define(kw_only=True)
 class AttemptSpan:
     """One attempt of one stage (or a cached skip, attempt 0), as the run recorded it."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     stage: str
     attempt: int
@@ -46,6 +50,8 @@ class AttemptSpan:
 class MachinePoint:
     """What the machine looked like when admission decided about one attempt."""
 
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     t: float
     available: int
     booked_elsewhere: int     # bytes other stages (this run's and other runs') held back
@@ -55,6 +61,8 @@ class MachinePoint:
 @attrs.frozen(kw_only=True)
 class MetricCurve:
     """The values one stage reported for one metric, per attempt: ``(x, value)`` points."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     stage: str
     name: str
@@ -69,6 +77,8 @@ class MetricCurve:
 
 @attrs.frozen(kw_only=True)
 class Timeline:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     run_id: str
     recipe: str
     state: str

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from blut_core.model.reprs import record_repr
+
 if TYPE_CHECKING:
     from blut_core import App, Booking
 
@@ -28,6 +30,8 @@ MAX_POINTS = 120
 
 @attrs.frozen(kw_only=True)
 class RunRow:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     run_id: str
     recipe: str
     state: str
@@ -41,6 +45,8 @@ class RunRow:
 @attrs.frozen(kw_only=True)
 class StageRow:
     """One stage of one run, as its latest attempt left it."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     name: str
     state: str
@@ -58,6 +64,8 @@ class StageRow:
 
 @attrs.frozen(kw_only=True)
 class RunDetail:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     run: RunRow
     stages: tuple[StageRow, ...]
     metrics: Mapping[tuple[str, str], tuple[float, ...]]   # (stage, metric) -> values
@@ -66,6 +74,8 @@ class RunDetail:
 @attrs.frozen(kw_only=True)
 class BookingRow:
     """One booking in the machine-wide ledger, attributed to a run when one of ours made it."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     run_id: str | None
     pid: int
@@ -79,6 +89,8 @@ class BookingRow:
 
 @attrs.frozen(kw_only=True)
 class Machine:
+    __repr__ = record_repr  # attrs' text, not compiled per class
+
     box: int | None
     available: int | None
     ledger: str

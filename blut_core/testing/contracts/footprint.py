@@ -34,6 +34,7 @@ import pytest
 
 from blut_core.errors import BlutError
 from blut_core.host.interfaces import FootprintModel
+from blut_core.model.reprs import record_repr
 from blut_core.model.sizes import format_size, parse_size
 
 __all__ = ["BadDeclaration", "FootprintExample", "FootprintModelContract"]
@@ -46,6 +47,8 @@ _SCALES = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 10.0, 100.0)
 @attrs.frozen(kw_only=True)
 class FootprintExample:
     """A declaration, the drivers a stage ran with, and the peak it was measured at."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     spec: Mapping[str, Any]
     drivers: Mapping[str, int] = attrs.field(factory=dict)
@@ -64,6 +67,8 @@ class FootprintExample:
 @attrs.frozen(kw_only=True)
 class BadDeclaration:
     """A declaration the model must refuse, and a piece of the one-line message it gives."""
+
+    __repr__ = record_repr  # attrs' text, not compiled per class
 
     spec: Mapping[str, Any]
     drivers: Mapping[str, int] = attrs.field(factory=dict)
