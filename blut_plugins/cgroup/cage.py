@@ -26,7 +26,7 @@ import attrs
 from blut_core import Cage, LauncherError
 from blut_core.broker import process_start
 from blut_core.host import get_logger
-from blut_core.model.reprs import record_repr
+from blut_core.model import record_repr
 from blut_plugins.cgroup import files, usage
 from blut_plugins.cgroup.pool import MAX_CACHE, MAX_LEFT, CagePool, Idle, remove_empty
 

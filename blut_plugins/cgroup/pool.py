@@ -39,7 +39,7 @@ import time
 
 import attrs
 
-from blut_core.model.reprs import record_repr
+from blut_core.model import record_repr
 
 SIZE = 8  # empty cgroups kept at most (a run needs about as many as it runs stages at once)
 #: bytes an ended attempt may leave charged to its cgroup besides page cache and be recycled:

@@ -25,7 +25,7 @@ from blut_core import (
     Launcher,
     LauncherError,
 )
-from blut_core.model.reprs import record_repr
+from blut_core.model import record_repr
 from blut_plugins.local.request import prepare_job
 
 if TYPE_CHECKING:

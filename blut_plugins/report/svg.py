@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import attrs
 
 from blut_core import format_size
-from blut_core.model.reprs import record_repr
+from blut_core.model import record_repr
 
 
 def esc(text: object) -> str:

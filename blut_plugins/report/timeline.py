@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from blut_core.model.reprs import record_repr
+from blut_core.model import record_repr
 
 #: How an attempt ended, as the Gantt chart colours it.
 OUTCOMES = ("ok", "oom", "retried", "pruned", "cached", "failed", "cancelled", "running")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from blut_core.model.reprs import record_repr
+from blut_core.model import record_repr
 
 if TYPE_CHECKING:
     from blut_core import App, Booking
